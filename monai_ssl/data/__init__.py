@@ -1,0 +1,2 @@
+"""data."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""engines."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""handlers."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""losses."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""networks."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""transforms."""
+from __future__ import annotations

@@ -1,0 +1,7 @@
+"""Small shared utilities."""
+
+from __future__ import annotations
+
+from .atomic import atomic_path, atomic_torch_save, atomic_write_text
+
+__all__ = ["atomic_path", "atomic_torch_save", "atomic_write_text"]
