@@ -1,2 +1,7 @@
-"""losses."""
+"""Losses."""
+
 from __future__ import annotations
+
+from .byol import BYOLLoss, normalized_mse
+
+__all__ = ["BYOLLoss", "normalized_mse"]

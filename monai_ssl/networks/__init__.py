@@ -1,2 +1,22 @@
-"""networks."""
+"""Networks: BYOL, its heads, the BYOLMed2D slice encoder, the standard ResNet-18, classifiers."""
+
 from __future__ import annotations
+
+from .byol import BYOL
+from .classifier import EncoderClassifier, load_pretrained_encoder
+from .heads import MLPHead
+from .momentum import cosine_momentum, momentum_update
+from .resnet import ResNetEncoder, resnet18_encoder
+from .slice_encoder import SliceEncoder
+
+__all__ = [
+    "BYOL",
+    "EncoderClassifier",
+    "MLPHead",
+    "ResNetEncoder",
+    "SliceEncoder",
+    "cosine_momentum",
+    "load_pretrained_encoder",
+    "momentum_update",
+    "resnet18_encoder",
+]

@@ -1,0 +1,70 @@
+"""Warn when BYOL's representations collapse to a constant."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+from ignite.engine import Engine, Events
+
+__all__ = ["CollapseMonitor"]
+
+
+class CollapseMonitor:
+    """Watch the spread of the L2-normalised online projections and warn when it falls near 0.
+
+    A collapsed BYOL maps every input to the same vector: the standard deviation over the batch of
+    the normalised projections drops to 0, while well spread projections give about
+    ``1/sqrt(D)`` (solo-learn logs the same signal). The trainer puts it in its output as
+    ``projection_std`` (and ``projection_dim``). This handler averages it over each epoch, stores
+    the average as ``engine.state.metrics["projection_std"]`` and logs a warning when
+    ``mean_std * sqrt(D) < threshold``.
+
+    Args:
+        threshold: warn below this fraction of the ``1/sqrt(D)`` reference (0.1).
+        output_transform: maps ``engine.state.output`` to ``(projection_std, projection_dim)``.
+        logger_name: logger for the warning.
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.1,
+        output_transform: Callable = lambda out: (out["projection_std"], out["projection_dim"]),
+        logger_name: str = "monai_ssl",
+    ) -> None:
+        self.threshold = threshold
+        self.output_transform = output_transform
+        self.logger = logging.getLogger(logger_name)
+        self._sum = 0.0
+        self._count = 0
+        self._dim = 1
+        self.warnings = 0
+
+    def attach(self, engine: Engine) -> None:  # noqa: D102
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._check)
+
+    def _reset(self, engine: Engine) -> None:
+        self._sum, self._count = 0.0, 0
+
+    def _collect(self, engine: Engine) -> None:
+        std, dim = self.output_transform(engine.state.output)
+        self._sum += float(std)
+        self._count += 1
+        self._dim = int(dim)
+
+    def _check(self, engine: Engine) -> None:
+        if self._count == 0:
+            return
+        mean_std = self._sum / self._count
+        engine.state.metrics["projection_std"] = mean_std
+        ratio = mean_std * math.sqrt(self._dim)
+        if ratio < self.threshold:
+            self.warnings += 1
+            self.logger.warning(
+                f"epoch {engine.state.epoch}: the online projections are collapsing (std {mean_std:.2e}, "
+                f"{ratio:.3f} of the 1/sqrt({self._dim}) reference, threshold {self.threshold}); check the "
+                "augmentations, the learning rate and the target momentum."
+            )
