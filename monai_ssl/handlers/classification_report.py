@@ -1,0 +1,278 @@
+"""End-of-epoch report of a binary classifier: predictions CSV, metrics JSON and ROC curve PNG."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ignite.distributed as idist
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import from_engine
+from monai.utils import evenly_divisible_all_gather, string_list_all_gather
+
+from monai_ssl.metrics import binary_classification_metrics, roc_curve
+from monai_ssl.utils import atomic_write_text
+
+__all__ = ["ClassificationReportWriter"]
+
+logger = logging.getLogger("monai_ssl")
+
+
+def default_report_output_transform(output: Any) -> tuple[Any, Any | None]:
+    """Read ``(pred, label)`` from ``engine.state.output``; ``label`` is ``None`` when absent.
+
+    Supports both MONAI output layouts: a dict of batched tensors (``decollate=False``) and a list of
+    per-sample dicts (``decollate=True``).
+    """
+    first = output[0] if isinstance(output, list) and output else output
+    if not isinstance(first, dict) or "pred" not in first:
+        raise ValueError(
+            "ClassificationReportWriter: engine.state.output must be a dict or a list of dicts with key 'pred', "
+            f"got {type(first).__name__}; pass `output_transform` to read it."
+        )
+    if first.get("label") is not None:
+        return from_engine(["pred", "label"])(output)
+    probs = output["pred"] if isinstance(output, dict) else [o["pred"] for o in output]
+    return probs, None
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    """numpy view of a tensor, array or number."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().as_subclass(torch.Tensor)
+        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+    return np.asarray(value)
+
+
+def _per_sample(values: Any, name: str) -> np.ndarray:
+    """Flatten a batch (tensor ``(B,)``/``(B, 1)`` or list of one-element items) to a 1-D array."""
+    if isinstance(values, (list, tuple)):
+        items = [_to_numpy(v) for v in values]
+        bad = [i.shape for i in items if i.size != 1]
+        if bad:
+            raise ValueError(
+                f"ClassificationReportWriter: expected one {name} per sample (single-logit output), "
+                f"got per-sample shape {bad[0]}."
+            )
+        return np.concatenate([i.reshape(1) for i in items]) if items else np.zeros(0)
+    arr = _to_numpy(values)
+    if arr.ndim == 0:
+        return arr.reshape(1)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        return arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(
+            f"ClassificationReportWriter: expected one {name} per sample, shape (B,) or (B, 1), got {arr.shape}."
+        )
+    return arr
+
+
+class ClassificationReportWriter:
+    """Collect per-sample probabilities of a binary classifier over an epoch and write a report.
+
+    Meant for a MONAI ``SupervisedEvaluator`` (or any Ignite ``Engine``) whose single-logit output was
+    already turned into a probability by postprocessing, e.g. ``Activationsd(keys="pred", sigmoid=True)``.
+    At every ``EPOCH_COMPLETED`` it (over)writes into ``output_dir``, atomically:
+
+    - ``{prefix}predictions.csv``: columns ``id,probability,prediction[,label]``
+      (``prediction = int(probability >= threshold)``);
+    - ``{prefix}metrics.json``: :func:`monai_ssl.metrics.binary_classification_metrics` (only with labels);
+    - ``{prefix}roc_curve.png``: only with labels of both classes and ``plot_roc=True``.
+
+    The metrics dict is also stored as ``engine.state.metrics_report`` (``None`` without labels) and
+    summarised on the ``"monai_ssl"`` logger. In distributed runs, results are gathered from all
+    ranks and files are written by rank 0 only.
+
+    Example::
+
+        evaluator = SupervisedEvaluator(..., postprocessing=Activationsd(keys="pred", sigmoid=True))
+        ClassificationReportWriter(output_dir="./eval", id_key="id").attach(evaluator)
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike = "./",
+        id_key: str = "id",
+        output_transform: Callable[[Any], Any] = default_report_output_transform,
+        batch_transform: Callable[[Any], Sequence[Any] | None] | None = None,
+        threshold: float = 0.5,
+        prefix: str = "",
+        plot_roc: bool = True,
+    ) -> None:
+        """
+        Args:
+            output_dir: folder of the report files (created when needed).
+            id_key: key of the sample identifiers in ``engine.state.batch``.
+            output_transform: maps ``engine.state.output`` to ``(probs, labels)``, a tuple where
+                ``labels`` may be ``None`` (inference), or to ``probs`` alone (anything but a tuple).
+                Each is a batched tensor/array of shape ``(B,)``/``(B, 1)`` or a list of one-element
+                per-sample values. The default reads keys ``"pred"`` and ``"label"`` from a dict or a
+                decollated list of dicts.
+            batch_transform: maps ``engine.state.batch`` to the list of sample ids of the iteration.
+                ``None`` looks up ``batch[id_key]``, then the image meta ``filename_or_obj``, and finally
+                uses the running index of the sample within the epoch.
+            threshold: decision threshold on the probability.
+            prefix: prepended to the file names, e.g. ``"val_"``.
+            plot_roc: whether to draw the ROC curve PNG.
+        """
+        self.output_dir = Path(output_dir)
+        self.id_key = id_key
+        self.output_transform = output_transform
+        self.batch_transform = batch_transform
+        self.threshold = float(threshold)
+        self.prefix = prefix
+        self.plot_roc = plot_roc
+        self._reset()
+
+    def attach(self, engine: Engine) -> None:
+        """Register the handler on ``engine``.
+
+        Args:
+            engine: Ignite Engine, typically an evaluator.
+        """
+        if not engine.has_event_handler(self.epoch_started, Events.EPOCH_STARTED):
+            engine.add_event_handler(Events.EPOCH_STARTED, self.epoch_started)
+        if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+        if not engine.has_event_handler(self.epoch_completed, Events.EPOCH_COMPLETED):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+
+    def _reset(self) -> None:
+        self._ids: list[str] = []
+        self._probs: list[np.ndarray] = []
+        self._labels: list[np.ndarray | None] = []
+
+    def epoch_started(self, engine: Engine) -> None:
+        """Clear the buffers.
+
+        Args:
+            engine: Ignite Engine (unused).
+        """
+        self._reset()
+
+    def __call__(self, engine: Engine) -> None:
+        """Collect probabilities, labels and ids of the current iteration.
+
+        Args:
+            engine: Ignite Engine.
+        """
+        out = self.output_transform(engine.state.output)
+        probs_raw, labels_raw = (out if len(out) == 2 else (out[0], None)) if isinstance(out, tuple) else (out, None)
+        probs = _per_sample(probs_raw, "probability")
+        if not np.issubdtype(probs.dtype, np.floating):
+            probs = probs.astype(np.float64)
+        bad = probs[~((probs >= 0.0) & (probs <= 1.0))]
+        if bad.size:
+            raise ValueError(
+                f"ClassificationReportWriter: probability outside [0, 1] (e.g. {float(bad[0])}); apply a sigmoid in "
+                "postprocessing, e.g. `Activationsd(keys='pred', sigmoid=True)`."
+            )
+        labels = None
+        if labels_raw is not None:
+            labels = _per_sample(labels_raw, "label").astype(np.float64)
+            if labels.shape != probs.shape:
+                raise ValueError(
+                    f"ClassificationReportWriter: {labels.shape[0]} labels for {probs.shape[0]} predictions."
+                )
+            if not np.all((labels == 0.0) | (labels == 1.0)):
+                found = np.unique(labels)[:5].tolist()
+                raise ValueError(f"ClassificationReportWriter: labels must be 0 or 1, got {found}.")
+        self._ids.extend(self._batch_ids(engine.state.batch, probs.shape[0]))
+        self._probs.append(probs)
+        self._labels.append(labels)
+
+    def _batch_ids(self, batch: Any, count: int) -> list[str]:
+        """Sample ids of the current iteration as strings."""
+        ids = self.batch_transform(batch) if self.batch_transform is not None else self._default_ids(batch)
+        if ids is None:
+            start = len(self._ids)
+            return [str(start + i) for i in range(count)]
+        if isinstance(ids, (torch.Tensor, np.ndarray)):
+            ids = _to_numpy(ids).reshape(-1).tolist()
+        elif isinstance(ids, (str, bytes)):
+            ids = [ids]
+        ids = [str(i) for i in ids]
+        if len(ids) != count:
+            raise ValueError(f"ClassificationReportWriter: {len(ids)} ids for {count} predictions in this iteration.")
+        return ids
+
+    def _default_ids(self, batch: Any) -> Sequence[Any] | None:
+        """``batch[id_key]``, else the image meta ``filename_or_obj``, else ``None``; per sample if decollated."""
+        if isinstance(batch, list) and batch and all(isinstance(b, dict) for b in batch):
+            ids = [self._default_ids(b) for b in batch]
+            return None if any(i is None for i in ids) else [i[0] if isinstance(i, list) else i for i in ids]
+        if not isinstance(batch, dict):
+            return None
+        if batch.get(self.id_key) is not None:
+            return batch[self.id_key]
+        image = batch.get("image")
+        meta = getattr(image, "meta", None) or batch.get("image_meta_dict") or {}
+        return meta.get("filename_or_obj") if isinstance(meta, dict) else None
+
+    def epoch_completed(self, engine: Engine) -> None:
+        """Gather results, compute metrics and write the report files.
+
+        Args:
+            engine: Ignite Engine.
+        """
+        if not self._probs:
+            logger.warning("ClassificationReportWriter: no predictions collected this epoch; nothing written.")
+            engine.state.metrics_report = None
+            return
+        has_labels = [lab is not None for lab in self._labels]
+        if any(has_labels) and not all(has_labels):
+            raise ValueError("ClassificationReportWriter: labels were present in only some iterations of the epoch.")
+        probs = np.concatenate(self._probs)
+        labels = np.concatenate(self._labels).astype(np.int64) if all(has_labels) else None
+        ids = list(self._ids)
+        if idist.get_world_size() > 1:
+            dtype = probs.dtype
+            probs = evenly_divisible_all_gather(torch.as_tensor(probs), concat=True).numpy().astype(dtype)
+            if labels is not None:
+                labels = evenly_divisible_all_gather(torch.as_tensor(labels), concat=True).numpy()
+            ids = string_list_all_gather(ids)
+
+        report = None if labels is None else binary_classification_metrics(probs, labels, self.threshold)
+        engine.state.metrics_report = report
+        if idist.get_rank() == 0:
+            self._write(probs, labels, ids, report)
+
+    def _write(self, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None) -> None:
+        """Write CSV, JSON and PNG into ``output_dir`` and log a summary."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["id", "probability", "prediction"] + (["label"] if labels is not None else []))
+        for i, p in enumerate(probs):
+            row = [ids[i], str(p), int(p >= self.threshold)]
+            writer.writerow(row + ([int(labels[i])] if labels is not None else []))
+        csv_path = atomic_write_text(buf.getvalue(), self.output_dir / f"{self.prefix}predictions.csv")
+        if report is None:
+            logger.info("Classification report: %d predictions (no labels) -> %s", len(probs), csv_path)
+            return
+        atomic_write_text(json.dumps(report, indent=2) + "\n", self.output_dir / f"{self.prefix}metrics.json")
+        if self.plot_roc and report["auc"] is not None:
+            from monai_ssl.visualize import roc_figure, save_figure
+
+            fpr, tpr, _ = roc_curve(probs, labels)
+            fig = roc_figure(fpr, tpr, report["auc"], title=f"{self.prefix}ROC curve (n={report['n']})")
+            save_figure(fig, self.output_dir / f"{self.prefix}roc_curve.png")
+
+        def fmt(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.4f}"
+
+        logger.info(
+            "Classification report (n=%d, positives=%d, threshold=%g): auc=%s accuracy=%s sensitivity=%s "
+            "specificity=%s precision=%s f1=%s -> %s",
+            report["n"], report["n_positive"], report["threshold"], fmt(report["auc"]), fmt(report["accuracy"]),
+            fmt(report["sensitivity"]), fmt(report["specificity"]), fmt(report["precision"]), fmt(report["f1"]),
+            self.output_dir,
+        )
