@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .folders import VOLUME_SUFFIXES, volume_datalist
 from .mrnet import (
     MRNET_PLANES,
     MRNET_SPLITS,
@@ -15,6 +16,7 @@ from .synthetic import DEMO_MARKER, ensure_mrnet_demo, is_mrnet_demo, make_mrnet
 
 __all__ = [
     "DEMO_MARKER",
+    "VOLUME_SUFFIXES",
     "MRNET_PLANES",
     "MRNET_SPLITS",
     "MRNET_TASKS",
@@ -25,4 +27,5 @@ __all__ = [
     "oversample_minority",
     "read_mrnet_labels",
     "validate_volume_file",
+    "volume_datalist",
 ]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .byol_trainer import BYOLTrainer, prepare_views
+from .byol_trainer import BYOLTrainer, byol_scalars, prepare_views
 
-__all__ = ["BYOLTrainer", "prepare_views"]
+__all__ = ["BYOLTrainer", "byol_scalars", "prepare_views"]

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from monai_ssl.losses import BYOLLoss
 from monai_ssl.networks.momentum import cosine_momentum
 
-__all__ = ["BYOLTrainer", "prepare_views"]
+__all__ = ["BYOLTrainer", "byol_scalars", "prepare_views"]
 
 
 def prepare_views(
@@ -220,3 +220,11 @@ class BYOLTrainer(Trainer):
             engine.view_keys[0]: view1,
             engine.view_keys[1]: view2,
         }
+
+
+def byol_scalars(output: dict[str, Any]) -> dict[str, float]:
+    """The scalars of a ``BYOLTrainer`` output, tagged for TensorBoard (``byol/loss``, ``byol/lr``, ...).
+
+    Use as ``output_transform`` of :class:`monai.handlers.TensorBoardStatsHandler`.
+    """
+    return {f"byol/{k}": float(output[k]) for k in ("loss", "lr", "tau", "projection_std") if k in output}

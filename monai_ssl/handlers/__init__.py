@@ -6,6 +6,7 @@ from .checkpoint import AtomicDiskSaver, CheckpointSaver, ResumeFromCheckpoint, 
 from .classification_report import ClassificationReportWriter
 from .collapse_monitor import CollapseMonitor
 from .export_encoder import EncoderExporter
+from .progress import ProgressDisplay, loss_only
 from .view_grid import ViewGridHandler
 
 __all__ = [
@@ -14,7 +15,9 @@ __all__ = [
     "ClassificationReportWriter",
     "CollapseMonitor",
     "EncoderExporter",
+    "ProgressDisplay",
     "ResumeFromCheckpoint",
     "ViewGridHandler",
     "latest_checkpoint",
+    "loss_only",
 ]

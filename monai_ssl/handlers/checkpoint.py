@@ -42,12 +42,22 @@ class AtomicDiskSaver(BaseSaveHandler):
 class CheckpointSaver(_MonaiCheckpointSaver):
     """:class:`monai.handlers.CheckpointSaver` whose files are written atomically.
 
-    Same arguments as MONAI's handler. MONAI writes checkpoints in place, so a run killed during a
-    save can leave a truncated file that the next resume cannot read; here every file goes through
-    :class:`AtomicDiskSaver`.
+    Same arguments as MONAI's handler, plus ``engine_key``. MONAI writes checkpoints in place, so a
+    run killed during a save can leave a truncated file that the next resume cannot read; here every
+    file goes through :class:`AtomicDiskSaver`.
+
+    Args:
+        save_dir: folder of the checkpoint files.
+        save_dict: name -> object with ``state_dict`` to save.
+        engine_key: also save the engine this handler is attached to under this name (its epoch,
+            iteration and user state such as ``BYOLTrainer``'s optimizer step count). A bundle
+            config cannot name the trainer inside the trainer's own handler list (a circular
+            reference), so the handler adds it at ``attach``. ``None`` saves only ``save_dict``.
+        kwargs: the other arguments of :class:`monai.handlers.CheckpointSaver`.
     """
 
-    def __init__(self, save_dir: str, save_dict: dict, **kwargs: Any) -> None:
+    def __init__(self, save_dir: str, save_dict: dict, engine_key: str | None = None, **kwargs: Any) -> None:
+        self.engine_key = engine_key
         super().__init__(save_dir=save_dir, save_dict=save_dict, **kwargs)
         fixed = {
             "_final_checkpoint": kwargs.get("final_filename"),
@@ -58,6 +68,11 @@ class CheckpointSaver(_MonaiCheckpointSaver):
             checkpoint = getattr(self, attr, None)
             if checkpoint is not None:
                 checkpoint.save_handler = AtomicDiskSaver(save_dir, filename)
+
+    def attach(self, engine: Engine) -> None:  # noqa: D102
+        if self.engine_key is not None:
+            self.save_dict[self.engine_key] = engine  # the ignite Checkpoints share this dict
+        super().attach(engine)
 
 
 _SCORE = re.compile(r"(?:epoch|iteration)=(\d+)")
@@ -87,6 +102,8 @@ class ResumeFromCheckpoint:
     Args:
         checkpoint_dir: folder of ``checkpoint_*epoch=N.pt`` files.
         load_dict: name -> object with ``load_state_dict``.
+        engine_key: also load the engine this handler is attached to from this entry (see
+            :class:`CheckpointSaver`); ``None`` loads only ``load_dict``.
         enabled: do nothing when False (lets a bundle switch resuming with one flag).
         prefix: file-name prefix of the checkpoints.
         map_location: ``torch.load`` map location; the engine's device when None.
@@ -96,12 +113,14 @@ class ResumeFromCheckpoint:
         self,
         checkpoint_dir: str | os.PathLike,
         load_dict: dict,
+        engine_key: str | None = None,
         enabled: bool = True,
         prefix: str = "checkpoint",
         map_location: Any = None,
     ) -> None:
         self.checkpoint_dir = checkpoint_dir
         self.load_dict = load_dict
+        self.engine_key = engine_key
         self.enabled = enabled
         self.prefix = prefix
         self.map_location = map_location
@@ -109,6 +128,8 @@ class ResumeFromCheckpoint:
         self.loaded: Path | None = None
 
     def attach(self, engine: Engine) -> None:  # noqa: D102
+        if self.engine_key is not None:
+            self.load_dict[self.engine_key] = engine
         if self.enabled:
             engine.add_event_handler(Events.STARTED, self)
 

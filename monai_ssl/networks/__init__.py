@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .byol import BYOL
-from .classifier import EncoderClassifier, load_pretrained_encoder
+from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained_encoder
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
 from .resnet import ResNetEncoder, resnet18_encoder
 from .slice_encoder import SliceEncoder
+from .weights import load_weights
 
 __all__ = [
     "BYOL",
@@ -16,7 +17,9 @@ __all__ = [
     "ResNetEncoder",
     "SliceEncoder",
     "cosine_momentum",
+    "init_from_pretrained",
     "load_pretrained_encoder",
+    "load_weights",
     "momentum_update",
     "resnet18_encoder",
 ]

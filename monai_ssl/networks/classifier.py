@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-__all__ = ["EncoderClassifier", "load_pretrained_encoder"]
+__all__ = ["EncoderClassifier", "init_from_pretrained", "load_pretrained_encoder"]
 
 
 class EncoderClassifier(nn.Module):
@@ -97,3 +97,14 @@ def load_pretrained_encoder(encoder: nn.Module, path: str | os.PathLike | None, 
             f"{result.unexpected_keys[:5]} (was it pre-trained with the same network definition?)."
         )
     return encoder
+
+
+def init_from_pretrained(model: nn.Module, path: str | os.PathLike | None, strict: bool = True) -> nn.Module:
+    """Load BYOL encoder weights into ``model.encoder`` (see :func:`load_pretrained_encoder`); return ``model``.
+
+    Meant for bundle configs: ``"$monai_ssl.networks.init_from_pretrained(@network_def, @pretrained_encoder)"``.
+    """
+    if not hasattr(model, "encoder"):
+        raise TypeError(f"{type(model).__name__} has no `encoder` to load pre-trained weights into.")
+    load_pretrained_encoder(model.encoder, path, strict=strict)
+    return model

@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from .atomic import atomic_path, atomic_torch_save, atomic_write_text
+from .logging import configure_logging
 
-__all__ = ["atomic_path", "atomic_torch_save", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_torch_save", "atomic_write_text", "configure_logging"]
