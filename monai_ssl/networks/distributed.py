@@ -1,0 +1,18 @@
+"""Batch-norm choice for multi-GPU training."""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["maybe_sync_batchnorm"]
+
+
+def maybe_sync_batchnorm(network: nn.Module, sync: bool) -> nn.Module:
+    """Convert every batch-norm layer to ``SyncBatchNorm`` when ``sync`` is True; return the network.
+
+    BYOL computes batch statistics in its encoders and heads; with ``DistributedDataParallel`` each
+    GPU otherwise normalises over its own share of the batch only. The BYOL paper synchronises
+    batch norm across devices, so the multi-GPU overlay does so on CUDA. ``SyncBatchNorm`` runs on
+    CUDA only: on CPU (gloo) the per-process batch norm is kept.
+    """
+    return nn.SyncBatchNorm.convert_sync_batchnorm(network) if sync else network
