@@ -1,0 +1,147 @@
+"""End to end: every config of the BYOLMed2D bundle on tiny data, as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from monai.bundle import ckpt_export, run, verify_net_in_out
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import BYOLMED2D, REPO, TINY  # noqa: I001  (tests/bundles/conftest.py)
+
+TRAIN = str(BYOLMED2D / "train.json")
+FINETUNE = str(BYOLMED2D / "finetune.json")
+EVALUATE = str(BYOLMED2D / "evaluate.json")
+INFERENCE = str(BYOLMED2D / "inference.json")
+META = str(BYOLMED2D / "metadata.json")
+
+
+def _events(folder):
+    acc = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, tiny_mrnet):
+    root = tmp_path_factory.mktemp("byolmed2d")
+    run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(tiny_mrnet), **{**TINY, "num_epochs": 2})
+    return root
+
+
+def test_pretraining_writes_checkpoint_encoder_and_tensorboard(pretrained):
+    checkpoint = torch.load(pretrained / "models" / "pretrain" / "checkpoint_epoch=2.pt", weights_only=True)
+    assert set(checkpoint) == {"network", "optimizer", "lr_scheduler", "trainer"}
+    # 6 training exams, batch 2 -> 3 optimizer steps per epoch
+    assert checkpoint["trainer"]["optimizer_steps"] == 6 and checkpoint["trainer"]["iteration"] == 6
+    assert any(k.startswith("target_encoder.") for k in checkpoint["network"])
+    encoder = torch.load(pretrained / "models" / "encoder.pt", weights_only=True)
+    assert all(not k.startswith("online_") for k in encoder) and "backbone.conv1.weight" in encoder
+
+    events = _events(pretrained / "runs" / "pretrain")
+    scalars = set(events.Tags()["scalars"])
+    assert {"byol/loss", "byol/lr", "byol/tau", "byol/projection_std"} <= scalars
+    losses = [e.value for e in events.Scalars("byol/loss")]
+    assert len(losses) == 6 and all(0.0 <= v <= 8.0 for v in losses)
+    taus = [e.value for e in events.Scalars("byol/tau")]
+    assert taus[0] == pytest.approx(0.99) and taus == sorted(taus)
+    images = events.Images("byol/views")
+    assert [i.step for i in images] == [1, 2]
+
+
+def test_resume_continues_from_last_checkpoint(pretrained, tiny_mrnet):
+    run(config_file=TRAIN, bundle_root=str(pretrained), dataset_dir=str(tiny_mrnet), resume=True,
+        **{**TINY, "num_epochs": 3})
+    checkpoint = torch.load(pretrained / "models" / "pretrain" / "checkpoint_epoch=3.pt", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] == 9 and checkpoint["trainer"]["optimizer_steps"] == 9
+    losses = [e.step for e in _events(pretrained / "runs" / "pretrain").Scalars("byol/loss")]
+    assert losses[-3:] == [7, 8, 9]  # the resumed run logged iterations 7..9 only, not 1..9 again
+
+
+def test_finetune_evaluate_inference_and_export(pretrained, tiny_mrnet, tmp_path):
+    common = {"bundle_root": str(pretrained), "dataset_dir": str(tiny_mrnet), "num_slices": 4, "image_size": 32,
+              "batch_size": 2, "num_workers": 0}
+    run(config_file=FINETUNE, num_epochs=2, lr_milestones=[1], **common)
+    models = pretrained / "models"
+    assert (models / "model.pt").is_file()
+    finetune_ckpt = torch.load(models / "finetune" / "checkpoint_epoch=2.pt", weights_only=True)
+    assert finetune_ckpt["lr_scheduler"]["last_epoch"] == 2
+    assert finetune_ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)  # x0.1 after the milestone
+    events = _events(pretrained / "runs" / "finetune")
+    assert {"train/loss", "val_auc", "val_accuracy"} <= set(events.Tags()["scalars"])
+
+    run(config_file=EVALUATE, **common)
+    report = json.loads((pretrained / "eval" / "metrics.json").read_text())
+    assert report["n"] == 4 and report["n_positive"] >= 1
+    assert {"accuracy", "auc", "sensitivity", "specificity", "confusion_matrix"} <= set(report)
+    assert sum(map(sum, report["confusion_matrix"])) == 4
+    with open(pretrained / "eval" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["0006", "0007", "0008", "0009"]
+    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+    assert (pretrained / "eval" / "roc_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    unseen = tmp_path / "unseen"
+    unseen.mkdir()
+    for src in sorted((tiny_mrnet / "valid" / "sagittal").glob("*.npy"))[:2]:
+        (unseen / f"exam_{src.name}").write_bytes(src.read_bytes())
+    run(config_file=INFERENCE, input_dir=str(unseen), output_dir=str(tmp_path / "out"), **common)
+    with open(tmp_path / "out" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["exam_0006", "exam_0007"] and "label" not in rows[0]
+
+    verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE)
+    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(models / "model.pt"),
+                meta_file=META, config_file=INFERENCE)
+    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    assert scripted(torch.rand(1, 1, 4, 32, 32)).shape == (1, 1)
+
+
+def test_finetune_without_pretraining_is_a_clear_error(tmp_path, tiny_mrnet):
+    with pytest.raises(Exception) as info:
+        run(config_file=FINETUNE, bundle_root=str(tmp_path), dataset_dir=str(tiny_mrnet), **TINY)
+    causes = [e for e in _chain(info.value) if isinstance(e, FileNotFoundError)]
+    assert causes and "pre-trained encoder not found" in str(causes[0]) and "train.json" in str(causes[0])
+
+
+def test_missing_dataset_dir_names_it(tmp_path):
+    with pytest.raises(Exception) as info:
+        run(config_file=TRAIN, bundle_root=str(tmp_path), dataset_dir=str(tmp_path / "nowhere"), **TINY)
+    assert "nowhere" in "".join(str(e) for e in _chain(info.value))
+
+
+def _chain(error):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def test_multi_gpu_overlay_with_two_cpu_processes(tmp_path, tiny_mrnet):
+    overrides = [f"--{k}={v}" for k, v in TINY.items()]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
+        "--config_file", f"['{TRAIN}','{BYOLMED2D / 'multi_gpu_train.json'}']",
+        "--bundle_root", str(tmp_path), "--dataset_dir", str(tiny_mrnet), *overrides,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    # 6 exams split over 2 processes, batch 2 per process -> 1 step per epoch (drop_last)
+    assert checkpoint["trainer"]["optimizer_steps"] == 1
+    assert len(list((tmp_path / "runs" / "pretrain").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+
+
+@pytest.mark.slow
+def test_documented_command_on_the_demo_data():
+    """The README's main job, exactly as documented (about 3-4 minutes on 2 CPU cores)."""
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "bundles/byolmed2d/configs/train.json"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (REPO / "bundles" / "byolmed2d" / "models" / "encoder.pt").is_file()
