@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-class TinyEncoder(nn.Sequential):
-    """Conv - BN - ReLU - global pool: a stand-in for ResNet-18 with ``out_features`` = 8."""
-
-    def __init__(self, in_channels: int = 1, out_features: int = 8, pool: bool = True) -> None:
-        layers = [nn.Conv2d(in_channels, out_features, 3, padding=1), nn.BatchNorm2d(out_features), nn.ReLU()]
-        if pool:
-            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        super().__init__(*layers)
-        self.out_features = out_features
+from helpers import TinyEncoder
 
 
 @pytest.fixture
@@ -31,6 +18,10 @@ def tiny_encoder() -> TinyEncoder:
 
 @pytest.fixture(autouse=True)
 def _propagate_monai_ssl_logs():
-    """Let caplog see the package's log records."""
-    logging.getLogger("monai_ssl").propagate = True
+    """Let caplog see the package's log records, and undo what a bundle run's logging set-up did."""
+    logger = logging.getLogger("monai_ssl")
+    logger.propagate = True
     yield
+    logger.handlers.clear()
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True

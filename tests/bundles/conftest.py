@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end bundle tests: tiny MRNet-layout data and small-model overrides."""
+"""Fixtures for end-to-end bundle tests: tiny MRNet-layout data."""
 
 from __future__ import annotations
 
@@ -7,20 +7,6 @@ from pathlib import Path
 import pytest
 
 from monai_ssl.data import make_mrnet_demo
-
-REPO = Path(__file__).resolve().parents[2]
-BYOLMED2D = REPO / "bundles" / "byolmed2d" / "configs"
-
-# the recipe's structure with small sizes, so each bundle runs in seconds on 2 CPU cores
-TINY = {
-    "image_size": 32,
-    "num_slices": 4,
-    "hidden_dim": 64,
-    "projection_dim": 16,
-    "batch_size": 2,
-    "num_workers": 0,
-    "num_epochs": 1,
-}
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 from monai.bundle import ckpt_export, run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import BYOLMED2D, REPO, TINY  # noqa: I001  (tests/bundles/conftest.py)
+from bundle_helpers import BYOLMED2D, REPO, TINY
 
 TRAIN = str(BYOLMED2D / "train.json")
 FINETUNE = str(BYOLMED2D / "finetune.json")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import TinyEncoder
 
 from ignite.engine import Events
 
@@ -26,8 +27,6 @@ def test_latest_checkpoint_orders_by_number(tmp_path):
 
 
 def test_saves_atomically_and_resumes_where_it_stopped(tiny_encoder, tmp_path):
-    from conftest import TinyEncoder
-
     trainer, objects = _setup(tiny_encoder, max_epochs=2)
     CheckpointSaver(str(tmp_path), objects, save_interval=1, n_saved=1).attach(trainer)
     trainer.run()

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import TinyEncoder
 
 from monai_ssl.networks import BYOL, EncoderClassifier, load_pretrained_encoder
 
 
 def test_loads_exported_encoder_and_byol_checkpoint(tiny_encoder, tmp_path):
-    from conftest import TinyEncoder
-
     byol = BYOL(tiny_encoder, hidden_dim=16, projection_dim=4)
     torch.save(byol.online_encoder.state_dict(), tmp_path / "encoder.pt")
     torch.save({"network": byol.state_dict(), "optimizer": {}}, tmp_path / "checkpoint.pt")

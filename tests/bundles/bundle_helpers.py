@@ -1,0 +1,19 @@
+"""Paths and small-model overrides for the end-to-end bundle tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BYOLMED2D = REPO / "bundles" / "byolmed2d" / "configs"
+
+# the recipe's structure with small sizes, so each bundle runs in seconds on 2 CPU cores
+TINY = {
+    "image_size": 32,
+    "num_slices": 4,
+    "hidden_dim": 64,
+    "projection_dim": 16,
+    "batch_size": 2,
+    "num_workers": 0,
+    "num_epochs": 1,
+}
