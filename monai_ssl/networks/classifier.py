@@ -73,14 +73,15 @@ def load_pretrained_encoder(encoder: nn.Module, path: str | os.PathLike | None, 
 
     ``path`` may be the encoder file that pre-training exports (``models/encoder.pt``, the online
     encoder's state dict) or a full BYOL training checkpoint (its ``online_encoder.*`` weights
-    are used). ``None`` leaves the encoder as initialised (training from scratch). Loads with
+    are used). ``None``, ``""``, ``"none"`` or ``"null"`` leave the encoder as initialised
+    (training from scratch; the strings let a command line say so). Loads with
     ``torch.load(..., weights_only=True)``.
 
     Raises:
         FileNotFoundError: the file does not exist (pre-training has not been run).
         ValueError: the file holds no matching encoder weights.
     """
-    if path is None or str(path) == "":
+    if path is None or str(path).strip().lower() in ("", "none", "null"):
         return encoder
     path = os.fspath(path)
     if not os.path.isfile(path):

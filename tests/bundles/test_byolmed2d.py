@@ -145,3 +145,21 @@ def test_documented_command_on_the_demo_data():
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (REPO / "bundles" / "byolmed2d" / "models" / "encoder.pt").is_file()
+
+
+def test_pretraining_on_nifti_volumes_from_a_datalist(tmp_path):
+    """The generic path: NIfTI volumes listed in a MONAI datalist JSON instead of MRNet."""
+    import nibabel as nib
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(4):
+        path = tmp_path / f"case{i}.nii.gz"
+        nib.save(nib.Nifti1Image(rng.random((40, 40, 6)).astype(np.float32), np.eye(4)), path)  # (H, W, slices)
+        items.append({"image": path.name})
+    (tmp_path / "datalist.json").write_text(json.dumps({"training": items}))
+    datalist = f"$monai.data.load_decathlon_datalist('{tmp_path / 'datalist.json'}', True, 'training')"
+    run(config_file=TRAIN, bundle_root=str(tmp_path / "out"), **{"train#datalist": datalist}, **TINY)
+    checkpoint = torch.load(tmp_path / "out" / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 2

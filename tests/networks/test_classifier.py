@@ -25,7 +25,8 @@ def test_missing_file_and_mismatch_are_clear(tiny_encoder, tmp_path):
     torch.save({"other.weight": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="does not match"):
         load_pretrained_encoder(tiny_encoder, tmp_path / "bad.pt")
-    assert load_pretrained_encoder(tiny_encoder, None) is tiny_encoder
+    for no_file in (None, "", "none", "null"):
+        assert load_pretrained_encoder(tiny_encoder, no_file) is tiny_encoder
 
 
 def test_classifier_shapes_and_frozen_encoder(tiny_encoder):
