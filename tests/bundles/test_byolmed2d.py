@@ -140,7 +140,7 @@ def test_multi_gpu_overlay_with_two_cpu_processes(tmp_path, tiny_mrnet):
 
 @pytest.mark.slow
 def test_documented_command_on_the_demo_data():
-    """The README's main job, exactly as documented (about 3-4 minutes on 2 CPU cores)."""
+    """The README's main job, exactly as documented (about 2 minutes on 2 CPU cores)."""
     command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "bundles/byolmed2d/configs/train.json"]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
