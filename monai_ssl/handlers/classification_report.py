@@ -1,4 +1,7 @@
-"""End-of-epoch report of a binary classifier: predictions CSV, metrics JSON and ROC curve PNG."""
+"""End-of-epoch report of a classifier: predictions CSV, metrics JSON, confusion-matrix and ROC-curve PNGs.
+
+Binary (one probability per sample) and multi-class (a softmax vector per sample) outputs are supported.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from ignite.engine import Engine, Events
 from monai.handlers import from_engine
 from monai.utils import evenly_divisible_all_gather, string_list_all_gather
 
-from monai_ssl.metrics import binary_classification_metrics, roc_curve
+from monai_ssl.metrics import binary_classification_metrics, multiclass_classification_metrics, roc_curve
+from monai_ssl.metrics.multiclass import ROW_SUM_TOLERANCE
 from monai_ssl.utils import atomic_write_text
 
 __all__ = ["ClassificationReportWriter"]
@@ -75,17 +79,100 @@ def _per_sample(values: Any, name: str) -> np.ndarray:
     return arr
 
 
-class ClassificationReportWriter:
-    """Collect per-sample probabilities of a binary classifier over an epoch and write a report.
+def _rows(values: Any) -> np.ndarray:
+    """Predictions of a batch as a 2-D array ``(B, M)``: ``M = 1`` for a single probability per sample.
 
-    Meant for a MONAI ``SupervisedEvaluator`` (or any Ignite ``Engine``) whose single-logit output was
-    already turned into a probability by postprocessing, e.g. ``Activationsd(keys="pred", sigmoid=True)``.
-    At every ``EPOCH_COMPLETED`` it (over)writes into ``output_dir``, atomically:
+    A batched tensor/array may be ``()``, ``(B,)``, ``(B, 1)`` or ``(B, K)``; a list holds one prediction per
+    sample, each of one element or a vector of ``K``.
+    """
+    if isinstance(values, (list, tuple)):
+        items = [_to_numpy(v).reshape(-1) for v in values]
+        sizes = sorted({i.size for i in items})
+        if len(sizes) > 1:
+            raise ValueError(f"ClassificationReportWriter: per-sample predictions differ in size: {sizes}.")
+        return np.stack(items) if items else np.zeros((0, 1))
+    arr = _to_numpy(values)
+    if arr.ndim == 0:
+        return arr.reshape(1, 1)
+    if arr.ndim == 1:
+        return arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(
+            "ClassificationReportWriter: expected predictions of shape (B,), (B, 1) or (B, K) (class probabilities), "
+            f"got {arr.shape}."
+        )
+    return arr
+
+
+def _class_indices(values: Any, count: int, num_classes: int) -> np.ndarray:
+    """Multi-class labels of a batch as int64 indices ``(B,)``, from indices ``(B,)``/``(B, 1)`` or one-hot ``(B, K)``.
+
+    Args:
+        values: batched tensor/array or list of per-sample labels.
+        count: number of samples of the batch.
+        num_classes: ``K``.
+    """
+    if isinstance(values, (list, tuple)):
+        items = [_to_numpy(v).reshape(-1) for v in values]
+        sizes = sorted({i.size for i in items})
+        if len(sizes) > 1:
+            raise ValueError(f"ClassificationReportWriter: per-sample labels differ in size: {sizes}.")
+        arr = np.stack(items) if items else np.zeros((0, 1))
+    else:
+        arr = _to_numpy(values)
+        arr = arr.reshape(1, 1) if arr.ndim == 0 else arr[:, None] if arr.ndim == 1 else arr
+    if arr.ndim != 2 or arr.shape[0] != count or arr.shape[1] not in (1, num_classes):
+        raise ValueError(
+            f"ClassificationReportWriter: expected {count} labels as class indices (B,)/(B, 1) or one-hot "
+            f"(B, {num_classes}), got shape {arr.shape}."
+        )
+    arr = arr.astype(np.float64)
+    if arr.shape[1] == num_classes:
+        if not (np.all((arr == 0.0) | (arr == 1.0)) and np.all(arr.sum(axis=1) == 1.0)):
+            raise ValueError(
+                f"ClassificationReportWriter: labels of shape (B, {num_classes}) must be one-hot (a single 1 per row)."
+            )
+        return np.argmax(arr, axis=1).astype(np.int64)
+    idx = arr[:, 0]
+    valid = np.isfinite(idx) & (idx == np.round(idx)) & (idx >= 0) & (idx < num_classes)
+    if not np.all(valid):
+        found = np.unique(idx[~valid])[:5].tolist()
+        raise ValueError(
+            f"ClassificationReportWriter: labels must be class indices in [0, {num_classes - 1}], got {found}."
+        )
+    return idx.astype(np.int64)
+
+
+class ClassificationReportWriter:
+    """Collect per-sample class probabilities over an epoch and write a classification report.
+
+    Meant for a MONAI ``SupervisedEvaluator`` (or any Ignite ``Engine``) whose outputs were already turned
+    into probabilities by postprocessing. The mode follows the shape of the predictions:
+
+    **Binary** (one probability of class 1 per sample: ``(B,)``, ``(B, 1)``; postprocess a single logit
+    with ``Activationsd(keys="pred", sigmoid=True)``). Labels are ``0``/``1``. At every ``EPOCH_COMPLETED``
+    it (over)writes into ``output_dir``, atomically:
 
     - ``{prefix}predictions.csv``: columns ``id,probability,prediction[,label]``
       (``prediction = int(probability >= threshold)``);
     - ``{prefix}metrics.json``: :func:`monai_ssl.metrics.binary_classification_metrics` (only with labels);
+    - ``{prefix}confusion_matrix.png``: the 2 x 2 matrix at ``threshold`` (only with labels and
+      ``plot_confusion_matrix=True``);
     - ``{prefix}roc_curve.png``: only with labels of both classes and ``plot_roc=True``.
+
+    **Multi-class** (a vector of ``K >= 2`` probabilities per sample, ``(B, K)``, each summing to 1;
+    postprocess with ``Activationsd(keys="pred", softmax=True)``). Labels are class indices ``(B,)``/``(B, 1)``
+    or one-hot ``(B, K)``. ``threshold`` is not used: the prediction is the arg-max class.
+
+    - ``{prefix}predictions.csv``: columns ``id,prediction,confidence,prob_<name>...[,label]``, where
+      ``prediction`` and ``label`` are class *names* and ``confidence`` is the largest probability. Names
+      are ``class_names`` when given, else the indices ``"0"``, ``"1"``, ... (so the columns then read
+      ``prob_0``, ``prob_1``, ... and the predictions and labels are indices);
+    - ``{prefix}metrics.json``: :func:`monai_ssl.metrics.multiclass_classification_metrics` (only with labels);
+    - ``{prefix}confusion_matrix.png``: counts, rows = true class (only with labels and
+      ``plot_confusion_matrix=True``);
+    - ``{prefix}roc_curve.png``: one one-vs-rest curve per class (only with labels of at least two classes
+      and ``plot_roc=True``).
 
     The metrics dict is also stored as ``engine.state.metrics_report`` (``None`` without labels) and
     summarised on the ``"monai_ssl"`` logger. In distributed runs, results are gathered from all
@@ -95,6 +182,11 @@ class ClassificationReportWriter:
 
         evaluator = SupervisedEvaluator(..., postprocessing=Activationsd(keys="pred", sigmoid=True))
         ClassificationReportWriter(output_dir="./eval", id_key="id").attach(evaluator)
+
+        # multi-class
+        evaluator = SupervisedEvaluator(..., postprocessing=Activationsd(keys="pred", softmax=True))
+        names = ["CNV", "DME", "DRUSEN", "NORMAL"]
+        ClassificationReportWriter(output_dir="./eval", class_names=names).attach(evaluator)
     """
 
     def __init__(
@@ -106,6 +198,9 @@ class ClassificationReportWriter:
         threshold: float = 0.5,
         prefix: str = "",
         plot_roc: bool = True,
+        class_names: Sequence[str] | None = None,
+        num_classes: int | None = None,
+        plot_confusion_matrix: bool = True,
     ) -> None:
         """
         Args:
@@ -113,16 +208,38 @@ class ClassificationReportWriter:
             id_key: key of the sample identifiers in ``engine.state.batch``.
             output_transform: maps ``engine.state.output`` to ``(probs, labels)``, a tuple where
                 ``labels`` may be ``None`` (inference), or to ``probs`` alone (anything but a tuple).
-                Each is a batched tensor/array of shape ``(B,)``/``(B, 1)`` or a list of one-element
-                per-sample values. The default reads keys ``"pred"`` and ``"label"`` from a dict or a
-                decollated list of dicts.
+                Each is a batched tensor/array (predictions ``(B,)``/``(B, 1)`` or ``(B, K)``; labels
+                ``(B,)``/``(B, 1)`` or one-hot ``(B, K)``) or a list of per-sample values. The default reads
+                keys ``"pred"`` and ``"label"`` from a dict or a decollated list of dicts.
             batch_transform: maps ``engine.state.batch`` to the list of sample ids of the iteration.
                 ``None`` looks up ``batch[id_key]``, then the image meta ``filename_or_obj``, and finally
                 uses the running index of the sample within the epoch.
-            threshold: decision threshold on the probability.
+            threshold: decision threshold on the probability (binary mode only).
             prefix: prepended to the file names, e.g. ``"val_"``.
             plot_roc: whether to draw the ROC curve PNG.
+            class_names: names of the ``K`` classes (multi-class: CSV columns, metric keys, plot labels;
+                binary: two names, used for the confusion-matrix axes only). Also fixes ``K``: predictions of
+                another width raise an error.
+            num_classes: ``K`` without names (names default to ``"0"``, ``"1"``, ...); must agree with
+                ``class_names`` when both are given. ``None`` with no ``class_names`` takes ``K`` from the data.
+            plot_confusion_matrix: whether to draw the confusion-matrix PNG.
+
+        Raises:
+            ValueError: on inconsistent ``class_names``/``num_classes``.
         """
+        if isinstance(class_names, str):
+            raise ValueError(f"`class_names` must be a sequence of strings, got the string {class_names!r}.")
+        names = None if class_names is None else [str(c) for c in class_names]
+        if names is not None and (len(names) < 2 or len(set(names)) != len(names)):
+            raise ValueError(f"`class_names` must hold at least two distinct names, got {names}.")
+        if num_classes is not None:
+            if int(num_classes) < 2:
+                raise ValueError(f"`num_classes` must be >= 2, got {num_classes}.")
+            if names is not None and len(names) != int(num_classes):
+                raise ValueError(f"`class_names` has {len(names)} names but `num_classes` is {num_classes}.")
+        self.class_names = names
+        self.num_classes = len(names) if names is not None else None if num_classes is None else int(num_classes)
+        self.plot_confusion_matrix = plot_confusion_matrix
         self.output_dir = Path(output_dir)
         self.id_key = id_key
         self.output_transform = output_transform
@@ -149,6 +266,11 @@ class ClassificationReportWriter:
         self._ids: list[str] = []
         self._probs: list[np.ndarray] = []
         self._labels: list[np.ndarray | None] = []
+        self._width: int | None = None  # probabilities per sample: 1 (binary) or K (multi-class)
+
+    def _names(self, k: int) -> list[str]:
+        """Class names of a ``k``-class report (``k = 2`` for binary)."""
+        return self.class_names if self.class_names is not None else [str(i) for i in range(k)]
 
     def epoch_started(self, engine: Engine) -> None:
         """Clear the buffers.
@@ -166,6 +288,23 @@ class ClassificationReportWriter:
         """
         out = self.output_transform(engine.state.output)
         probs_raw, labels_raw = (out if len(out) == 2 else (out[0], None)) if isinstance(out, tuple) else (out, None)
+        rows = _rows(probs_raw)
+        width = rows.shape[1]
+        if self._width is not None and width != self._width:
+            raise ValueError(
+                f"ClassificationReportWriter: {width} probabilities per sample, "
+                f"but {self._width} in earlier iterations of the epoch."
+            )
+        expected = self.num_classes
+        if (width == 1 and expected not in (None, 2)) or (width > 1 and expected is not None and width != expected):
+            raise ValueError(
+                f"ClassificationReportWriter: expected {expected} class probabilities per sample "
+                f"(from `class_names`/`num_classes`), got {width}."
+            )
+        self._width = width
+        if width > 1:
+            self._collect_multiclass(engine, rows, labels_raw)
+            return
         probs = _per_sample(probs_raw, "probability")
         if not np.issubdtype(probs.dtype, np.floating):
             probs = probs.astype(np.float64)
@@ -185,6 +324,25 @@ class ClassificationReportWriter:
             if not np.all((labels == 0.0) | (labels == 1.0)):
                 found = np.unique(labels)[:5].tolist()
                 raise ValueError(f"ClassificationReportWriter: labels must be 0 or 1, got {found}.")
+        self._ids.extend(self._batch_ids(engine.state.batch, probs.shape[0]))
+        self._probs.append(probs)
+        self._labels.append(labels)
+
+    def _collect_multiclass(self, engine: Engine, probs: np.ndarray, labels_raw: Any) -> None:
+        """Validate and store one iteration of ``(B, K)`` probabilities and their labels."""
+        probs = probs.astype(np.float64) if not np.issubdtype(probs.dtype, np.floating) else probs
+        hint = "apply a softmax in postprocessing, e.g. `Activationsd(keys='pred', softmax=True)`."
+        bad = probs[~((probs >= 0.0) & (probs <= 1.0))]
+        if bad.size:
+            raise ValueError(f"ClassificationReportWriter: probability outside [0, 1] (e.g. {float(bad[0])}); {hint}")
+        sums = probs.astype(np.float64).sum(axis=1)
+        off = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
+        if off.size:
+            raise ValueError(
+                "ClassificationReportWriter: the class probabilities of a sample must sum to 1, "
+                f"got {float(sums[off[0]]):.4f}; {hint}"
+            )
+        labels = None if labels_raw is None else _class_indices(labels_raw, probs.shape[0], probs.shape[1])
         self._ids.extend(self._batch_ids(engine.state.batch, probs.shape[0]))
         self._probs.append(probs)
         self._labels.append(labels)
@@ -240,13 +398,68 @@ class ClassificationReportWriter:
                 labels = evenly_divisible_all_gather(torch.as_tensor(labels), concat=True).numpy()
             ids = string_list_all_gather(ids)
 
-        report = None if labels is None else binary_classification_metrics(probs, labels, self.threshold)
+        multiclass = probs.ndim == 2
+        if labels is None:
+            report = None
+        elif multiclass:
+            report = multiclass_classification_metrics(probs, labels, self._names(probs.shape[1]))
+        else:
+            report = binary_classification_metrics(probs, labels, self.threshold)
         engine.state.metrics_report = report
         if idist.get_rank() == 0:
-            self._write(probs, labels, ids, report)
+            (self._write_multiclass if multiclass else self._write)(probs, labels, ids, report)
+
+    def _save_confusion_matrix(self, matrix: list[list[int]], names: list[str], title: str) -> None:
+        """Draw ``matrix`` into ``{prefix}confusion_matrix.png`` when enabled."""
+        if not self.plot_confusion_matrix:
+            return
+        from monai_ssl.visualize import confusion_matrix_figure, save_figure
+
+        fig = confusion_matrix_figure(matrix, names, title=title)
+        save_figure(fig, self.output_dir / f"{self.prefix}confusion_matrix.png")
+
+    def _write_multiclass(
+        self, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None
+    ) -> None:
+        """Write the multi-class CSV, JSON and PNGs into ``output_dir`` and log a summary."""
+        names = self._names(probs.shape[1])
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        header = ["id", "prediction", "confidence"] + [f"prob_{name}" for name in names]
+        writer.writerow(header + (["label"] if labels is not None else []))
+        preds = np.argmax(probs, axis=1)
+        for i, row in enumerate(probs):
+            line = [ids[i], names[preds[i]], str(row[preds[i]])] + [str(p) for p in row]
+            writer.writerow(line + ([names[labels[i]]] if labels is not None else []))
+        csv_path = atomic_write_text(buf.getvalue(), self.output_dir / f"{self.prefix}predictions.csv")
+        if report is None:
+            logger.info("Classification report: %d predictions (no labels) -> %s", len(probs), csv_path)
+            return
+        atomic_write_text(json.dumps(report, indent=2) + "\n", self.output_dir / f"{self.prefix}metrics.json")
+        self._save_confusion_matrix(
+            report["confusion_matrix"], names, f"{self.prefix}Confusion matrix (n={report['n']})"
+        )
+        if self.plot_roc and report["macro_auc"] is not None:
+            from monai_ssl.visualize import multiclass_roc_figure, save_figure
+
+            fig = multiclass_roc_figure(
+                probs, labels, names, title=f"{self.prefix}ROC curves, one-vs-rest (n={report['n']})"
+            )
+            save_figure(fig, self.output_dir / f"{self.prefix}roc_curve.png")
+
+        def fmt(v: float | None) -> str:
+            return "n/a" if v is None else f"{v:.4f}"
+
+        logger.info(
+            "Classification report (n=%d, classes=%d): accuracy=%s macro_precision=%s macro_recall=%s macro_f1=%s "
+            "macro_auc=%s -> %s",
+            report["n"], len(names), fmt(report["accuracy"]), fmt(report["macro_precision"]),
+            fmt(report["macro_recall"]), fmt(report["macro_f1"]), fmt(report["macro_auc"]), self.output_dir,
+        )
 
     def _write(self, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None) -> None:
-        """Write CSV, JSON and PNG into ``output_dir`` and log a summary."""
+        """Write the binary CSV, JSON and PNGs into ``output_dir`` and log a summary."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -259,6 +472,11 @@ class ClassificationReportWriter:
             logger.info("Classification report: %d predictions (no labels) -> %s", len(probs), csv_path)
             return
         atomic_write_text(json.dumps(report, indent=2) + "\n", self.output_dir / f"{self.prefix}metrics.json")
+        self._save_confusion_matrix(
+            report["confusion_matrix"],
+            self._names(2),
+            f"{self.prefix}Confusion matrix (threshold={report['threshold']:g}, n={report['n']})",
+        )
         if self.plot_roc and report["auc"] is not None:
             from monai_ssl.visualize import roc_figure, save_figure
 

@@ -3,5 +3,12 @@
 from __future__ import annotations
 
 from .binary import binary_classification_metrics, roc_auc, roc_curve
+from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
 
-__all__ = ["binary_classification_metrics", "roc_auc", "roc_curve"]
+__all__ = [
+    "binary_classification_metrics",
+    "multiclass_classification_metrics",
+    "one_vs_rest_roc_curves",
+    "roc_auc",
+    "roc_curve",
+]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .plots import image_grid, roc_figure, save_figure
+from .plots import confusion_matrix_figure, image_grid, multiclass_roc_figure, roc_figure, save_figure
 
-__all__ = ["image_grid", "roc_figure", "save_figure"]
+__all__ = ["confusion_matrix_figure", "image_grid", "multiclass_roc_figure", "roc_figure", "save_figure"]

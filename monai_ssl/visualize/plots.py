@@ -1,4 +1,4 @@
-"""ROC figure and image grid.
+"""ROC and confusion-matrix figures and image grid.
 
 Figures are built on an explicit ``FigureCanvasAgg`` and never touch pyplot's global state, so they
 work headless and do not disturb an interactive session. matplotlib is imported lazily: importing
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from monai_ssl.utils import atomic_path
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["image_grid", "roc_figure", "save_figure"]
+__all__ = ["confusion_matrix_figure", "image_grid", "multiclass_roc_figure", "roc_figure", "save_figure"]
 
 
 def roc_figure(fpr: Any, tpr: Any, auc: float | None, title: str = "ROC curve") -> Figure:
@@ -56,6 +57,128 @@ def roc_figure(fpr: Any, tpr: Any, auc: float | None, title: str = "ROC curve") 
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix_figure(
+    matrix: Any, class_names: Sequence[str] | None = None, normalize: bool = False, title: str = "Confusion matrix"
+) -> Figure:
+    """Draw a confusion matrix as a heat map with the count written in every cell.
+
+    Rows are true classes ("true", y axis), columns predicted classes ("predicted", x axis), as in
+    :func:`monai_ssl.metrics.multiclass_classification_metrics` and, for ``K = 2``, the ``[[tn, fp], [fn, tp]]``
+    of :func:`monai_ssl.metrics.binary_classification_metrics`.
+
+    Args:
+        matrix: ``K x K`` non-negative counts.
+        class_names: ``K`` tick labels; default ``"0"``, ..., ``"K-1"``.
+        normalize: colour by the fraction of each true class (row), i.e. per-class recall on the
+            diagonal, and write ``fraction`` above ``(count)``; an empty row stays 0. With ``False`` the
+            colour follows the raw counts.
+        title: axes title.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` attached to an Agg canvas (no pyplot involved).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(matrix, dtype=np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
+        raise ValueError(f"`matrix` must be a square K x K array, got shape {cm.shape}.")
+    if not np.all(np.isfinite(cm)) or cm.min() < 0:
+        raise ValueError("`matrix` must hold non-negative counts.")
+    k = cm.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != k:
+        raise ValueError(f"`class_names` has {len(names)} names for a {k} x {k} matrix.")
+    rows = cm.sum(axis=1, keepdims=True)
+    values = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) if normalize else cm
+    vmax = 1.0 if normalize else max(float(values.max()), 1.0)
+
+    side = max(4.0, 1.5 + 0.7 * k)
+    fig = Figure(figsize=(side + 1.0, side))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count")
+    fontsize = 10 if k <= 10 else 7
+    for i in range(k):
+        for j in range(k):
+            count = int(round(cm[i, j]))
+            text = f"{values[i, j]:.2f}\n({count})" if normalize else str(count)
+            colour = "white" if values[i, j] > 0.5 * vmax else "black"
+            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=fontsize)
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    long_names = max(len(n) for n in names) > 4
+    ax.set_xticklabels(names, rotation=45 if long_names else 0, ha="right" if long_names else "center")
+    ax.set_yticklabels(names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def multiclass_roc_figure(
+    probabilities: Any,
+    labels: Any,
+    class_names: Sequence[str] | None = None,
+    title: str = "ROC curves (one-vs-rest)",
+) -> Figure:
+    """Draw the one-vs-rest ROC curve of every class, its AUC in the legend, and the chance diagonal.
+
+    A class absent from ``labels`` (or that is every label) has no curve; its legend entry reads
+    "AUC n/a". The legend title gives the macro AUC over the classes with a curve.
+
+    Args:
+        probabilities: shape ``(N, K)``, rows summing to 1 (softmax applied).
+        labels: class indices in ``[0, K)``, shape ``(N,)`` or ``(N, 1)``.
+        class_names: ``K`` names for the legend; default ``"0"``, ..., ``"K-1"``.
+        title: axes title.
+
+    Returns:
+        A ``matplotlib.figure.Figure`` attached to an Agg canvas (no pyplot involved).
+
+    Raises:
+        ValueError: on invalid input, see :func:`monai_ssl.metrics.one_vs_rest_roc_curves`.
+    """
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from monai_ssl.metrics import one_vs_rest_roc_curves
+
+    curves = one_vs_rest_roc_curves(probabilities, labels)
+    k = len(curves)
+    names = [str(i) for i in range(k)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != k:
+        raise ValueError(f"`class_names` has {len(names)} names for {k} classes (columns of `probabilities`).")
+    fig = Figure(figsize=(5.5, 5.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    palette = colormaps["tab10" if k <= 10 else "tab20"]
+    aucs = []
+    for c, (name, curve) in enumerate(zip(names, curves)):
+        colour = palette(c % palette.N)
+        if curve is None:
+            ax.plot([], [], color=colour, lw=2, label=f"{name} (AUC n/a)")
+            continue
+        fpr, tpr, auc = curve
+        aucs.append(auc)
+        ax.plot(fpr, tpr, color=colour, lw=2, label=f"{name} (AUC = {auc:.3f})")
+    ax.plot([0.0, 1.0], [0.0, 1.0], color="grey", lw=1, ls="--", label="chance")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    macro = f"macro AUC = {np.mean(aucs):.3f}" if aucs else "macro AUC n/a"
+    ax.legend(loc="lower right", title=macro, fontsize=8 if k > 6 else 10)
     fig.tight_layout()
     return fig
 

@@ -57,7 +57,12 @@ def test_report_files(tmp_path, make_data, caplog):
     out_dir = tmp_path / "report"
     with caplog.at_level(logging.INFO, logger="monai_ssl"):
         engine = _run(make_data(), ClassificationReportWriter(output_dir=out_dir), epochs=2)
-    assert sorted(p.name for p in out_dir.iterdir()) == ["metrics.json", "predictions.csv", "roc_curve.png"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "confusion_matrix.png",
+        "metrics.json",
+        "predictions.csv",
+        "roc_curve.png",
+    ]
     rows = _read_csv(out_dir / "predictions.csv")
     assert list(rows[0]) == ["id", "probability", "prediction", "label"]
     assert [r["id"] for r in rows] == ["a", "b", "c", "d", "e", "f"]  # reset between epochs: 6 rows, not 12
@@ -72,6 +77,7 @@ def test_report_files(tmp_path, make_data, caplog):
     assert (metrics["n"], metrics["n_positive"], metrics["threshold"]) == (6, 3, 0.5)
     assert engine.state.metrics_report == metrics
     assert (out_dir / "roc_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out_dir / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert "auc=0.8333" in caplog.text
 
 
@@ -88,11 +94,11 @@ def test_id_fallbacks_and_threshold(tmp_path):
 
     data = _batched(with_ids=False)
     data[0][0]["image"] = MetaTensor(torch.zeros(3, 1, 4, 4), meta={"filename_or_obj": ["x.nii", "y.nii", "z.nii"]})
-    _run(data, ClassificationReportWriter(output_dir=tmp_path, threshold=0.35, plot_roc=False))
+    _run(data, ClassificationReportWriter(tmp_path, threshold=0.35, plot_roc=False, plot_confusion_matrix=False))
     rows = _read_csv(tmp_path / "predictions.csv")
     assert [r["id"] for r in rows] == ["x.nii", "y.nii", "z.nii", "3", "4", "5"]  # then running index
     assert [int(r["prediction"]) for r in rows] == [1, 1, 1, 1, 0, 0]
-    assert not (tmp_path / "roc_curve.png").exists()
+    assert not (tmp_path / "roc_curve.png").exists() and not (tmp_path / "confusion_matrix.png").exists()
     assert json.loads((tmp_path / "metrics.json").read_text())["threshold"] == 0.35
 
 
@@ -100,7 +106,7 @@ def test_single_class_no_roc(tmp_path):
     data = [({"id": ["a", "b"]}, {"pred": torch.tensor([0.2, 0.8]), "label": torch.tensor([1, 1])})]
     engine = _run(data, ClassificationReportWriter(output_dir=tmp_path))
     assert engine.state.metrics_report["auc"] is None and "auc_note" in engine.state.metrics_report
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "predictions.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "metrics.json", "predictions.csv"]
 
 
 def test_probability_out_of_range(tmp_path):
@@ -130,3 +136,151 @@ def test_supervised_evaluator(tmp_path):
     assert [int(r["label"]) for r in rows] == [0, 1, 0, 1, 0]
     assert evaluator.state.metrics_report["n"] == 5 and evaluator.state.metrics_report["auc"] is not None
     assert (tmp_path / "roc_curve.png").exists()
+
+
+# multi-class: the 3-class example of tests/metrics/test_multiclass.py in batches of 3, 3, 2
+MC_PROBS = [
+    [[0.7, 0.2, 0.1], [0.5, 0.4, 0.1], [0.3, 0.6, 0.1]],
+    [[0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.4, 0.3, 0.3]],
+    [[0.1, 0.2, 0.7], [0.2, 0.5, 0.3]],
+]
+MC_LABELS = [[0, 0, 0], [1, 1, 1], [2, 2]]
+MC_IDS = [["a", "b", "c"], ["d", "e", "f"], ["g", "h"]]
+MC_NAMES = ["CNV", "DME", "NORMAL"]
+
+
+def _mc_batched(label_form="index", with_labels=True):
+    """Collated batches with (B, K) probabilities; labels as indices (B,), (B, 1) or one-hot (B, K)."""
+    data = []
+    for p, y, i in zip(MC_PROBS, MC_LABELS, MC_IDS):
+        label = torch.tensor(y)
+        label = {"index": label, "column": label.view(-1, 1), "onehot": torch.eye(3)[label]}[label_form]
+        out = {"pred": torch.tensor(p)} | ({"label": label} if with_labels else {})
+        data.append(({"id": i}, out))
+    return data
+
+
+def _mc_decollated():
+    return [
+        ([{"id": k} for k in i], [{"pred": torch.tensor(v), "label": torch.tensor([lab])} for v, lab in zip(p, y)])
+        for p, y, i in zip(MC_PROBS, MC_LABELS, MC_IDS)
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [_mc_batched(), _mc_batched("column"), _mc_batched("onehot"), _mc_decollated()],
+    ids=["index", "column", "onehot", "decollated"],
+)
+def test_multiclass_report(tmp_path, data, caplog):
+    with caplog.at_level(logging.INFO, logger="monai_ssl"):
+        engine = _run(data, ClassificationReportWriter(output_dir=tmp_path, class_names=MC_NAMES), epochs=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "confusion_matrix.png",
+        "metrics.json",
+        "predictions.csv",
+        "roc_curve.png",
+    ]
+    rows = _read_csv(tmp_path / "predictions.csv")
+    assert list(rows[0]) == ["id", "prediction", "confidence", "prob_CNV", "prob_DME", "prob_NORMAL", "label"]
+    assert [r["id"] for r in rows] == list("abcdefgh")  # reset between epochs
+    assert [r["prediction"] for r in rows] == ["CNV", "CNV", "DME", "DME", "DME", "CNV", "NORMAL", "DME"]
+    assert [r["label"] for r in rows] == ["CNV"] * 3 + ["DME"] * 3 + ["NORMAL"] * 2
+    assert [float(r["confidence"]) for r in rows] == pytest.approx([0.7, 0.5, 0.6, 0.7, 0.8, 0.4, 0.7, 0.5])
+    flat = [v for batch in MC_PROBS for v in batch]
+    assert [[float(r[f"prob_{n}"]) for n in MC_NAMES] for r in rows] == [pytest.approx(v) for v in flat]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["confusion_matrix"] == [[2, 1, 0], [1, 2, 0], [0, 1, 1]]
+    assert metrics["accuracy"] == pytest.approx(5 / 8) and metrics["n"] == 8
+    assert metrics["class_names"] == MC_NAMES and list(metrics["per_class"]) == MC_NAMES
+    assert metrics["macro_f1"] == pytest.approx(40 / 63)
+    assert metrics["macro_auc"] == pytest.approx((14 / 15 + 12 / 15 + 11.5 / 12) / 3)
+    assert engine.state.metrics_report == metrics
+    for name in ("confusion_matrix.png", "roc_curve.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "macro_f1=0.6349" in caplog.text
+
+
+def test_multiclass_default_names_and_inference(tmp_path):
+    _run(_mc_batched(), ClassificationReportWriter(output_dir=tmp_path / "eval"))
+    rows = _read_csv(tmp_path / "eval" / "predictions.csv")
+    assert list(rows[0]) == ["id", "prediction", "confidence", "prob_0", "prob_1", "prob_2", "label"]
+    assert rows[2]["prediction"] == "1" and rows[2]["label"] == "0"
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["class_names"] == ["0", "1", "2"]
+    handler = ClassificationReportWriter(output_dir=tmp_path / "inf", num_classes=3)
+    engine = _run(_mc_batched(with_labels=False), handler)
+    assert [p.name for p in (tmp_path / "inf").iterdir()] == ["predictions.csv"]
+    rows = _read_csv(tmp_path / "inf" / "predictions.csv")
+    assert list(rows[0]) == ["id", "prediction", "confidence", "prob_0", "prob_1", "prob_2"] and len(rows) == 8
+    assert engine.state.metrics_report is None
+
+
+def test_multiclass_single_class_no_roc(tmp_path):
+    data = [({"id": ["a", "b"]}, {"pred": torch.tensor([[0.6, 0.4], [0.3, 0.7]]), "label": torch.tensor([1, 1])})]
+    engine = _run(data, ClassificationReportWriter(output_dir=tmp_path))
+    assert engine.state.metrics_report["macro_auc"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "metrics.json", "predictions.csv"]
+
+
+@pytest.mark.parametrize(
+    "pred, label, kwargs, match",
+    [
+        ([[0.5, 0.6], [0.5, 0.5]], [0, 1], {}, "apply a softmax in postprocessing"),
+        ([[1.5, -0.5], [0.5, 0.5]], [0, 1], {}, "apply a softmax in postprocessing"),
+        ([[0.5, 0.5], [0.5, 0.5]], [0, 2], {}, r"class indices in \[0, 1\]"),
+        ([[0.5, 0.5], [0.5, 0.5]], [[1, 1], [0, 1]], {}, "one-hot"),
+        ([[0.5, 0.5], [0.5, 0.5]], [0, 1], {"class_names": ["a", "b", "c"]}, "expected 3 class probabilities"),
+        ([0.5, 0.5], [0, 1], {"num_classes": 3}, "expected 3 class probabilities"),
+    ],
+)
+def test_multiclass_errors(tmp_path, pred, label, kwargs, match):
+    data = [({"id": ["a", "b"]}, {"pred": torch.tensor(pred), "label": torch.tensor(label)})]
+    with pytest.raises(ValueError, match=match):
+        _run(data, ClassificationReportWriter(output_dir=tmp_path, **kwargs))
+
+
+def test_multiclass_width_change_and_bad_arguments(tmp_path):
+    data = [
+        ({"id": ["a"]}, {"pred": torch.tensor([[0.5, 0.5]])}),
+        ({"id": ["b"]}, {"pred": torch.tensor([[0.2, 0.3, 0.5]])}),
+    ]
+    with pytest.raises(ValueError, match="earlier iterations"):
+        _run(data, ClassificationReportWriter(output_dir=tmp_path))
+    with pytest.raises(ValueError, match="distinct"):
+        ClassificationReportWriter(class_names=["a", "a"])
+    with pytest.raises(ValueError, match="num_classes"):
+        ClassificationReportWriter(class_names=["a", "b"], num_classes=3)
+
+
+def test_binary_with_class_names(tmp_path):
+    # two names on a single-probability output only label the confusion matrix; the binary report is unchanged
+    _run(_batched(), ClassificationReportWriter(output_dir=tmp_path, class_names=["healthy", "tear"]))
+    rows = _read_csv(tmp_path / "predictions.csv")
+    assert list(rows[0]) == ["id", "probability", "prediction", "label"] and rows[0]["prediction"] == "1"
+    assert json.loads((tmp_path / "metrics.json").read_text())["confusion_matrix"] == [[2, 1], [1, 2]]
+    assert (tmp_path / "confusion_matrix.png").exists()
+
+
+def test_supervised_evaluator_multiclass(tmp_path):
+    from monai.data import DataLoader, Dataset
+    from monai.engines import SupervisedEvaluator
+    from monai.transforms import Activationsd
+
+    torch.manual_seed(0)
+    items = [{"image": torch.randn(1, 4, 4), "label": torch.tensor(i % 3), "id": f"s{i}"} for i in range(7)]
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    evaluator = SupervisedEvaluator(
+        device=torch.device("cpu"),
+        val_data_loader=DataLoader(Dataset(items), batch_size=3),
+        network=net,
+        postprocessing=Activationsd(keys="pred", softmax=True),
+    )
+    ClassificationReportWriter(output_dir=tmp_path, class_names=["x", "y", "z"]).attach(evaluator)
+    evaluator.run()
+    rows = _read_csv(tmp_path / "predictions.csv")
+    assert [r["id"] for r in rows] == [f"s{i}" for i in range(7)]
+    assert [r["label"] for r in rows] == ["x", "y", "z", "x", "y", "z", "x"]
+    assert all(abs(sum(float(r[f"prob_{n}"]) for n in "xyz") - 1.0) < 1e-5 for r in rows)
+    report = evaluator.state.metrics_report
+    assert report["n"] == 7 and report["macro_auc"] is not None
+    assert (tmp_path / "roc_curve.png").exists() and (tmp_path / "confusion_matrix.png").exists()
