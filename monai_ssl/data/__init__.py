@@ -1,8 +1,13 @@
-"""Datasets as MONAI datalists: MRNet knee MRI, a synthetic MRNet-layout demo, class balancing."""
+"""Datasets as MONAI datalists: MRNet knee MRI, class-folder images (OCT2017), MedMNIST, synthetic demos,
+labeled subsets, class balancing."""
 
 from __future__ import annotations
 
+from .classification import classification_datalist, image_datalist
 from .folders import VOLUME_SUFFIXES, volume_datalist
+from .image_folder import IMAGE_SUFFIXES, image_folder_datalist, validate_image_file
+from .label_split import split_labeled
+from .medmnist import MEDMNIST_SPLITS, medmnist_class_count, medmnist_datalist
 from .mrnet import (
     MRNET_PLANES,
     MRNET_SPLITS,
@@ -13,19 +18,33 @@ from .mrnet import (
 )
 from .sampling import oversample_minority
 from .synthetic import DEMO_MARKER, ensure_mrnet_demo, is_mrnet_demo, make_mrnet_demo
+from .synthetic_oct import OCT_CLASSES, ensure_oct_demo, is_oct_demo, make_oct_demo
 
 __all__ = [
     "DEMO_MARKER",
-    "VOLUME_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "MEDMNIST_SPLITS",
     "MRNET_PLANES",
     "MRNET_SPLITS",
     "MRNET_TASKS",
+    "OCT_CLASSES",
+    "VOLUME_SUFFIXES",
+    "classification_datalist",
     "ensure_mrnet_demo",
+    "ensure_oct_demo",
+    "image_datalist",
+    "image_folder_datalist",
     "is_mrnet_demo",
+    "is_oct_demo",
     "make_mrnet_demo",
+    "make_oct_demo",
+    "medmnist_class_count",
+    "medmnist_datalist",
     "mrnet_datalist",
     "oversample_minority",
     "read_mrnet_labels",
+    "split_labeled",
+    "validate_image_file",
     "validate_volume_file",
     "volume_datalist",
 ]
