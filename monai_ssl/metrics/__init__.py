@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from .binary import binary_classification_metrics, roc_auc, roc_curve
 from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
+from .output_transforms import class_scores_and_indices
 
 __all__ = [
+    "class_scores_and_indices",
     "binary_classification_metrics",
     "multiclass_classification_metrics",
     "one_vs_rest_roc_curves",

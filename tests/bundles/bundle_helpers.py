@@ -17,3 +17,13 @@ TINY = {
     "num_workers": 0,
     "num_epochs": 1,
 }
+
+OCT = REPO / "bundles" / "oct_byol_pseudolabel" / "configs"
+
+# small sizes for the 2D OCT bundle
+TINY_2D = {
+    "image_size": 32,
+    "batch_size": 8,
+    "num_workers": 0,
+    "num_epochs": 1,
+}

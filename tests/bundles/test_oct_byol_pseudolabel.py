@@ -1,0 +1,137 @@
+"""End to end: the OCT BYOL + pseudo-labeling bundle on tiny data, and on real BreastMNIST images."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ckpt_export, run, verify_net_in_out
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bundle_helpers import OCT, REPO, TINY_2D
+from monai_ssl.data import make_oct_demo
+
+TRAIN = str(OCT / "train.json")
+FINETUNE = str(OCT / "finetune.json")
+EVALUATE = str(OCT / "evaluate.json")
+INFERENCE = str(OCT / "inference.json")
+META = str(OCT / "metadata.json")
+BREASTMNIST = REPO.parent / "shared" / "data" / "breastmnist.npz"
+BYOL_SMALL = {"hidden_dim": 64, "projection_dim": 16}
+
+
+def _with(*overlays: str) -> list[str]:
+    return [FINETUNE] + [str(OCT / f"{o}.json") for o in overlays]
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def oct_data(tmp_path_factory):
+    return make_oct_demo(tmp_path_factory.mktemp("oct") / "OCT2017", n_train_per_class=6, n_test_per_class=3, seed=2)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, oct_data):
+    root = tmp_path_factory.mktemp("oct_bundle")
+    run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(oct_data), **TINY_2D, **BYOL_SMALL)
+    return root
+
+
+def test_pretraining(pretrained):
+    checkpoint = torch.load(pretrained / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 3  # 24 images, batch 8
+    encoder = torch.load(pretrained / "models" / "encoder.pt", weights_only=True)
+    assert "conv1.weight" in encoder
+    events = EventAccumulator(str(pretrained / "runs" / "pretrain"))
+    events.Reload()
+    assert {"byol/loss", "byol/tau"} <= set(events.Tags()["scalars"])
+
+
+def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data, tmp_path):
+    common = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), **TINY_2D}
+    # labeled 25% of 6 per class -> 2 per class (8 labeled), 16 in the pool; 4 pseudo-labels per round
+    run(config_file=_with("pseudolabel"), num_rounds=2, num_pseudo_labels=4, **common)
+    out = pretrained / "models" / "pseudolabel"
+    rounds = _rows(out / "rounds.csv")
+    assert [int(r["round"]) for r in rounds] == [0, 1, 2]
+    assert [int(r["n_labeled"]) for r in rounds] == [8, 8, 8]
+    assert [int(r["n_pseudo"]) for r in rounds] == [0, 4, 8]
+    assert [int(r["n_pool"]) for r in rounds] == [16, 12, 8]
+    table = _rows(out / "pseudo_labels.csv")
+    assert len(table) == 8 and {r["round"] for r in table} == {"1", "2"}
+    assert all(0.0 <= float(r["confidence"]) <= 1.0 for r in table)
+    assert (out / "best_model.pt").is_file()
+    events = EventAccumulator(str(pretrained / "runs" / "pseudolabel"))
+    events.Reload()
+    assert any(t.startswith("pseudo_label/") for t in events.Tags()["scalars"])
+
+    run(config_file=EVALUATE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0)
+    report = json.loads((pretrained / "eval" / "metrics.json").read_text())
+    assert report["n"] == 12 and report["class_names"] == ["CNV", "DME", "DRUSEN", "NORMAL"]
+    assert {"accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc", "per_class"} <= set(report)
+    assert np.asarray(report["confusion_matrix"]).sum() == 12
+    for picture in ("confusion_matrix.png", "roc_curve.png"):
+        assert (pretrained / "eval" / picture).read_bytes()[:4] == b"\x89PNG"
+    assert len(_rows(pretrained / "eval" / "predictions.csv")) == 12
+
+    run(config_file=INFERENCE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0,
+        input_dir=str(oct_data / "test" / "DME"), output_dir=str(tmp_path / "inference"))
+    rows = _rows(tmp_path / "inference" / "predictions.csv")
+    assert len(rows) == 3 and rows[0]["prediction"] in ("CNV", "DME", "DRUSEN", "NORMAL") and "label" not in rows[0]
+
+    verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE)
+    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(out / "best_model.pt"),
+                meta_file=META, config_file=INFERENCE)
+    assert torch.jit.load(str(tmp_path / "model.ts"))(torch.rand(2, 1, 32, 32)).shape == (2, 4)
+
+
+def test_linear_probe_keeps_the_encoder_fixed(pretrained, oct_data):
+    run(config_file=_with("linear_probe"), bundle_root=str(pretrained), dataset_dir=str(oct_data), **TINY_2D)
+    model = torch.load(pretrained / "models" / "linear_probe_model.pt", weights_only=True)
+    encoder = torch.load(pretrained / "models" / "encoder.pt", weights_only=True)
+    for name, weight in encoder.items():
+        torch.testing.assert_close(model[f"encoder.{name}"], weight)
+    assert model["head.weight"].shape == (4, 512)
+
+
+def test_few_shot_and_supervised_baseline(pretrained, oct_data, tmp_path):
+    run(config_file=_with("few_shot"), bundle_root=str(pretrained), dataset_dir=str(oct_data), shots_per_class=2,
+        **TINY_2D)
+    checkpoint = torch.load(pretrained / "models" / "few_shot" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] == 1  # 2 shots x 4 classes = one batch of 8
+    # the baseline needs no pre-trained encoder: an empty bundle_root works
+    run(config_file=_with("supervised"), bundle_root=str(tmp_path), dataset_dir=str(oct_data), **TINY_2D)
+    assert (tmp_path / "models" / "supervised_model.pt").is_file()
+
+
+def test_labeled_fraction_that_leaves_a_class_empty_is_a_clear_error(tmp_path, oct_data):
+    with pytest.raises(Exception) as info:
+        run(config_file=_with("supervised"), bundle_root=str(tmp_path), dataset_dir=str(oct_data),
+            labeled_fraction=0.01, **TINY_2D)
+    messages = []
+    error = info.value
+    while error is not None:
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert any("fraction=0.01" in m and "class 0" in m and "no labeled item" in m for m in messages), messages
+
+
+@pytest.mark.skipif(not BREASTMNIST.is_file(), reason="../shared/data/breastmnist.npz is not present")
+def test_byol_then_finetune_beats_the_majority_class_on_breastmnist(tmp_path):
+    """Real ultrasound images end to end: BYOL pre-training, fine-tuning on all labels, test accuracy."""
+    data = {"bundle_root": str(tmp_path), "dataset_dir": str(BREASTMNIST), "image_size": 32, "num_workers": 0}
+    run(config_file=TRAIN, num_epochs=3, batch_size=64, **BYOL_SMALL, **data)
+    run(config_file=FINETUNE, num_epochs=8, batch_size=32, labeled_fraction=1.0, val_split="val", **data)
+    run(config_file=EVALUATE, model_file=str(tmp_path / "models" / "finetune_model.pt"), split="test", **data)
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    labels = np.load(BREASTMNIST)["test_labels"].reshape(-1)
+    majority = max(np.mean(labels == 0), np.mean(labels == 1))
+    assert report["n"] == 156
+    assert report["accuracy"] > majority, (report["accuracy"], majority)
