@@ -23,13 +23,13 @@ import json
 import logging
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from monai_ssl.utils.atomic import atomic_directory
 
 from .mrnet import MRNET_PLANES, MRNET_SPLITS, MRNET_TASKS
 
@@ -208,26 +208,7 @@ def make_mrnet_demo(
         FileExistsError: ``root`` exists and is not an empty folder.
     """
     params = _demo_params(n_train, n_valid, num_slices, size, seed, planes)
-    root = Path(root)
-    if root.exists() and not _is_empty_dir(root):
-        raise FileExistsError(
-            f"{root} already exists and is not an empty folder; make_mrnet_demo only creates new folders "
-            "(ensure_mrnet_demo reuses a finished demo)"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    partial = root.parent / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
-        _write_demo(partial, params)
-        if _is_empty_dir(root):
-            root.rmdir()
-        try:
-            os.rename(partial, root)
-        except OSError as err:  # someone created root meanwhile
-            raise FileExistsError(f"{root} appeared while the demo was being written: {err}") from err
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator=f"make_mrnet_demo (use ensure_mrnet_demo to reuse a finished demo)")
     logger.info("wrote synthetic MRNet demo to %s (%d train, %d valid exams)", root, n_train, n_valid)
     return root
 

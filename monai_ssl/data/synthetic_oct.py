@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from monai_ssl.utils.atomic import atomic_directory
 
 from .synthetic import DEMO_MARKER, _is_empty_dir
 
@@ -202,26 +202,7 @@ def make_oct_demo(
         FileExistsError: ``root`` exists and is not an empty folder.
     """
     params = _demo_params(n_train_per_class, n_test_per_class, height, width, seed, classes)
-    root = Path(root)
-    if root.exists() and not _is_empty_dir(root):
-        raise FileExistsError(
-            f"{root} already exists and is not an empty folder; make_oct_demo only creates new folders "
-            "(ensure_oct_demo reuses a finished demo)"
-        )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    partial = root.parent / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
-        _write_demo(partial, params)
-        if _is_empty_dir(root):
-            root.rmdir()
-        try:
-            os.rename(partial, root)
-        except OSError as err:  # someone created root meanwhile
-            raise FileExistsError(f"{root} appeared while the demo was being written: {err}") from err
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator=f"make_oct_demo (use ensure_oct_demo to reuse a finished demo)")
     logger.info(
         "wrote synthetic OCT demo to %s (%d classes, %d train and %d test images per class)",
         root, len(params["classes"]), n_train_per_class, n_test_per_class,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .atomic import atomic_path, atomic_torch_save, atomic_write_text
+from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_write_text
 from .logging import configure_logging
 
-__all__ = ["atomic_path", "atomic_torch_save", "atomic_write_text", "configure_logging"]
+__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text", "configure_logging"]

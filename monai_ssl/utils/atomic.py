@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["atomic_path", "atomic_torch_save", "atomic_write_text"]
+__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text"]
 
 
 def _umask() -> int:
@@ -57,3 +59,36 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+def atomic_directory(root: str | os.PathLike, write: Callable[[Path], None], creator: str = "this function") -> Path:
+    """Create the folder ``root`` by ``write(tmp)`` into a hidden sibling folder, then one rename.
+
+    An interrupted run never leaves something at ``root`` that looks finished (a leftover
+    ``.<name>.partial-*`` folder is safe to delete).
+
+    Raises:
+        FileExistsError: ``root`` exists and is not an empty folder, or appeared meanwhile.
+    """
+    root = Path(root)
+    if root.exists() and not _is_empty_dir(root):
+        raise FileExistsError(f"{root} already exists and is not an empty folder; {creator} only creates new folders")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = root.parent / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()
+    try:
+        write(partial)
+        if _is_empty_dir(root):
+            root.rmdir()
+        try:
+            os.rename(partial, root)
+        except OSError as err:  # someone created root meanwhile
+            raise FileExistsError(f"{root} appeared while {creator} was writing it: {err}") from err
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return root
