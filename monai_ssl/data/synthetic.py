@@ -208,7 +208,7 @@ def make_mrnet_demo(
         FileExistsError: ``root`` exists and is not an empty folder.
     """
     params = _demo_params(n_train, n_valid, num_slices, size, seed, planes)
-    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator=f"make_mrnet_demo (use ensure_mrnet_demo to reuse a finished demo)")
+    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator="make_mrnet_demo (use ensure_mrnet_demo to reuse a finished demo)")
     logger.info("wrote synthetic MRNet demo to %s (%d train, %d valid exams)", root, n_train, n_valid)
     return root
 

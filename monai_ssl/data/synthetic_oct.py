@@ -202,7 +202,7 @@ def make_oct_demo(
         FileExistsError: ``root`` exists and is not an empty folder.
     """
     params = _demo_params(n_train_per_class, n_test_per_class, height, width, seed, classes)
-    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator=f"make_oct_demo (use ensure_oct_demo to reuse a finished demo)")
+    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator="make_oct_demo (use ensure_oct_demo to reuse a finished demo)")
     logger.info(
         "wrote synthetic OCT demo to %s (%d classes, %d train and %d test images per class)",
         root, len(params["classes"]), n_train_per_class, n_test_per_class,
