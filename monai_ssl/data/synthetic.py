@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_ssl.utils.atomic import atomic_directory
+from monai_ssl.utils.atomic import atomic_directory, is_empty_dir
 
 from .mrnet import MRNET_PLANES, MRNET_SPLITS, MRNET_TASKS
 
@@ -170,11 +170,6 @@ def is_mrnet_demo(root: str | os.PathLike) -> bool:
     return (Path(root) / DEMO_MARKER).is_file()
 
 
-def _is_empty_dir(path: Path) -> bool:
-    """Whether ``path`` is an existing folder with nothing in it."""
-    return path.is_dir() and not any(path.iterdir())
-
-
 def make_mrnet_demo(
     root: str | os.PathLike,
     n_train: int = 12,
@@ -230,7 +225,7 @@ def ensure_mrnet_demo(root: str | os.PathLike, **kwargs: Any) -> Path:
     """
     requested = _demo_params(**kwargs)
     root = Path(root)
-    if not is_mrnet_demo(root) and (not root.exists() or _is_empty_dir(root)):
+    if not is_mrnet_demo(root) and (not root.exists() or is_empty_dir(root)):
         try:
             return make_mrnet_demo(root, **kwargs)
         except FileExistsError:

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from monai_ssl.utils.atomic import atomic_directory
+from monai_ssl.utils.atomic import atomic_directory, is_empty_dir
 
-from .synthetic import DEMO_MARKER, _is_empty_dir
+from .synthetic import DEMO_MARKER
 
 __all__ = ["OCT_CLASSES", "ensure_oct_demo", "is_oct_demo", "make_oct_demo"]
 
@@ -228,7 +228,7 @@ def ensure_oct_demo(root: str | os.PathLike, **kwargs: Any) -> Path:
     """
     requested = _demo_params(**kwargs)
     root = Path(root)
-    if _marker(root) is None and (not root.exists() or _is_empty_dir(root)):
+    if _marker(root) is None and (not root.exists() or is_empty_dir(root)):
         try:
             return make_oct_demo(root, **kwargs)
         except FileExistsError:

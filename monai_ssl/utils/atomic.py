@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text"]
+__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text", "is_empty_dir"]
 
 
 def _umask() -> int:
@@ -61,7 +61,9 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def _is_empty_dir(path: Path) -> bool:
+def is_empty_dir(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder with nothing in it."""
+    path = Path(path)
     return path.is_dir() and not any(path.iterdir())
 
 
@@ -75,14 +77,14 @@ def atomic_directory(root: str | os.PathLike, write: Callable[[Path], None], cre
         FileExistsError: ``root`` exists and is not an empty folder, or appeared meanwhile.
     """
     root = Path(root)
-    if root.exists() and not _is_empty_dir(root):
+    if root.exists() and not is_empty_dir(root):
         raise FileExistsError(f"{root} already exists and is not an empty folder; {creator} only creates new folders")
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = root.parent / f".{root.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir()
     try:
         write(partial)
-        if _is_empty_dir(root):
+        if is_empty_dir(root):
             root.rmdir()
         try:
             os.rename(partial, root)
