@@ -18,6 +18,7 @@ from .mrnet import (
 )
 from .sampling import oversample_minority
 from .synthetic import DEMO_MARKER, ensure_mrnet_demo, is_mrnet_demo, make_mrnet_demo
+from .validation_split import check_selection_split, has_split, train_val_datalists
 from .synthetic_oct import OCT_CLASSES, ensure_oct_demo, is_oct_demo, make_oct_demo
 
 __all__ = [
@@ -29,9 +30,11 @@ __all__ = [
     "MRNET_TASKS",
     "OCT_CLASSES",
     "VOLUME_SUFFIXES",
+    "check_selection_split",
     "classification_datalist",
     "ensure_mrnet_demo",
     "ensure_oct_demo",
+    "has_split",
     "image_datalist",
     "image_folder_datalist",
     "is_mrnet_demo",
@@ -44,6 +47,7 @@ __all__ = [
     "oversample_minority",
     "read_mrnet_labels",
     "split_labeled",
+    "train_val_datalists",
     "validate_image_file",
     "validate_volume_file",
     "volume_datalist",

@@ -17,10 +17,14 @@ def class_scores_and_indices(output: Any, pred_key: str = "pred", label_key: str
     scores and class indices. MONAI's ``ConfusionMatrix(metric_name="accuracy")`` is not a
     substitute for more than two classes: on one-hot inputs it also counts true negatives of every
     class.
+
+    The labels are returned on the device of the scores: after decollation a scalar label is a
+    Python number, which ``torch.as_tensor`` would otherwise put on the CPU.
     """
     if isinstance(output, dict):
-        scores, labels = output[pred_key], output[label_key]
+        scores, labels = torch.as_tensor(output[pred_key]), output[label_key]
     else:
         scores = torch.stack([torch.as_tensor(o[pred_key]) for o in output])
-        labels = torch.stack([torch.as_tensor(o[label_key]) for o in output])
-    return torch.as_tensor(scores).float(), torch.as_tensor(labels).long().reshape(-1)
+        labels = torch.stack([torch.as_tensor(o[label_key], device=scores.device) for o in output])
+    # decollated scalar labels are Python numbers: keep the labels on the scores' device (GPU runs)
+    return scores.float(), torch.as_tensor(labels, device=scores.device).long().reshape(-1)

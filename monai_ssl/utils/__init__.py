@@ -4,5 +4,14 @@ from __future__ import annotations
 
 from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_write_text
 from .logging import configure_logging
+from .overlay import declare_base, require_base
 
-__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text", "configure_logging"]
+__all__ = [
+    "atomic_directory",
+    "atomic_path",
+    "atomic_torch_save",
+    "atomic_write_text",
+    "configure_logging",
+    "declare_base",
+    "require_base",
+]

@@ -46,7 +46,8 @@ def pretrained(tmp_path_factory, oct_data):
 
 def test_pretraining(pretrained):
     checkpoint = torch.load(pretrained / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
-    assert checkpoint["trainer"]["optimizer_steps"] == 3  # 24 images, batch 8
+    # 6 images per class, one per class held out for validation (no val split): 20 images, batch 8
+    assert checkpoint["trainer"]["optimizer_steps"] == 2
     encoder = torch.load(pretrained / "models" / "encoder.pt", weights_only=True)
     assert "conv1.weight" in encoder
     events = EventAccumulator(str(pretrained / "runs" / "pretrain"))
@@ -56,12 +57,13 @@ def test_pretraining(pretrained):
 
 def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data, tmp_path):
     common = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), **TINY_2D}
-    # labeled 25% of 6 per class -> 2 per class (8 labeled), 16 in the pool; 4 pseudo-labels per round
+    # 5 training images per class after the validation hold-out; labeled 25% -> 1 per class (4 labeled),
+    # 16 in the pool; 4 pseudo-labels per round
     run(config_file=_with("pseudolabel"), num_rounds=2, num_pseudo_labels=4, **common)
     out = pretrained / "models" / "pseudolabel"
     rounds = _rows(out / "rounds.csv")
     assert [int(r["round"]) for r in rounds] == [0, 1, 2]
-    assert [int(r["n_labeled"]) for r in rounds] == [8, 8, 8]
+    assert [int(r["n_labeled"]) for r in rounds] == [4, 4, 4]
     assert [int(r["n_pseudo"]) for r in rounds] == [0, 4, 8]
     assert [int(r["n_pool"]) for r in rounds] == [16, 12, 8]
     table = _rows(out / "pseudo_labels.csv")
@@ -135,3 +137,14 @@ def test_byol_then_finetune_beats_the_majority_class_on_breastmnist(tmp_path):
     majority = max(np.mean(labels == 0), np.mean(labels == 1))
     assert report["n"] == 156
     assert report["accuracy"] > majority, (report["accuracy"], majority)
+
+
+@pytest.mark.parametrize("overlay", ["pseudolabel", "linear_probe", "few_shot", "supervised"])
+def test_an_overlay_run_alone_names_its_base_config(tmp_path, overlay):
+    with pytest.raises(Exception) as info:
+        run(config_file=str(OCT / f"{overlay}.json"), bundle_root=str(tmp_path))
+    messages, error = [], info.value
+    while error is not None:
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert any(f"{overlay}.json is an overlay of finetune.json" in m for m in messages), messages
