@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
+from monai.metrics import compute_roc_auc
 
 __all__ = ["binary_classification_metrics", "roc_auc", "roc_curve"]
 
 
 def _as_1d(values: Any, name: str) -> np.ndarray:
     """Convert ``values`` to a 1-D numpy array, accepting shapes ``(N,)`` and ``(N, 1)``."""
-    if hasattr(values, "detach"):  # torch.Tensor without importing torch here
+    if hasattr(values, "detach"):  # torch.Tensor
         values = values.detach().cpu().numpy()
     elif isinstance(values, (list, tuple)):
         values = [v.detach().cpu().numpy() if hasattr(v, "detach") else v for v in values]
@@ -63,7 +65,7 @@ def _single_class_message(y: np.ndarray) -> str:
 
 
 def roc_curve(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Receiver operating characteristic curve.
+    """Receiver operating characteristic curve (MONAI computes the AUC but has no ROC curve function).
 
     Samples with equal scores are grouped into one step, so ties produce a diagonal segment instead
     of an order-dependent staircase. A sample is called positive at threshold ``t`` when
@@ -98,16 +100,13 @@ def roc_curve(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return fpr.astype(np.float64), tpr.astype(np.float64), thresholds.astype(np.float64)
 
 
-def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
-    """Area under the piecewise-linear curve through ``(x, y)`` (``x`` non-decreasing)."""
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
-
-
 def roc_auc(probs: Any, labels: Any) -> float:
-    """Area under the ROC curve.
+    """Area under the ROC curve, computed by :func:`monai.metrics.compute_roc_auc`.
 
     Equal to the Mann-Whitney probability that a random positive scores higher than a random
-    negative, ties counted as one half.
+    negative, ties counted as one half. Unlike MONAI's function, which warns and returns NaN, an
+    undefined AUC (one class only) is an error here; :func:`binary_classification_metrics` reports
+    it as ``None``.
 
     Args:
         probs: probabilities of class 1, shape ``(N,)`` or ``(N, 1)``.
@@ -119,8 +118,10 @@ def roc_auc(probs: Any, labels: Any) -> float:
     Raises:
         ValueError: on invalid input or when ``labels`` hold only one class.
     """
-    fpr, tpr, _ = roc_curve(probs, labels)
-    return _trapezoid(fpr, tpr)
+    p, y = _validate(probs, labels)
+    if np.all(y == y[0]):
+        raise ValueError(_single_class_message(y))
+    return float(compute_roc_auc(torch.from_numpy(p), torch.from_numpy(y)))
 
 
 def _ratio(num: int, den: int) -> float | None:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import math
 import os
 import subprocess
 import sys
 
 import pytest
 import torch
-from monai.bundle import ckpt_export, run, verify_net_in_out
+from monai.bundle import ConfigWorkflow, ckpt_export, run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bundle_helpers import BYOLMED2D, REPO, TINY
+from monai_ssl.data import make_mrnet_demo
 
 TRAIN = str(BYOLMED2D / "train.json")
 FINETUNE = str(BYOLMED2D / "finetune.json")
@@ -101,6 +104,50 @@ def test_finetune_evaluate_inference_and_export(pretrained, tiny_mrnet, tmp_path
                 meta_file=META, config_file=INFERENCE)
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     assert scripted(torch.rand(1, 1, 4, 32, 32)).shape == (1, 1)
+
+
+def _single_class_validation(root):
+    """The tiny MRNet demo with every validation exam normal for the ``acl`` task."""
+    data = make_mrnet_demo(root, n_train=6, n_valid=4, num_slices=(5, 6), size=48, seed=1, planes=("sagittal",))
+    rows = (data / "valid-acl.csv").read_text().splitlines()
+    (data / "valid-acl.csv").write_text("".join(f"{row.split(',')[0]},0\n" for row in rows))
+    return data
+
+
+def test_finetune_on_single_class_validation_selects_on_accuracy(pretrained, tmp_path, caplog):
+    data = _single_class_validation(tmp_path / "MRNet-v1.0")
+    root = tmp_path / "bundle"
+    workflow = ConfigWorkflow(
+        config_file=FINETUNE, workflow_type=None, bundle_root=str(root), dataset_dir=str(data),
+        pretrained_encoder=str(pretrained / "models" / "encoder.pt"), num_epochs=2, num_slices=4, image_size=32,
+        batch_size=2, num_workers=0,
+    )
+    logger = logging.getLogger("monai_ssl")  # the bundle's logging set-up stops propagation to caplog's root handler
+    logger.addHandler(caplog.handler)
+    try:
+        workflow.initialize()
+        workflow.run()
+        workflow.finalize()
+    finally:
+        logger.removeHandler(caplog.handler)
+
+    warnings = [r.getMessage() for r in caplog.records if "single class" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # once at start, not every epoch
+    assert "validation split" in warnings[0] and "all 4 labels are class 0" in warnings[0]
+    assert "selected on 'val_accuracy' instead of 'val_auc'" in warnings[0]
+
+    events = _events(root / "runs" / "finetune")
+    assert all(math.isnan(e.value) for e in events.Scalars("val_auc"))  # still logged, and undefined
+    accuracy = [e.value for e in events.Scalars("val_accuracy")]
+    best_epoch = 1 + accuracy.index(max(accuracy))  # the first best: an equal score does not replace it
+    evaluator = workflow.parser.get_parsed_content("validate#evaluator")
+    assert evaluator.state.key_metric_name == "val_accuracy"
+    assert evaluator.state.best_metric == pytest.approx(max(accuracy))
+    assert evaluator.state.best_metric_epoch == best_epoch
+    kept = torch.load(root / "models" / "model.pt", weights_only=True)
+    at_best = torch.load(root / "models" / "finetune" / f"checkpoint_epoch={best_epoch}.pt", weights_only=True)
+    assert kept.keys() == at_best["network"].keys()
+    assert all(torch.equal(kept[k], at_best["network"][k]) for k in kept)
 
 
 def test_finetune_without_pretraining_is_a_clear_error(tmp_path, tiny_mrnet):

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from helpers import TinyEncoder
 
-from ignite.engine import Events
+from ignite.engine import Engine, Events
+from ignite.handlers import DiskSaver
 
 from monai_ssl.engines import BYOLTrainer
 from monai_ssl.handlers.checkpoint import CheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
@@ -17,6 +20,44 @@ def _setup(encoder, max_epochs):
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     trainer = BYOLTrainer("cpu", max_epochs, data, net, opt)
     return trainer, {"network": net, "optimizer": opt, "trainer": trainer}
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise OSError("disk full")
+
+
+class _Weights:
+    """An object to checkpoint whose saved value is the epoch, and whose save fails when asked to."""
+
+    def __init__(self, fail_at_epoch: int | None = None) -> None:
+        self.epoch = 0
+        self.fail_at_epoch = fail_at_epoch
+
+    def state_dict(self) -> dict:
+        state = {"epoch": torch.tensor(self.epoch)}
+        if self.epoch == self.fail_at_epoch:
+            state["broken"] = _Unpicklable()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+
+
+def _evaluator(weights: _Weights, metrics: list[float]) -> Engine:
+    """A 1-iteration-per-epoch engine that sets ``weights.epoch`` and ``state.metrics["val_auc"]``."""
+    engine = Engine(lambda e, batch: None)
+
+    @engine.on(Events.EPOCH_COMPLETED)
+    def _metrics(e):
+        weights.epoch = e.state.epoch
+        e.state.metrics["val_auc"] = metrics[e.state.epoch - 1]
+
+    return engine
+
+
+def _saved_epoch(path) -> int:
+    return int(torch.load(path, weights_only=True)["epoch"])
 
 
 def test_latest_checkpoint_orders_by_number(tmp_path):
@@ -46,12 +87,110 @@ def test_saves_atomically_and_resumes_where_it_stopped(tiny_encoder, tmp_path):
     assert not torch.equal(target, objects["network"].target_parameters()[0])  # trained on from the saved state
 
 
-def test_resume_errors(tiny_encoder, tmp_path):
+def test_engine_key_adds_the_engine_to_the_checkpoint(tmp_path):
+    weights = _Weights()
+    engine = _evaluator(weights, [0.5])
+    CheckpointSaver(str(tmp_path), {"weights": weights}, engine_key="engine", save_interval=1).attach(engine)
+    engine.run([0], max_epochs=1)
+    saved = torch.load(tmp_path / "checkpoint_epoch=1.pt", weights_only=True)
+    assert set(saved) == {"weights", "engine"} and saved["engine"]["iteration"] == 1
+
+
+def test_files_are_written_by_ignites_atomic_disk_saver(tmp_path):
+    saver = CheckpointSaver(str(tmp_path), {"weights": _Weights()}, save_final=True, save_key_metric=True,
+                            key_metric_name="val_auc", save_interval=1)
+    checkpoints = (saver.final_checkpoint, saver.key_metric_checkpoint, saver.interval_checkpoint)
+    assert all(isinstance(c.save_handler, DiskSaver) and c.save_handler._atomic for c in checkpoints)
+
+
+@pytest.mark.parametrize(
+    "kind, kept",
+    [
+        ({"save_key_metric": True, "key_metric_name": "val_auc", "key_metric_filename": "model.pt"}, "model.pt"),
+        ({"save_interval": 1, "n_saved": 1}, "weights_epoch=1.pt"),  # one saved object names the file
+    ],
+)
+def test_a_failing_save_keeps_the_previous_file(tmp_path, kind, kept):
+    # MONAI's CheckpointSaver leaves a truncated model.pt / weights_epoch=2.pt here
+    weights = _Weights(fail_at_epoch=2)
+    engine = _evaluator(weights, [0.5, 0.9])
+    CheckpointSaver(str(tmp_path), {"weights": weights}, **kind).attach(engine)
+    with pytest.raises(OSError, match="disk full"):
+        engine.run([0], max_epochs=2)
+    # Ignite removes the replaced file before writing the new one: here that waits for a complete save
+    assert [p.name for p in tmp_path.iterdir()] == [kept]  # and no temporary file
+    assert _saved_epoch(tmp_path / kept) == 1
+
+
+def test_fixed_filename_holds_the_best_and_a_nan_metric_never_wins(tmp_path, caplog):
+    weights = _Weights()
+    engine = _evaluator(weights, [math.nan, 0.6, 0.8, math.nan, 0.7])
+    saver = CheckpointSaver(str(tmp_path), {"weights": weights}, save_key_metric=True, key_metric_name="val_auc",
+                            key_metric_filename="model.pt", name="test_checkpoint")
+    saver.attach(engine)
+    best = []
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: best.append(_saved_epoch(tmp_path / "model.pt")))
+    engine.run([0], max_epochs=5)
+    # epoch 1 is saved (nothing better yet) but any defined score replaces it; the NaN epoch 4 never does
+    assert best == [1, 2, 3, 3, 3]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert "val_auc=nan at epoch 1" in caplog.text and "val_auc=nan at epoch 4" in caplog.text
+
+
+def test_final_checkpoint_with_fixed_name(tmp_path):
+    weights = _Weights()
+    engine = _evaluator(weights, [0.5, 0.5])
+    CheckpointSaver(str(tmp_path), {"weights": weights}, save_final=True, final_filename="last.pt").attach(engine)
+    engine.run([0, 1], max_epochs=2)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"] and _saved_epoch(tmp_path / "last.pt") == 2
+
+
+def test_resume_from_unreadable_file_names_it(tiny_encoder, tmp_path):
     trainer, objects = _setup(tiny_encoder, max_epochs=1)
     (tmp_path / "checkpoint_epoch=1.pt").write_bytes(b"truncated")
     ResumeFromCheckpoint(tmp_path, objects).attach(trainer)
-    with pytest.raises(RuntimeError, match="cannot read checkpoint"):
+    with pytest.raises(RuntimeError, match=r"cannot load checkpoint .*checkpoint_epoch=1\.pt"):
         trainer.run()
+
+
+def test_resume_loads_weights_only(tiny_encoder, tmp_path):
+    trainer, objects = _setup(tiny_encoder, max_epochs=1)
+    state = {k: v.state_dict() for k, v in objects.items()}
+    torch.save({**state, "extra": _Weights()}, tmp_path / "checkpoint_epoch=1.pt")  # an arbitrary pickled object
+    ResumeFromCheckpoint(tmp_path, objects).attach(trainer)
+    with pytest.raises(RuntimeError, match="Weights only load failed"):
+        trainer.run()
+
+
+def test_resume_from_file_without_an_entry_names_it(tiny_encoder, tmp_path):
+    trainer, objects = _setup(tiny_encoder, max_epochs=1)
+    torch.save({"network": objects["network"].state_dict()}, tmp_path / "checkpoint_epoch=1.pt")
+    ResumeFromCheckpoint(tmp_path, objects).attach(trainer)
+    with pytest.raises(ValueError, match=r"checkpoint_epoch=1\.pt.*'optimizer'"):
+        trainer.run()
+
+
+def test_resume_past_max_epochs_is_an_error(tiny_encoder, tmp_path):
+    trainer, objects = _setup(tiny_encoder, max_epochs=2)
+    CheckpointSaver(str(tmp_path), objects, save_interval=1).attach(trainer)
+    trainer.run()
+    resumed, objects2 = _setup(TinyEncoder(), max_epochs=1)
+    ResumeFromCheckpoint(tmp_path, objects2).attach(resumed)
+    with pytest.raises(ValueError, match=r"checkpoint_epoch=2\.pt.*max_epochs"):
+        resumed.run()
+
+
+def test_disabled_resume_and_engine_key(tiny_encoder, tmp_path):
+    trainer, objects = _setup(tiny_encoder, max_epochs=1)
+    CheckpointSaver(str(tmp_path), objects, save_interval=1).attach(trainer)
+    trainer.run()
+    fresh, objects2 = _setup(TinyEncoder(), max_epochs=1)
+    objects2.pop("trainer")
+    handler = ResumeFromCheckpoint(tmp_path, objects2, engine_key="trainer", enabled=False)
+    handler.attach(fresh)
+    assert objects2["trainer"] is fresh  # the engine is named even when resuming is switched off
+    fresh.run()
+    assert handler.loaded is None and fresh.state.iteration == 2
 
 
 def test_resume_without_checkpoint_starts_fresh(tiny_encoder, tmp_path, caplog):
