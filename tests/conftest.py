@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 import torch
@@ -25,3 +26,16 @@ def _propagate_monai_ssl_logs():
     logger.handlers.clear()
     logger.setLevel(logging.NOTSET)
     logger.propagate = True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``gpu`` without CUDA, unless ``MONAI_SSL_TEST_DEVICE=cpu`` asks for a CPU dry run."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    requested = os.environ.get("MONAI_SSL_TEST_DEVICE", "cuda")  # TEST_DEVICE_ENV of tests/bundles/bundle_helpers.py
+    if not gpu_items or requested == "cpu" or (requested == "cuda" and torch.cuda.is_available()):
+        return
+    if requested != "cuda":
+        raise pytest.UsageError(f"MONAI_SSL_TEST_DEVICE must be 'cuda' or 'cpu', got {requested!r}")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in gpu_items:
+        item.add_marker(skip)

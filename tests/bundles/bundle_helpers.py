@@ -27,3 +27,7 @@ TINY_2D = {
     "num_workers": 0,
     "num_epochs": 1,
 }
+
+# environment variable of the `gpu` tests: unset (or "cuda") runs them on the GPU, "cpu" is a dry run on
+# the CPU that checks the tests' own logic on a machine without CUDA (the cuda assertions are skipped)
+TEST_DEVICE_ENV = "MONAI_SSL_TEST_DEVICE"

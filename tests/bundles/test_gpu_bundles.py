@@ -1,0 +1,267 @@
+"""Every documented bundle command for one epoch on tiny data, on a CUDA GPU.
+
+CI has no GPU, and device mix-ups (a label on the CPU, a prediction on ``cuda``) only show on one, so
+these tests are marked ``gpu``: ``python -m pytest -m gpu`` selects them, and ``tests/conftest.py``
+skips them where ``torch.cuda.is_available()`` is False. The bundles pick ``cuda:0`` themselves
+when there is a GPU (no device override here: the runs are what a user types), and each test checks
+that the run really happened there: the files a run saves keep the device of their tensors (so
+``torch.load`` without ``map_location`` gives them back on ``cuda``), and a run in this process
+must have allocated GPU memory.
+
+``MONAI_SSL_TEST_DEVICE=cpu python -m pytest -m gpu`` is a dry run of the same tests on the CPU
+(the device is then forced to the CPU, and the saved tensors must be CPU tensors).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from monai.bundle import ckpt_export, run, verify_net_in_out
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bundle_helpers import BYOLMED2D, OCT, REPO, TEST_DEVICE_ENV, TINY, TINY_2D
+from monai_ssl.data import make_oct_demo
+
+pytestmark = pytest.mark.gpu
+
+ON_CUDA = os.environ.get(TEST_DEVICE_ENV, "cuda") != "cpu"
+DEVICE_TYPE = "cuda" if ON_CUDA else "cpu"
+# on the GPU the configs choose the device themselves; the dry run forces the CPU even where CUDA is present
+DEVICE_OVERRIDES: dict[str, Any] = {} if ON_CUDA else {"device": "$torch.device('cpu')", "amp": False}
+
+BYOL_SMALL_2D = {"hidden_dim": 64, "projection_dim": 16}
+OCT_CLASSES = ["CNV", "DME", "DRUSEN", "NORMAL"]
+
+
+def _cuda_allocations() -> int:
+    """How many blocks the CUDA caching allocator has handed out so far in this process."""
+    return int(torch.cuda.memory_stats().get("allocation.all.allocated", 0)) if ON_CUDA else 0
+
+
+def _run(config_file: str | Path | Sequence[str | Path], **overrides: Any) -> None:
+    """``python -m monai.bundle run`` in this process on the test device, and check it computed there."""
+    before = _cuda_allocations()
+    files = str(config_file) if isinstance(config_file, (str, Path)) else [str(f) for f in config_file]
+    run(config_file=files, **{k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()},
+        **DEVICE_OVERRIDES)
+    if ON_CUDA:
+        assert _cuda_allocations() > before, f"{config_file} allocated no GPU memory: it did not run on cuda"
+
+
+def _assert_saved_on_device(state: Mapping[str, Any] | Path) -> None:
+    """Every tensor of a state dict (or of the state dict in a file) was saved from the test device."""
+    if isinstance(state, Path):
+        # no map_location: torch.load puts every tensor back on the device it was saved from
+        state = torch.load(state, weights_only=True)
+    devices = {v.device.type for v in state.values() if isinstance(v, torch.Tensor)}
+    assert devices == {DEVICE_TYPE}, devices
+
+
+def _scalar_tags(folder: Path) -> set[str]:
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _torchrun(configs: Path, overrides: Mapping[str, Any]) -> subprocess.CompletedProcess:
+    """The documented multi-GPU command with one process: ``torchrun --nproc_per_node=1 -m monai.bundle run``."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+        "-m", "monai.bundle", "run",
+        "--config_file", f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']",
+        *[f"--{k}={v}" for k, v in overrides.items()],
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if not ON_CUDA:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # the overlay picks its device and backend from torch.cuda.is_available()
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+# ------------------------------------------------------------------------------------------ BYOLMed2D
+
+
+@pytest.fixture(scope="module")
+def byolmed2d_root(tmp_path_factory, tiny_mrnet) -> Path:
+    """``train.json``: one epoch of BYOLMed2D pre-training."""
+    root = tmp_path_factory.mktemp("gpu_byolmed2d")
+    _run(BYOLMED2D / "train.json", bundle_root=root, dataset_dir=tiny_mrnet, **TINY)
+    return root
+
+
+@pytest.fixture(scope="module")
+def byolmed2d_common(byolmed2d_root, tiny_mrnet) -> dict[str, Any]:
+    return {"bundle_root": byolmed2d_root, "dataset_dir": tiny_mrnet, "num_slices": 4, "image_size": 32,
+            "batch_size": 2, "num_workers": 0}
+
+
+@pytest.fixture(scope="module")
+def byolmed2d_finetuned(byolmed2d_common) -> Path:
+    """``finetune.json``: one epoch of fine-tuning with validation (ROC AUC, accuracy) on the device."""
+    _run(BYOLMED2D / "finetune.json", num_epochs=1, **byolmed2d_common)
+    return byolmed2d_common["bundle_root"]
+
+
+def test_byolmed2d_train(byolmed2d_root):
+    checkpoint = torch.load(byolmed2d_root / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 3  # 6 exams, batch 2
+    _assert_saved_on_device(checkpoint["network"])
+    _assert_saved_on_device(byolmed2d_root / "models" / "encoder.pt")
+    assert {"byol/loss", "byol/tau"} <= _scalar_tags(byolmed2d_root / "runs" / "pretrain")
+
+
+def test_byolmed2d_finetune(byolmed2d_finetuned):
+    models = byolmed2d_finetuned / "models"
+    _assert_saved_on_device(models / "model.pt")  # the best-AUC model, saved by the validation run
+    checkpoint = torch.load(models / "finetune" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] > 0
+    _assert_saved_on_device(checkpoint["network"])
+    assert {"train/loss", "val_auc", "val_accuracy"} <= _scalar_tags(byolmed2d_finetuned / "runs" / "finetune")
+
+
+def test_byolmed2d_evaluate(byolmed2d_finetuned, byolmed2d_common):
+    _run(BYOLMED2D / "evaluate.json", **byolmed2d_common)
+    report = json.loads((byolmed2d_finetuned / "eval" / "metrics.json").read_text())
+    assert report["n"] == 4 and sum(map(sum, report["confusion_matrix"])) == 4
+    assert {"accuracy", "auc", "sensitivity", "specificity"} <= set(report)
+    assert len(_rows(byolmed2d_finetuned / "eval" / "predictions.csv")) == 4
+
+
+def test_byolmed2d_inference(byolmed2d_finetuned, byolmed2d_common, tiny_mrnet, tmp_path):
+    _run(BYOLMED2D / "inference.json", input_dir=tiny_mrnet / "valid" / "sagittal", output_dir=tmp_path,
+         **byolmed2d_common)
+    rows = _rows(tmp_path / "predictions.csv")
+    assert [r["id"] for r in rows] == ["0006", "0007", "0008", "0009"]
+    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+
+
+# ------------------------------------------------------------------------------------------------ OCT
+
+
+@pytest.fixture(scope="module")
+def oct_data(tmp_path_factory) -> Path:
+    return make_oct_demo(tmp_path_factory.mktemp("gpu_oct") / "OCT2017", n_train_per_class=6, n_test_per_class=3,
+                         seed=2)
+
+
+@pytest.fixture(scope="module")
+def oct_root(tmp_path_factory, oct_data) -> Path:
+    """OCT ``train.json``: one epoch of BYOL pre-training."""
+    root = tmp_path_factory.mktemp("gpu_oct_bundle")
+    _run(OCT / "train.json", bundle_root=root, dataset_dir=oct_data, **TINY_2D, **BYOL_SMALL_2D)
+    return root
+
+
+def _oct_finetune(*overlays: str) -> list[Path]:
+    return [OCT / "finetune.json", *(OCT / f"{o}.json" for o in overlays)]
+
+
+@pytest.fixture(scope="module")
+def oct_pseudolabeled(oct_root, oct_data) -> Path:
+    """``finetune.json`` + ``pseudolabel.json``, one round: the model that evaluate.json reads by default."""
+    _run(_oct_finetune("pseudolabel"), bundle_root=oct_root, dataset_dir=oct_data, num_rounds=1,
+         num_pseudo_labels=4, **TINY_2D)
+    return oct_root
+
+
+def test_oct_train(oct_root):
+    checkpoint = torch.load(oct_root / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] >= 1
+    _assert_saved_on_device(checkpoint["network"])
+    _assert_saved_on_device(oct_root / "models" / "encoder.pt")
+    assert {"byol/loss", "byol/tau"} <= _scalar_tags(oct_root / "runs" / "pretrain")
+
+
+@pytest.mark.parametrize(
+    ("overlays", "overrides", "run_name"),
+    [
+        pytest.param((), {}, "finetune", id="finetune"),
+        pytest.param(("linear_probe",), {}, "linear_probe", id="linear_probe"),
+        pytest.param(("few_shot",), {"shots_per_class": 2}, "few_shot", id="few_shot"),
+        pytest.param(("supervised",), {}, "supervised", id="supervised"),
+    ],
+)
+def test_oct_finetune(oct_root, oct_data, overlays, overrides, run_name):
+    """``finetune.json`` alone and with each overlay: training, validation metrics, best model."""
+    _run(_oct_finetune(*overlays), bundle_root=oct_root, dataset_dir=oct_data, **TINY_2D, **overrides)
+    model = torch.load(oct_root / "models" / f"{run_name}_model.pt", weights_only=True)
+    assert model["head.weight"].shape == (4, 512)
+    _assert_saved_on_device(model)
+    checkpoint = torch.load(oct_root / "models" / run_name / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] > 0
+    _assert_saved_on_device(checkpoint["network"])
+    # validation ran on the device: accuracy (class_scores_and_indices) and ROC AUC (label_onehot)
+    assert {"train/loss", "val_accuracy", "val_auc"} <= _scalar_tags(oct_root / "runs" / run_name)
+
+
+def test_oct_pseudolabel(oct_pseudolabeled):
+    out = oct_pseudolabeled / "models" / "pseudolabel"
+    assert [int(r["round"]) for r in _rows(out / "rounds.csv")] == [0, 1]
+    table = _rows(out / "pseudo_labels.csv")
+    assert len(table) == 4 and all(r["round"] == "1" for r in table)
+    _assert_saved_on_device(out / "best_model.pt")
+    assert any(t.startswith("pseudo_label/") for t in _scalar_tags(oct_pseudolabeled / "runs" / "pseudolabel"))
+
+
+def test_oct_evaluate(oct_pseudolabeled, oct_data):
+    _run(OCT / "evaluate.json", bundle_root=oct_pseudolabeled, dataset_dir=oct_data, image_size=32, num_workers=0)
+    report = json.loads((oct_pseudolabeled / "eval" / "metrics.json").read_text())
+    assert report["n"] == 12 and report["class_names"] == OCT_CLASSES
+    assert {"accuracy", "macro_f1", "macro_auc", "per_class"} <= set(report)
+    assert len(_rows(oct_pseudolabeled / "eval" / "predictions.csv")) == 12
+
+
+def test_oct_inference(oct_pseudolabeled, oct_data, tmp_path):
+    _run(OCT / "inference.json", bundle_root=oct_pseudolabeled, dataset_dir=oct_data, image_size=32, num_workers=0,
+         input_dir=oct_data / "test" / "DME", output_dir=tmp_path)
+    rows = _rows(tmp_path / "predictions.csv")
+    assert len(rows) == 3 and all(r["prediction"] in OCT_CLASSES for r in rows)
+
+
+@pytest.mark.parametrize("bundle", ["byolmed2d", "oct"])
+def test_verify_and_export_a_model_trained_on_the_device(bundle, request, tmp_path):
+    """``verify_net_in_out`` (runs on ``cuda`` when there is one) and ``ckpt_export`` of the GPU-saved model."""
+    if bundle == "byolmed2d":
+        configs, model = BYOLMED2D, request.getfixturevalue("byolmed2d_finetuned") / "models" / "model.pt"
+        shape, outputs = (1, 1, 4, 32, 32), (1, 1)
+    else:
+        configs = OCT
+        model = request.getfixturevalue("oct_pseudolabeled") / "models" / "pseudolabel" / "best_model.pt"
+        shape, outputs = (2, 1, 32, 32), (2, 4)
+    files = {"meta_file": str(configs / "metadata.json"), "config_file": str(configs / "inference.json")}
+    verify_net_in_out(net_id="network_def", device=None if ON_CUDA else "cpu", **files)
+    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(model), **files)
+    scripted = torch.jit.load(str(tmp_path / "model.ts"), map_location="cpu")
+    assert scripted(torch.rand(*shape)).shape == outputs
+
+
+# ------------------------------------------------------------------------------------------ multi-GPU
+
+
+@pytest.mark.parametrize("bundle", ["byolmed2d", "oct"])
+def test_multi_gpu_train_with_torchrun(bundle, request, tmp_path):
+    """``torchrun --nproc_per_node=1 -m monai.bundle run --config_file "['train.json','multi_gpu_train.json']"``."""
+    if bundle == "byolmed2d":
+        configs, data, tiny = BYOLMED2D, request.getfixturevalue("tiny_mrnet"), TINY
+    else:
+        configs, data, tiny = OCT, request.getfixturevalue("oct_data"), {**TINY_2D, **BYOL_SMALL_2D}
+    result = _torchrun(configs, {"bundle_root": tmp_path, "dataset_dir": data, **tiny})
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] >= 1
+    _assert_saved_on_device(checkpoint["network"])
+    _assert_saved_on_device(tmp_path / "models" / "encoder.pt")
+    assert len(list((tmp_path / "runs" / "pretrain").glob("events.out.tfevents.*"))) == 1
