@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from monai_ssl.losses import BYOLLoss
 from monai_ssl.networks.momentum import cosine_momentum
 
-__all__ = ["BYOLTrainer", "byol_scalars", "prepare_views"]
+__all__ = ["BYOLTrainer", "byol_scalars", "prepare_views", "scaled_optimizer_step"]
 
 
 def prepare_views(
@@ -47,6 +47,46 @@ def _unwrap(network: nn.Module) -> nn.Module:
     return network.module if isinstance(network, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else network
 
 
+def _step_observed(optimizer: Optimizer, step: Callable[[], Any]) -> bool:
+    """Run ``step()`` and tell whether it called ``optimizer.step()``, with a step post-hook (no host sync)."""
+    called = False
+
+    def _mark(*_: Any) -> None:
+        nonlocal called
+        called = True
+
+    handle = optimizer.register_step_post_hook(_mark)
+    try:
+        step()
+    finally:
+        handle.remove()
+    return called
+
+
+def scaled_optimizer_step(scaler: Any, optimizer: Optimizer) -> bool:
+    """``scaler.step(optimizer)`` then ``scaler.update()``; return whether the optimizer really stepped.
+
+    A ``torch.amp.GradScaler`` skips the step when the unscaled gradients hold inf/NaN (fp16 overflow)
+    and then lowers its scale by ``backoff_factor`` (< 1). Such an iteration is no step of Algorithm 1:
+    the caller must neither move the BYOL target (eq. 1) nor count it in the ``tau`` schedule.
+
+    Detection: for ordinary optimizers the scaler calls ``optimizer.step()`` only when it does not skip,
+    so a step post-hook tells, without a host sync (the scaler has already synced on its inf check).
+    Optimizers that handle the scaling themselves (``_step_supports_amp_scaling``, e.g. ``fused=True``)
+    are always called and skip inside, so for them, and for objects without step hooks, a skip is
+    recognised by the scale decreasing across ``update()`` (two ``get_scale()`` host syncs).
+    """
+    fused = getattr(optimizer, "_step_supports_amp_scaling", False)
+    if not fused and hasattr(optimizer, "register_step_post_hook"):
+        stepped = _step_observed(optimizer, lambda: scaler.step(optimizer))
+        scaler.update()
+        return stepped
+    before = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return not scaler.get_scale() < before
+
+
 class BYOLTrainer(Trainer):
     """BYOL pre-training (Grill et al., NeurIPS 2020, Algorithm 1) as a MONAI trainer.
 
@@ -59,12 +99,16 @@ class BYOLTrainer(Trainer):
 
     The number of optimizer steps done is ``engine.state.optimizer_steps``; it is part of the
     trainer's ``state_dict`` so a run resumed from a checkpoint continues the ``tau`` schedule.
+    Under amp with a gradient scaler, a step the scaler skips (inf/NaN gradients) is no step: the
+    target does not move and ``optimizer_steps`` does not advance (:func:`scaled_optimizer_step`).
 
     ``engine.state.output`` after each iteration is a dict: ``loss`` (detached), ``tau`` (the decay
     rate used for this iteration's update), ``lr`` (first parameter group), ``projection_std``
     (mean over dimensions of the standard deviation over the batch of the L2-normalised online
-    projections: about ``1/sqrt(D)`` for well spread projections, 0 when they collapse), and the
-    two views (``view1``, ``view2``) for image logging.
+    projections: about ``1/sqrt(D)`` for well spread projections, 0 when they collapse),
+    ``optimizer_stepped`` (whether the optimizer and the target stepped in this iteration: False
+    while accumulating gradients and when the gradient scaler skipped the step), and the two views
+    (``view1``, ``view2``) for image logging.
 
     Args:
         device: where to train.
@@ -161,6 +205,13 @@ class BYOLTrainer(Trainer):
         local = (self.state.iteration - 1) % self.state.epoch_length
         return local % acc == 0, (local + 1) % acc == 0 or (local + 1) == self.state.epoch_length
 
+    def _optimizer_step(self) -> bool:
+        """Step the optimizer (through the gradient scaler under amp); False when the scaler skipped it."""
+        if self.scaler is not None and self.amp:
+            return scaled_optimizer_step(self.scaler, self.optimizer)
+        self.optimizer.step()
+        return True
+
     def _iteration(self, engine: BYOLTrainer, batchdata: dict[str, torch.Tensor]) -> dict[str, Any]:
         """One BYOL step: loss of both views, backward, optimizer step, momentum update of the target."""
         if batchdata is None:
@@ -198,12 +249,8 @@ class BYOLTrainer(Trainer):
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
 
         tau = engine.current_tau()
-        if step:
-            if engine.scaler is not None and engine.amp:
-                engine.scaler.step(engine.optimizer)
-                engine.scaler.update()
-            else:
-                engine.optimizer.step()
+        stepped = engine._optimizer_step() if step else False
+        if stepped:  # the target follows real optimizer steps only (eq. 1), after them
             _unwrap(engine.network).update_target(tau)
             engine.state.optimizer_steps += 1
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
@@ -217,6 +264,7 @@ class BYOLTrainer(Trainer):
             "lr": engine.optimizer.param_groups[0]["lr"],
             "projection_std": projection_std,
             "projection_dim": projection.shape[1],
+            "optimizer_stepped": stepped,
             engine.view_keys[0]: view1,
             engine.view_keys[1]: view2,
         }

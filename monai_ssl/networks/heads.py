@@ -38,4 +38,6 @@ class MLPHead(nn.Sequential):
                 f"MLPHead got a batch of {x.shape[0]} sample in training mode; its batch normalisation needs at "
                 "least 2 samples per batch (use batch_size >= 2 and drop_last=True in the DataLoader)."
             )
-        return super().forward(x)
+        for layer in self:  # not super().forward(): TorchScript (bundle export) cannot compile it
+            x = layer(x)
+        return x

@@ -15,21 +15,27 @@ def _data(n_batches=3, batch=4):
             for _ in range(n_batches)]
 
 
-def _trainer(encoder, data, **kwargs):
+def _trainer(encoder, data, fused=None, **kwargs):
     net = BYOL(encoder, hidden_dim=16, projection_dim=4)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, fused=fused)
     return BYOLTrainer("cpu", kwargs.pop("max_epochs", 2), data, net, opt, **kwargs)
+
+
+def _clone(params):
+    return [p.detach().clone() for p in params]
 
 
 def test_counts_optimizer_steps_and_tau_with_accumulation(tiny_encoder):
     trainer = _trainer(tiny_encoder, _data(3), accumulation_steps=2, max_epochs=2)
-    taus, steps = [], []
+    taus, steps, stepped = [], [], []
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: (taus.append(e.state.output["tau"]),
-                                                                steps.append(e.state.optimizer_steps)))
+                                                                steps.append(e.state.optimizer_steps),
+                                                                stepped.append(e.state.output["optimizer_stepped"])))
     trainer.run()
     # 3 iterations per epoch, accumulate 2 -> steps after iterations 2 and 3 (end-of-epoch flush)
     assert trainer.total_optimizer_steps == 4
     assert steps == [0, 1, 2, 2, 3, 4]
+    assert stepped == [False, True, True, False, True, True]
     assert taus[0] == pytest.approx(0.99)
     assert taus[-1] == pytest.approx(cosine_momentum(3, 4, 0.99))
     assert trainer.state.optimizer_steps == 4
@@ -52,7 +58,7 @@ def test_output_and_loss_decreases(tiny_encoder):
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
     trainer.run()
     out = trainer.state.output
-    assert {"loss", "tau", "lr", "projection_std", "projection_dim", "view1", "view2"} <= set(out)
+    assert {"loss", "tau", "lr", "projection_std", "projection_dim", "optimizer_stepped", "view1", "view2"} <= set(out)
     assert out["lr"] == pytest.approx(0.05) and out["projection_dim"] == 4
     assert 0.0 <= losses[-1] <= 8.0
     assert sum(losses[-4:]) < sum(losses[:4])
@@ -73,3 +79,54 @@ def test_batch_of_one_and_missing_key(tiny_encoder):
         _trainer(tiny_encoder, [{"view1": torch.rand(2, 1, 8, 8)}], max_epochs=1).run()
     with pytest.raises(TypeError, match="update_target"):
         BYOLTrainer("cpu", 1, [], torch.nn.Linear(2, 2), torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), 0.1))
+
+
+def test_target_update_follows_the_optimizer_step(tiny_encoder):
+    """Algorithm 1: the optimizer updates theta, then xi <- tau xi + (1 - tau) theta with the *new* theta (eq. 1)."""
+    trainer = _trainer(tiny_encoder, _data(1), max_epochs=1, tau_base=0.5, tau_final=0.5)
+    net = trainer.network
+    online_before, target_before = _clone(net.online_parameters()), _clone(net.target_parameters())
+    trainer.run()
+    online_after = _clone(net.online_parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(online_before, online_after))
+    for target, xi, theta in zip(net.target_parameters(), target_before, online_after):
+        torch.testing.assert_close(target, 0.5 * xi + 0.5 * theta)
+
+
+def _inf_gradients_at(trainer, iterations):
+    """Make the gradient of the first conv weight inf at the given iterations (loss stays finite)."""
+    weight = trainer.network.online_encoder[0].weight
+    weight.register_hook(lambda g: torch.full_like(g, float("inf")) if trainer.state.iteration in iterations else g)
+
+
+@pytest.mark.filterwarnings("ignore:.*GradScaler.*")  # MONAI's own CUDA scaler, replaced below
+@pytest.mark.parametrize("fused", [None, True], ids=["step-hook", "fused-scale-check"])
+def test_scaler_skipped_step_moves_neither_target_nor_schedule(tiny_encoder, fused):
+    trainer = _trainer(tiny_encoder, _data(2), max_epochs=1, amp=True, fused=fused)
+    net = trainer.network
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    # MONAI's Trainer.run() makes its own scaler (CUDA only); put a CPU one in its place once the run started
+    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e, "scaler", scaler))
+    _inf_gradients_at(trainer, {1})
+    online0, target0 = _clone(net.online_parameters()), _clone(net.target_parameters())
+    seen = []
+
+    def record(engine):
+        seen.append({
+            "stepped": engine.state.output["optimizer_stepped"],
+            "steps": engine.state.optimizer_steps,
+            "tau": engine.state.output["tau"],
+            "online_moved": any(not torch.equal(a, b) for a, b in zip(online0, net.online_parameters())),
+            "target_moved": any(not torch.equal(a, b) for a, b in zip(target0, net.target_parameters())),
+            "scale": scaler.get_scale(),
+        })
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, record)
+    trainer.run()
+    skipped, normal = seen
+    assert skipped == {"stepped": False, "steps": 0, "tau": pytest.approx(0.99), "online_moved": False,
+                       "target_moved": False, "scale": 2.0**7}
+    # the skipped step is not counted: the next real step still uses tau at step 0 of the schedule
+    assert normal == {"stepped": True, "steps": 1, "tau": pytest.approx(0.99), "online_moved": True,
+                      "target_moved": True, "scale": 2.0**7}
+    assert trainer.state.optimizer_steps == 1
