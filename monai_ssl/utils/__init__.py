@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_write_text
 from .logging import configure_logging
-from .overlay import declare_base, require_base
+from .overlay import declare_base, require_base, withdraw_base
 
 __all__ = [
     "atomic_directory",
@@ -14,4 +14,5 @@ __all__ = [
     "configure_logging",
     "declare_base",
     "require_base",
+    "withdraw_base",
 ]
