@@ -20,12 +20,14 @@ TINY = {
 
 OCT = REPO / "bundles" / "oct_byol_pseudolabel" / "configs"
 
-# small sizes for the 2D OCT bundle
+# small sizes for the 2D OCT bundle; the BYOL head sizes go to every config (the task head's projector matches them)
 TINY_2D = {
     "image_size": 32,
     "batch_size": 8,
     "num_workers": 0,
     "num_epochs": 1,
+    "hidden_dim": 64,
+    "projection_dim": 16,
 }
 
 # environment variable of the `gpu` tests: unset (or "cuda") runs them on the GPU, "cpu" is a dry run on

@@ -38,7 +38,6 @@ DEVICE_TYPE = "cuda" if ON_CUDA else "cpu"
 # on the GPU the configs choose the device themselves; the dry run forces the CPU even where CUDA is present
 DEVICE_OVERRIDES: dict[str, Any] = {} if ON_CUDA else {"device": "$torch.device('cpu')", "amp": False}
 
-BYOL_SMALL_2D = {"hidden_dim": 64, "projection_dim": 16}
 OCT_CLASSES = ["CNV", "DME", "DRUSEN", "NORMAL"]
 
 
@@ -161,7 +160,7 @@ def oct_data(tmp_path_factory) -> Path:
 def oct_root(tmp_path_factory, oct_data) -> Path:
     """OCT ``train.json``: one epoch of BYOL pre-training."""
     root = tmp_path_factory.mktemp("gpu_oct_bundle")
-    _run(OCT / "train.json", bundle_root=root, dataset_dir=oct_data, **TINY_2D, **BYOL_SMALL_2D)
+    _run(OCT / "train.json", bundle_root=root, dataset_dir=oct_data, **TINY_2D)
     return root
 
 
@@ -198,7 +197,7 @@ def test_oct_finetune(oct_root, oct_data, overlays, overrides, run_name):
     """``finetune.json`` alone and with each overlay: training, validation metrics, best model."""
     _run(_oct_finetune(*overlays), bundle_root=oct_root, dataset_dir=oct_data, **TINY_2D, **overrides)
     model = torch.load(oct_root / "models" / f"{run_name}_model.pt", weights_only=True)
-    assert model["head.weight"].shape == (4, 512)
+    assert model["head.weight"].shape == (4, 16)  # the head reads the projector (head_input="projector")
     _assert_saved_on_device(model)
     checkpoint = torch.load(oct_root / "models" / run_name / "checkpoint_epoch=1.pt", weights_only=True)
     assert checkpoint["trainer"]["iteration"] > 0
@@ -217,7 +216,7 @@ def test_oct_pseudolabel(oct_pseudolabeled):
 
 
 def test_oct_evaluate(oct_pseudolabeled, oct_data):
-    _run(OCT / "evaluate.json", bundle_root=oct_pseudolabeled, dataset_dir=oct_data, image_size=32, num_workers=0)
+    _run(OCT / "evaluate.json", bundle_root=oct_pseudolabeled, dataset_dir=oct_data, image_size=32, num_workers=0, hidden_dim=64, projection_dim=16)
     report = json.loads((oct_pseudolabeled / "eval" / "metrics.json").read_text())
     assert report["n"] == 12 and report["class_names"] == OCT_CLASSES
     assert {"accuracy", "macro_f1", "macro_auc", "per_class"} <= set(report)
@@ -225,7 +224,7 @@ def test_oct_evaluate(oct_pseudolabeled, oct_data):
 
 
 def test_oct_inference(oct_pseudolabeled, oct_data, tmp_path):
-    _run(OCT / "inference.json", bundle_root=oct_pseudolabeled, dataset_dir=oct_data, image_size=32, num_workers=0,
+    _run(OCT / "inference.json", bundle_root=oct_pseudolabeled, dataset_dir=oct_data, image_size=32, num_workers=0, hidden_dim=64, projection_dim=16,
          input_dir=oct_data / "test" / "DME", output_dir=tmp_path)
     rows = _rows(tmp_path / "predictions.csv")
     assert len(rows) == 3 and all(r["prediction"] in OCT_CLASSES for r in rows)
@@ -236,14 +235,14 @@ def test_verify_and_export_a_model_trained_on_the_device(bundle, request, tmp_pa
     """``verify_net_in_out`` (runs on ``cuda`` when there is one) and ``ckpt_export`` of the GPU-saved model."""
     if bundle == "byolmed2d":
         configs, model = BYOLMED2D, request.getfixturevalue("byolmed2d_finetuned") / "models" / "model.pt"
-        shape, outputs = (1, 1, 4, 32, 32), (1, 1)
+        shape, outputs, heads = (1, 1, 4, 32, 32), (1, 1), {}
     else:
         configs = OCT
         model = request.getfixturevalue("oct_pseudolabeled") / "models" / "pseudolabel" / "best_model.pt"
-        shape, outputs = (2, 1, 32, 32), (2, 4)
+        shape, outputs, heads = (2, 1, 32, 32), (2, 4), {"hidden_dim": 64, "projection_dim": 16}
     files = {"meta_file": str(configs / "metadata.json"), "config_file": str(configs / "inference.json")}
     verify_net_in_out(net_id="network_def", device=None if ON_CUDA else "cpu", **files)
-    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(model), **files)
+    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(model), **files, **heads)
     scripted = torch.jit.load(str(tmp_path / "model.ts"), map_location="cpu")
     assert scripted(torch.rand(*shape)).shape == outputs
 
@@ -257,7 +256,7 @@ def test_multi_gpu_train_with_torchrun(bundle, request, tmp_path):
     if bundle == "byolmed2d":
         configs, data, tiny = BYOLMED2D, request.getfixturevalue("tiny_mrnet"), TINY
     else:
-        configs, data, tiny = OCT, request.getfixturevalue("oct_data"), {**TINY_2D, **BYOL_SMALL_2D}
+        configs, data, tiny = OCT, request.getfixturevalue("oct_data"), TINY_2D
     result = _torchrun(configs, {"bundle_root": tmp_path, "dataset_dir": data, **tiny})
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)

@@ -20,7 +20,6 @@ EVALUATE = str(OCT / "evaluate.json")
 INFERENCE = str(OCT / "inference.json")
 META = str(OCT / "metadata.json")
 BREASTMNIST = REPO.parent / "shared" / "data" / "breastmnist.npz"
-BYOL_SMALL = {"hidden_dim": 64, "projection_dim": 16}
 
 
 def _with(*overlays: str) -> list[str]:
@@ -40,7 +39,7 @@ def oct_data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, oct_data):
     root = tmp_path_factory.mktemp("oct_bundle")
-    run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(oct_data), **TINY_2D, **BYOL_SMALL)
+    run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(oct_data), **TINY_2D)
     return root
 
 
@@ -50,6 +49,8 @@ def test_pretraining(pretrained):
     assert checkpoint["trainer"]["optimizer_steps"] == 2
     encoder = torch.load(pretrained / "models" / "encoder.pt", weights_only=True)
     assert "conv1.weight" in encoder
+    projector = torch.load(pretrained / "models" / "projector.pt", weights_only=True)
+    assert projector["3.weight"].shape == (16, 64)  # the online projector g: 512 -> 64 -> 16
     events = EventAccumulator(str(pretrained / "runs" / "pretrain"))
     events.Reload()
     assert {"byol/loss", "byol/tau"} <= set(events.Tags()["scalars"])
@@ -74,7 +75,7 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     events.Reload()
     assert any(t.startswith("pseudo_label/") for t in events.Tags()["scalars"])
 
-    run(config_file=EVALUATE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0)
+    run(config_file=EVALUATE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0, hidden_dim=64, projection_dim=16)
     report = json.loads((pretrained / "eval" / "metrics.json").read_text())
     assert report["n"] == 12 and report["class_names"] == ["CNV", "DME", "DRUSEN", "NORMAL"]
     assert {"accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc", "per_class"} <= set(report)
@@ -83,14 +84,14 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
         assert (pretrained / "eval" / picture).read_bytes()[:4] == b"\x89PNG"
     assert len(_rows(pretrained / "eval" / "predictions.csv")) == 12
 
-    run(config_file=INFERENCE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0,
+    run(config_file=INFERENCE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0, hidden_dim=64, projection_dim=16,
         input_dir=str(oct_data / "test" / "DME"), output_dir=str(tmp_path / "inference"))
     rows = _rows(tmp_path / "inference" / "predictions.csv")
     assert len(rows) == 3 and rows[0]["prediction"] in ("CNV", "DME", "DRUSEN", "NORMAL") and "label" not in rows[0]
 
     verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE)
     ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(out / "best_model.pt"),
-                meta_file=META, config_file=INFERENCE)
+                meta_file=META, config_file=INFERENCE, hidden_dim=64, projection_dim=16)
     assert torch.jit.load(str(tmp_path / "model.ts"))(torch.rand(2, 1, 32, 32)).shape == (2, 4)
 
 
@@ -98,9 +99,12 @@ def test_linear_probe_keeps_the_encoder_fixed(pretrained, oct_data):
     run(config_file=_with("linear_probe"), bundle_root=str(pretrained), dataset_dir=str(oct_data), **TINY_2D)
     model = torch.load(pretrained / "models" / "linear_probe_model.pt", weights_only=True)
     encoder = torch.load(pretrained / "models" / "encoder.pt", weights_only=True)
+    projector = torch.load(pretrained / "models" / "projector.pt", weights_only=True)
     for name, weight in encoder.items():
         torch.testing.assert_close(model[f"encoder.{name}"], weight)
-    assert model["head.weight"].shape == (4, 512)
+    for name, weight in projector.items():  # the head reads the pre-trained projector's output (Feng et al. 4.2.1)
+        torch.testing.assert_close(model[f"projector.{name}"], weight)
+    assert model["head.weight"].shape == (4, 16)
 
 
 def test_few_shot_and_supervised_baseline(pretrained, oct_data, tmp_path):
@@ -128,8 +132,9 @@ def test_labeled_fraction_that_leaves_a_class_empty_is_a_clear_error(tmp_path, o
 @pytest.mark.skipif(not BREASTMNIST.is_file(), reason="../shared/data/breastmnist.npz is not present")
 def test_byol_then_finetune_beats_the_majority_class_on_breastmnist(tmp_path):
     """Real ultrasound images end to end: BYOL pre-training, fine-tuning on all labels, test accuracy."""
-    data = {"bundle_root": str(tmp_path), "dataset_dir": str(BREASTMNIST), "image_size": 32, "num_workers": 0}
-    run(config_file=TRAIN, num_epochs=3, batch_size=64, **BYOL_SMALL, **data)
+    data = {"bundle_root": str(tmp_path), "dataset_dir": str(BREASTMNIST), "image_size": 32, "num_workers": 0,
+            "hidden_dim": 64, "projection_dim": 16}
+    run(config_file=TRAIN, num_epochs=3, batch_size=64, **data)
     run(config_file=FINETUNE, num_epochs=8, batch_size=32, labeled_fraction=1.0, val_split="val", **data)
     run(config_file=EVALUATE, model_file=str(tmp_path / "models" / "finetune_model.pt"), split="test", **data)
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
