@@ -1,0 +1,47 @@
+"""Label-efficiency studies: a bundle's protocols over label budgets x seeds, with confidence intervals.
+
+``python -m monai_ssl.study --bundle bundles/oct_byol_pseudolabel --dataset_dir PATH --output_dir DIR``
+(or :func:`bundle_study`) pre-trains once, trains and tests every (protocol, label fraction, seed)
+cell with the bundle's own configs, resumes where it stopped, and writes ``results.csv``,
+``results.md`` and ``results.png``. The bundle describes its protocols in ``configs/study.json``
+(:mod:`monai_ssl.study.spec`); the loop (:func:`run_study`) knows no bundle.
+"""
+
+from __future__ import annotations
+
+from .bundle_study import bundle_study, parse_overrides
+from .engine import StudyPlan, StudyRun, run_study
+from .grid import Budget, Cell, build_grid, parse_fractions, parse_seeds, parse_shots
+from .plot import save_study_plot, study_figure
+from .runner import BundleRunner, run_bundle, skip_reason
+from .spec import StudySpec, load_study_spec
+from .stats import mean_ci95, t_quantile_975
+from .summary import markdown_report, paired_differences, summarize, write_csv, write_markdown
+
+__all__ = [
+    "Budget",
+    "BundleRunner",
+    "Cell",
+    "StudyPlan",
+    "StudyRun",
+    "StudySpec",
+    "build_grid",
+    "bundle_study",
+    "load_study_spec",
+    "markdown_report",
+    "mean_ci95",
+    "paired_differences",
+    "parse_fractions",
+    "parse_overrides",
+    "parse_seeds",
+    "parse_shots",
+    "run_bundle",
+    "run_study",
+    "save_study_plot",
+    "skip_reason",
+    "study_figure",
+    "summarize",
+    "t_quantile_975",
+    "write_csv",
+    "write_markdown",
+]

@@ -1,0 +1,139 @@
+"""Run a bundle's label-efficiency study from Python: the function behind ``python -m monai_ssl.study``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .engine import StudyPlan, StudyRun, run_study
+from .grid import check_protocols, parse_fractions, parse_seeds, parse_shots
+from .runner import BundleRunner
+from .spec import load_study_spec
+
+__all__ = ["bundle_study", "parse_overrides"]
+
+logger = logging.getLogger("monai_ssl.study")
+
+
+def parse_overrides(items: Iterable[str | Mapping[str, Any]] | None, setting: str = "--override") -> dict[str, Any]:
+    """Bundle overrides from ``key=value`` strings or JSON objects, later ones winning.
+
+    A value is read as JSON when it parses (``64`` -> int, ``true`` -> bool, ``null`` -> None,
+    ``[1, 2]`` -> list) and kept as text otherwise (``device=cuda:1``).
+
+    Raises:
+        ValueError: an item is neither ``key=value`` nor a JSON object (the item is named).
+    """
+    result: dict[str, Any] = {}
+    for item in items or ():
+        if isinstance(item, Mapping):
+            result.update(item)
+            continue
+        text = str(item).strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{setting} {text!r}: not a valid JSON object ({err})") from None
+            if not isinstance(value, dict):
+                raise ValueError(f"{setting} {text!r}: expected a JSON object")
+            result.update(value)
+            continue
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{setting} {text!r}: expected key=value (e.g. image_size=64) or a JSON object")
+        try:
+            result[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            result[key.strip()] = raw
+    return result
+
+
+def bundle_study(
+    bundle: str | Path,
+    output_dir: str | Path,
+    dataset_dir: str | Path | None = None,
+    fractions: str | Sequence[float] | None = None,
+    shots: str | Sequence[int] | None = None,
+    seeds: str | Sequence[int] = (0, 1, 2),
+    protocols: str | Sequence[str] | None = None,
+    num_epochs: int | None = None,
+    pretrain_epochs: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    metrics: str | Sequence[str] | None = None,
+    pretrain_per_seed: bool = False,
+    study_file: str = "configs/study.json",
+) -> StudyRun:
+    """Run (or continue) the study of ``bundle`` into ``output_dir``; see :mod:`monai_ssl.study`.
+
+    Args:
+        bundle: the bundle folder (holding ``configs/study.json``).
+        output_dir: where the cells and the reports go; rerun with the same folder to continue.
+        dataset_dir: the dataset for every run (``None``: the bundle's default, e.g. its demo).
+        fractions: label fractions in (0, 1] (default ``0.1,0.5,1.0`` when ``shots`` is not given).
+        shots: labeled images per class, instead of fractions.
+        seeds: one labeled subset and initialisation per seed.
+        protocols: protocol names of the bundle's study.json (default: all).
+        num_epochs: run length of every training (``None``: the bundle's default).
+        pretrain_epochs: run length of the pre-training (``None``: ``num_epochs``).
+        overrides: more settings for every config of every run (e.g. ``{"image_size": 64}``).
+        metrics: metric names of study.json to report (default: all; the first is the main one).
+        pretrain_per_seed: pre-train once per seed instead of once per study.
+        study_file: the study description inside the bundle.
+
+    Raises:
+        ValueError: a bad setting (named in the message), or ``output_dir`` holding a study with
+            other settings.
+    """
+    spec = load_study_spec(bundle, study_file)
+    if fractions is not None and shots is not None:
+        raise ValueError("fractions and shots: give one of them, not both")
+    if shots is not None:
+        if "shots" not in spec.label_budget:
+            raise ValueError(f"shots: the bundle's study.json has no label_budget 'shots' ({spec.bundle_dir})")
+        budgets = parse_shots(shots)
+    else:
+        if "fraction" not in spec.label_budget:
+            raise ValueError(f"fractions: the bundle's study.json has no label_budget 'fraction' ({spec.bundle_dir})")
+        budgets = parse_fractions("0.1,0.5,1.0" if fractions is None else fractions)
+    seed_list = parse_seeds(seeds)
+    chosen = check_protocols(list(spec.protocols) if protocols is None else protocols, list(spec.protocols))
+    metric_names = list(spec.metrics)
+    if metrics is not None:
+        metric_names = check_protocols(metrics, metric_names, "metrics", "metric")
+    for name, value in (("num_epochs", num_epochs), ("pretrain_epochs", pretrain_epochs)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+    dataset = None if dataset_dir is None else Path(dataset_dir).expanduser().resolve()
+    if dataset is not None and not dataset.exists():
+        raise ValueError(f"dataset_dir: {dataset} does not exist")
+    overrides = dict(overrides or {})
+    runner = BundleRunner(spec, dataset, num_epochs, pretrain_epochs, overrides)
+    settings = {
+        "bundle": str(spec.bundle_dir),
+        "dataset_dir": None if dataset is None else str(dataset),
+        "num_epochs": num_epochs,
+        "pretrain_epochs": runner.pretrain_epochs,
+        "pretrain_per_seed": pretrain_per_seed,
+        "overrides": overrides,
+    }
+    plan = StudyPlan(
+        protocols={p: spec.protocols[p].pretrained for p in chosen},
+        budgets=budgets,
+        seeds=seed_list,
+        metrics=metric_names,
+        settings=settings,
+        pretrain_per_seed=pretrain_per_seed,
+        baseline=spec.baseline,
+        title=f"Label-efficiency study: {spec.name}",
+        descriptions={p: spec.protocols[p].description for p in chosen if spec.protocols[p].description},
+    )
+    logger.info(
+        "study of %s: %d protocol(s) x %d budget(s) x %d seed(s); the bundle's configs run in this process "
+        "(MONAI evaluates their expressions: run bundles you trust)",
+        spec.bundle_dir, len(chosen), len(budgets), len(seed_list),
+    )
+    return run_study(runner, plan, output_dir)

@@ -1,0 +1,96 @@
+"""The study's figure: each metric against the label budget (log x), one line per protocol, 95 % CI bands.
+
+Built on an explicit Agg canvas like :mod:`monai_ssl.visualize`, so it works headless and leaves
+pyplot alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monai_ssl.visualize import save_figure
+
+from .summary import summarize
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["save_study_plot", "study_figure"]
+
+
+def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], title: str = "") -> Figure | None:
+    """One panel per metric that has results: mean over seeds against the label budget, CI bands.
+
+    The x axis is logarithmic (1 %, 10 %, 100 % are equally spaced) and ticked at the study's
+    budgets. A band is drawn where at least two seeds give an interval (an error bar when a
+    protocol has one such point). For a metric whose means all lie in [0, 1] (accuracy, AUC)
+    the bands are clipped to [0, 1] for display; the tables give the full intervals.
+
+    Args:
+        rows: the study's records (see :mod:`monai_ssl.study.summary`).
+        metrics: metric names, one panel each (those without any result are left out).
+        title: figure title.
+
+    Returns:
+        The figure, or ``None`` when no cell has a result yet.
+    """
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [(m, summarize(rows, m)) for m in metrics]
+    panels = [(m, stats) for m, stats in panels if stats]
+    if not panels:
+        return None
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    budgets = sorted(dict.fromkeys(r["budget"] for r in rows), key=lambda b: b.value)
+    fig = Figure(figsize=(5.5 * len(panels), 4.5))
+    FigureCanvasAgg(fig)
+    palette = colormaps["tab10"]
+    for i, (metric, stats) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        unit = all(0.0 <= s[0] <= 1.0 for s in stats.values())
+        lo, hi = (0.0, 1.0) if unit else (-math.inf, math.inf)
+        for j, protocol in enumerate(protocols):
+            points = [(b.value, stats[(protocol, b)]) for b in budgets if (protocol, b) in stats]
+            if not points:
+                continue
+            x = [p[0] for p in points]
+            mean = [p[1][0] for p in points]
+            colour = palette(j % palette.N)
+            ax.plot(x, mean, marker="o", lw=2, color=colour, label=protocol)
+            banded = [(xv, m, s[1]) for xv, m, (_, s) in zip(x, mean, points) if s[1] is not None]
+            if banded:
+                bx = [b[0] for b in banded]
+                low = [max(lo, m - h) for _, m, h in banded]
+                high = [min(hi, m + h) for _, m, h in banded]
+                ax.fill_between(bx, low, high, color=colour, alpha=0.18, lw=0)
+                if len(banded) == 1:  # a band of one point is invisible: show it as an error bar
+                    m = banded[0][1]
+                    ax.errorbar(bx, [m], yerr=[[m - low[0]], [high[0] - m]], color=colour, capsize=4, lw=1)
+        ax.set_xscale("log")
+        ax.set_xticks([b.value for b in budgets])
+        ax.set_xticklabels([b.label for b in budgets])
+        ax.minorticks_off()
+        ax.set_xlim(budgets[0].value / 1.6, budgets[-1].value * 1.6)
+        if unit:
+            ax.set_ylim(max(0.0, ax.get_ylim()[0]), min(1.02, ax.get_ylim()[1]))
+        kind = budgets[0].kind
+        ax.set_xlabel("labeled fraction of the training split" if kind == "fraction" else "labeled images per class")
+        ax.set_ylabel(f"test {metric}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=9, title="mean, 95% CI over seeds", title_fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_study_plot(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: str | Path,
+                    title: str = "") -> Path | None:
+    """Draw :func:`study_figure` and save it as a PNG atomically; nothing is written without results."""
+    fig = study_figure(rows, metrics, title)
+    return None if fig is None else save_figure(fig, path)

@@ -1,0 +1,251 @@
+"""Run a study's cells through a MONAI bundle, in this process.
+
+A cell is two bundle runs: a protocol's training configs, then the evaluation config on the
+model it saved. Pre-training is one more run. Each is ``monai.bundle.create_workflow(...)``
+followed by ``run()`` and ``finalize()``, exactly what ``python -m monai.bundle run`` does, but
+without starting a new Python (seconds saved per cell). Every run builds its own
+``ConfigParser`` from the files, so no config state passes from one cell to the next; the
+network, data loaders and engines of a finished run are released before the next one.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.bundle import ConfigParser
+from monai.bundle.reference_resolver import ReferenceResolver
+from monai.bundle.scripts import create_workflow
+
+from .grid import Cell
+from .spec import StudySpec, fill
+
+__all__ = ["BundleRunner", "applicable_overrides", "read_metrics", "run_bundle", "skip_reason"]
+
+logger = logging.getLogger("monai_ssl.study")
+
+
+def skip_reason(error: BaseException, prefixes: Sequence[str]) -> str | None:
+    """The message of a ``ValueError`` in ``error``'s chain that starts with one of ``prefixes``.
+
+    MONAI wraps an error raised while evaluating a config expression in a ``RuntimeError``
+    ("Failed to evaluate ..."); the original is its ``__cause__``.
+
+    Returns:
+        The message (e.g. ``"split_labeled: fraction=0.01 leaves class 0 (5 items) with no labeled
+        item; ..."``), or ``None`` when no such error is in the chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        message = str(current)
+        if isinstance(current, ValueError) and any(message.startswith(p) for p in prefixes):
+            return message
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def applicable_overrides(config_files: Sequence[str | Path], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides that the merged configs can take.
+
+    A top-level key is always applicable (MONAI adds a key the config lacks); a nested id such as
+    ``train#handlers#0#enabled`` only where its parent exists: MONAI would fail with a
+    ``KeyError`` on a config without it (e.g. the evaluation config has no ``train`` section).
+    """
+    nested = [k for k in overrides if ReferenceResolver.split_id(k, last=True)[0]]
+    if not nested:
+        return dict(overrides)
+    parser = ConfigParser()
+    parser.read_config(f=[str(f) for f in config_files])
+    kept = {}
+    for key, value in overrides.items():
+        parent = ReferenceResolver.split_id(key, last=True)[0]
+        if parent and parent not in parser:
+            names = [Path(f).name for f in config_files]
+            logger.debug("override %s not applied to %s (no %s there)", key, names, parent)
+            continue
+        kept[key] = value
+    return kept
+
+
+def run_bundle(config_files: Sequence[str | Path], overrides: Mapping[str, Any]) -> Any:
+    """Run the merged ``config_files`` with ``overrides`` and return the finished workflow.
+
+    An override to ``None`` is passed as the expression ``"$None"``: MONAI drops keyword
+    arguments that are ``None``, which would leave the config's own value in place.
+    ``finalize`` (closing TensorBoard writers, ...) runs even when the run fails; an error of
+    ``finalize`` after a failed run is logged, and the run's own error is raised.
+    """
+    files = [str(f) for f in config_files]
+    kwargs = {k: "$None" if v is None else v for k, v in applicable_overrides(files, overrides).items()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="parsing config_file")  # said once by the study, not per run
+        workflow = create_workflow(config_file=files, **kwargs)
+    try:
+        workflow.run()
+    except BaseException:
+        try:
+            workflow.finalize()
+        except Exception as err:  # the run's own error matters more
+            logger.debug("finalize after a failed run also failed: %s", err)
+        raise
+    workflow.finalize()
+    return workflow
+
+
+def read_metrics(path: str | Path, metrics: Mapping[str, Sequence[str]]) -> dict[str, float | None]:
+    """The study's metrics from a metrics JSON file: for each, the first listed key with a value.
+
+    Raises:
+        FileNotFoundError: the evaluation wrote no metrics file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"the evaluation wrote no metrics file at {path}")
+    report = json.loads(path.read_text(encoding="utf-8"))
+    values: dict[str, float | None] = {}
+    for name, keys in metrics.items():
+        found = [report[k] for k in keys if isinstance(report.get(k), (int, float)) and not isinstance(report[k], bool)]
+        values[name] = float(found[0]) if found else None
+    return values
+
+
+def _release() -> None:
+    """Free what a finished run left behind (engines hold reference cycles; GPU cache)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class BundleRunner:
+    """Pre-trains and runs cells of a study with a bundle's configs (see :class:`~.spec.StudySpec`).
+
+    Args:
+        spec: the bundle's study description.
+        dataset_dir: the dataset every run reads (``None``: the bundle's default, e.g. its demo).
+        num_epochs: run length of every training (``None``: the bundle's default).
+        pretrain_epochs: run length of pre-training (``None``: ``num_epochs``).
+        overrides: more settings for every config of every run (``image_size``, ``batch_size``, ...).
+
+    Raises:
+        ValueError: ``overrides`` sets a key the study sets itself (seed, label budget, folders).
+    """
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        dataset_dir: str | Path | None = None,
+        num_epochs: int | None = None,
+        pretrain_epochs: int | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.dataset_dir = None if dataset_dir is None else str(dataset_dir)
+        self.num_epochs = num_epochs
+        self.pretrain_epochs = num_epochs if pretrain_epochs is None else pretrain_epochs
+        self.overrides = dict(overrides or {})
+        hints = {spec.seed_key: "--seeds", spec.epochs_key: "--num_epochs", spec.dataset_key: "--dataset_dir"}
+        for keys in spec.label_budget.values():
+            hints.update({k: "--fractions or --shots" for k in keys})
+        reserved = set(spec.common_overrides) | set(spec.evaluate.overrides)
+        if spec.pretrain is not None:
+            reserved.add(spec.pretrain.encoder_key)
+        hints.update({k: "--output_dir" for k in reserved - set(hints)})
+        clash = sorted(set(self.overrides) & set(hints))
+        if clash:
+            raise ValueError(
+                "overrides: " + "; ".join(f"{k!r} is set by the study for every run (use {hints[k]})" for k in clash)
+            )
+
+    @property
+    def skip_errors(self) -> tuple[str, ...]:
+        """Starts of the error messages that mean "this label budget does not fit the data"."""
+        return self.spec.skip_errors
+
+    def _base(self, run_dir: Path, seed: int | None, epochs: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Placeholder values and the overrides every run of ``run_dir`` gets."""
+        values: dict[str, Any] = {"bundle_root": str(self.spec.bundle_dir), "cell_dir": str(run_dir)}
+        if seed is not None:
+            values["seed"] = seed
+        common = fill(self.spec.common_overrides, values, "study.json common_overrides")
+        values.update({k: v for k, v in common.items() if isinstance(v, str) and k not in values})
+        if seed is not None:
+            common[self.spec.seed_key] = seed
+        if epochs is not None:
+            common[self.spec.epochs_key] = epochs
+        if self.dataset_dir is not None:
+            common[self.spec.dataset_key] = self.dataset_dir
+        return values, common
+
+    def pretrain(self, run_dir: Path, seed: int, resume: bool = False) -> Path:
+        """Pre-train the encoder into ``run_dir`` and return the encoder file.
+
+        Args:
+            run_dir: the pre-training's folder.
+            seed: its seed.
+            resume: continue from the last checkpoint of a killed run in ``run_dir``.
+
+        Raises:
+            FileNotFoundError: the run finished without writing the encoder file.
+        """
+        step = self.spec.pretrain
+        if step is None:
+            raise RuntimeError(f"the study of {self.spec.bundle_dir} has no pre-training step")
+        values, overrides = self._base(run_dir, seed, self.pretrain_epochs)
+        overrides.update(fill(step.overrides, values, "study.json pretrain"))
+        if resume:
+            overrides.update(step.resume_overrides)
+        overrides.update(self.overrides)
+        run_bundle(step.config_file, overrides)
+        _release()
+        encoder = Path(fill(step.encoder_file, values, "study.json pretrain.encoder_file"))
+        if not encoder.is_file():
+            raise FileNotFoundError(f"pre-training finished but wrote no encoder at {encoder}")
+        return encoder
+
+    def run_cell(self, cell: Cell, cell_dir: Path, encoder: Path | None = None) -> dict[str, Any]:
+        """Train ``cell``'s protocol into ``cell_dir``, evaluate it on the test split, return the numbers.
+
+        Args:
+            cell: protocol, label budget and seed.
+            cell_dir: the cell's folder (empty).
+            encoder: the pre-trained encoder, for protocols that start from it.
+
+        Returns:
+            ``{"metrics": {name: value or None}, "n_labeled": int or None}``.
+        """
+        protocol = self.spec.protocols[cell.protocol]
+        values, overrides = self._base(cell_dir, cell.seed, self.num_epochs)
+        values[cell.budget.kind] = cell.budget.value
+        overrides.update(fill(self.spec.label_budget[cell.budget.kind], values, "study.json label_budget"))
+        overrides.update(fill(protocol.overrides, values, f"study.json protocols.{protocol.name}"))
+        if protocol.pretrained:
+            if encoder is None:
+                raise ValueError(f"protocol {protocol.name} needs the pre-trained encoder")
+            overrides[self.spec.pretrain.encoder_key] = str(encoder)  # type: ignore[union-attr]
+        overrides.update(self.overrides)
+        workflow = run_bundle(protocol.config_file, overrides)
+        n_labeled = None
+        count_id = self.spec.labeled_count_id
+        if count_id and count_id in workflow.parser:
+            n_labeled = len(workflow.parser.get_parsed_content(count_id))
+        del workflow
+        _release()
+
+        values["model_file"] = fill(protocol.model_file, values, f"study.json protocols.{protocol.name}.model_file")
+        if not Path(values["model_file"]).is_file():
+            raise FileNotFoundError(f"{protocol.name} finished but wrote no model at {values['model_file']}")
+        _, overrides = self._base(cell_dir, None, None)
+        overrides.update(fill(self.spec.evaluate.overrides, values, "study.json evaluate"))
+        overrides.update(self.overrides)
+        run_bundle(self.spec.evaluate.config_file, overrides)
+        _release()
+        metrics_file = fill(self.spec.evaluate.metrics_file, values, "study.json evaluate.metrics_file")
+        return {"metrics": read_metrics(metrics_file, self.spec.metrics), "n_labeled": n_labeled}

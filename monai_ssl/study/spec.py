@@ -1,0 +1,239 @@
+"""A bundle's study description (``configs/study.json``): which configs make each protocol, and where files go.
+
+The study engine knows nothing of a particular bundle. The bundle says, in ``configs/study.json``:
+
+- ``protocols``: name -> ``config_file`` (the bundle's configs, merged in order), ``pretrained``
+  (whether the protocol starts from the study's pre-trained encoder), ``model_file`` (the weights
+  the evaluation reads) and optional ``overrides`` and ``description``;
+- ``pretrain``: the config(s) that pre-train the encoder once per study, ``encoder_file`` (what it
+  writes), ``encoder_key`` (the key that hands it to a protocol) and ``resume_overrides`` (how to
+  continue a killed pre-training);
+- ``evaluate``: the config(s) that compute the test metrics of a trained model and ``metrics_file``
+  (the JSON they write);
+- ``common_overrides``: set on every run of a cell (where its models and logs go);
+- ``label_budget``: the overrides that set a label fraction (``"fraction"``) or a number of labeled
+  images per class (``"shots"``);
+- ``seed_key``, ``epochs_key``, ``dataset_key``: the keys of the seed, run length and dataset;
+- ``labeled_count_id``: a config id whose length is the number of labeled training items;
+- ``skip_errors``: starts of ``ValueError`` messages that mean "this label budget does not fit the
+  data" (a fraction that leaves a class without labels, more shots than a class has), so the cell
+  is skipped rather than failed; any other error fails the cell;
+- ``metrics``: name -> key(s) of ``metrics_file`` (the first key present with a value is used);
+- ``baseline``: the protocol the others are compared with, seed by seed.
+
+Strings may hold placeholders ``{name}``: ``{bundle_root}``, ``{cell_dir}``, ``{seed}``,
+``{fraction}`` / ``{shots}``, the string values of ``common_overrides`` (``{ckpt_dir}``, ...) and, in
+``evaluate``, ``{model_file}``. A string that is exactly one placeholder takes the value's type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EvaluateStep", "PretrainStep", "Protocol", "StudySpec", "fill", "load_study_spec"]
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fill(value: Any, values: Mapping[str, Any], where: str = "study.json") -> Any:
+    """Replace ``{name}`` placeholders in ``value`` (a string, or a list/dict of them) by ``values[name]``.
+
+    A string that is exactly ``"{name}"`` becomes ``values[name]`` itself (an int stays an int);
+    other strings get the value's text. Braces that do not enclose a bare name (JSON, set literals
+    in a MONAI expression) are left alone.
+
+    Raises:
+        KeyError: a placeholder names no known value; the message names ``where`` and the known names.
+    """
+    if isinstance(value, str):
+        whole = _PLACEHOLDER.fullmatch(value)
+        names = _PLACEHOLDER.findall(value)
+        unknown = sorted(set(names) - set(values))
+        if unknown:
+            raise KeyError(f"{where}: unknown placeholder(s) {unknown} in {value!r}; known: {sorted(values)}")
+        if whole:
+            return values[whole.group(1)]
+        return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), value)
+    if isinstance(value, Mapping):
+        return {k: fill(v, values, where) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [fill(v, values, where) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One way to train a model on the labeled subset (a row of the study's table)."""
+
+    name: str
+    config_file: tuple[Path, ...]
+    model_file: str
+    pretrained: bool = False
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PretrainStep:
+    """Self-supervised pre-training, run once per study (or once per seed)."""
+
+    config_file: tuple[Path, ...]
+    encoder_file: str
+    encoder_key: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    resume_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvaluateStep:
+    """Test-split evaluation of a trained model."""
+
+    config_file: tuple[Path, ...]
+    metrics_file: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything the engine needs to know about a bundle; see the module docstring."""
+
+    bundle_dir: Path
+    protocols: Mapping[str, Protocol]
+    evaluate: EvaluateStep
+    metrics: Mapping[str, tuple[str, ...]]
+    pretrain: PretrainStep | None = None
+    common_overrides: Mapping[str, Any] = field(default_factory=dict)
+    label_budget: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    seed_key: str = "seed"
+    epochs_key: str = "num_epochs"
+    dataset_key: str = "dataset_dir"
+    labeled_count_id: str | None = None
+    skip_errors: tuple[str, ...] = ("split_labeled: fraction=", "split_labeled: per_class asks for")
+    baseline: str | None = None
+    name: str = ""
+
+
+def _require(section: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in section:
+        raise ValueError(f"{where}: missing key {key!r}")
+    return section[key]
+
+
+def _config_files(section: Mapping[str, Any], configs: Path, where: str) -> tuple[Path, ...]:
+    files = _require(section, "config_file", where)
+    files = [files] if isinstance(files, str) else files
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+        raise ValueError(f"{where}: config_file must be a file name or a non-empty list of them, got {files!r}")
+    paths = tuple((configs / f).resolve() for f in files)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ValueError(f"{where}: config file(s) not found: {missing}")
+    return paths
+
+
+def _mapping(section: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = section.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: {key} must be an object, got {type(value).__name__}")
+    return dict(value)
+
+
+def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.json") -> StudySpec:
+    """Read and check ``<bundle_dir>/<study_file>``.
+
+    Config file names are relative to the study file's folder and must exist.
+
+    Raises:
+        FileNotFoundError: no study file in the bundle.
+        ValueError: a missing or malformed entry, named with its place in the file.
+    """
+    bundle_dir = Path(bundle_dir).resolve()
+    path = bundle_dir / study_file
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: the bundle {bundle_dir} has no study description (see monai_ssl.study.spec)"
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    configs = path.parent
+    where = str(path)
+
+    protocols_raw = _mapping(raw, "protocols", where)
+    if not protocols_raw:
+        raise ValueError(f"{where}: 'protocols' must name at least one protocol")
+    protocols = {}
+    for name, entry in protocols_raw.items():
+        at = f"{where} protocols.{name}"
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{at}: must be an object")
+        protocols[name] = Protocol(
+            name=name,
+            config_file=_config_files(entry, configs, at),
+            model_file=str(_require(entry, "model_file", at)),
+            pretrained=bool(entry.get("pretrained", False)),
+            overrides=_mapping(entry, "overrides", at),
+            description=str(entry.get("description", "")),
+        )
+
+    pretrain = None
+    if raw.get("pretrain") is not None:
+        section, at = raw["pretrain"], f"{where} pretrain"
+        pretrain = PretrainStep(
+            config_file=_config_files(section, configs, at),
+            encoder_file=str(_require(section, "encoder_file", at)),
+            encoder_key=str(_require(section, "encoder_key", at)),
+            overrides=_mapping(section, "overrides", at),
+            resume_overrides=_mapping(section, "resume_overrides", at),
+        )
+    needs = [p.name for p in protocols.values() if p.pretrained]
+    if needs and pretrain is None:
+        raise ValueError(f"{where}: protocol(s) {needs} are 'pretrained' but there is no 'pretrain' section")
+
+    section, at = _require(raw, "evaluate", where), f"{where} evaluate"
+    evaluate = EvaluateStep(
+        config_file=_config_files(section, configs, at),
+        metrics_file=str(_require(section, "metrics_file", at)),
+        overrides=_mapping(section, "overrides", at),
+    )
+
+    metrics = {}
+    for name, keys in _mapping(raw, "metrics", where).items():
+        keys = [keys] if isinstance(keys, str) else keys
+        if not isinstance(keys, list) or not keys:
+            raise ValueError(f"{where} metrics.{name}: give a key of the metrics file or a list of them")
+        metrics[name] = tuple(str(k) for k in keys)
+    if not metrics:
+        raise ValueError(f"{where}: 'metrics' must name at least one metric")
+
+    budget = _mapping(raw, "label_budget", where)
+    unknown = sorted(set(budget) - {"fraction", "shots"})
+    if unknown or not budget or not all(isinstance(v, Mapping) for v in budget.values()):
+        raise ValueError(
+            f"{where}: label_budget must map 'fraction' and/or 'shots' to overrides, got {json.dumps(budget)}"
+        )
+    baseline = raw.get("baseline")
+    if baseline is not None and baseline not in protocols:
+        raise ValueError(f"{where}: baseline {baseline!r} is not one of the protocols {list(protocols)}")
+    return StudySpec(
+        bundle_dir=bundle_dir,
+        protocols=protocols,
+        evaluate=evaluate,
+        metrics=metrics,
+        pretrain=pretrain,
+        common_overrides=_mapping(raw, "common_overrides", where),
+        label_budget={k: dict(v) for k, v in budget.items()},
+        seed_key=str(raw.get("seed_key", "seed")),
+        epochs_key=str(raw.get("epochs_key", "num_epochs")),
+        dataset_key=str(raw.get("dataset_key", "dataset_dir")),
+        labeled_count_id=raw.get("labeled_count_id"),
+        skip_errors=tuple(raw.get("skip_errors", StudySpec.skip_errors)),
+        baseline=baseline,
+        name=str(raw.get("name", bundle_dir.name)),
+    )

@@ -1,0 +1,181 @@
+"""A study's results as a CSV of every cell and a Markdown report of means with 95 % confidence intervals.
+
+A row (record) of the study is a dict with ``protocol``, ``budget`` (a :class:`~.grid.Budget`),
+``seed``, ``n_labeled``, ``metrics`` (name -> value or ``None``), ``seconds``, ``status`` (``ok``,
+``skipped: <reason>``, ``failed: <error>`` or ``not run``) and ``cell_dir``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monai_ssl.utils import atomic_write_text
+
+from .grid import Budget
+from .stats import mean_ci95
+
+if TYPE_CHECKING:
+    from .engine import StudyPlan
+
+__all__ = ["markdown_report", "paired_differences", "summarize", "write_csv", "write_markdown"]
+
+Stat = tuple[float, "float | None", int]
+
+
+def _ordered(rows: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
+    """The distinct values of ``key`` in the rows' order."""
+    return list(dict.fromkeys(r[key] for r in rows))
+
+
+def _value(row: Mapping[str, Any], metric: str) -> float | None:
+    return row["metrics"].get(metric) if row["status"] == "ok" else None
+
+
+def summarize(rows: Sequence[Mapping[str, Any]], metric: str) -> dict[tuple[str, Budget], Stat]:
+    """Mean, 95 % CI half-width and count of ``metric`` over the seeds of every (protocol, budget).
+
+    Only finished cells (status ``ok``) with a value count; a pair with none is absent.
+    """
+    groups: dict[tuple[str, Budget], list[float]] = {}
+    for row in rows:
+        value = _value(row, metric)
+        if value is not None:
+            groups.setdefault((row["protocol"], row["budget"]), []).append(value)
+    return {key: mean_ci95(values) for key, values in groups.items()}
+
+
+def paired_differences(rows: Sequence[Mapping[str, Any]], metric: str, baseline: str) -> dict[tuple[str, Budget], Stat]:
+    """Mean and 95 % CI of ``protocol - baseline`` per (protocol, budget), over the seeds both finished.
+
+    The same seed gives both the same labeled images, so the difference per seed removes the
+    luck of the draw that the two share; its interval is narrower than comparing two means.
+    """
+    by_cell = {(r["protocol"], r["budget"], r["seed"]): _value(r, metric) for r in rows}
+    groups: dict[tuple[str, Budget], list[float]] = {}
+    for (protocol, budget, seed), value in by_cell.items():
+        base = by_cell.get((baseline, budget, seed))
+        if protocol != baseline and value is not None and base is not None:
+            groups.setdefault((protocol, budget), []).append(value - base)
+    return {key: mean_ci95(values) for key, values in groups.items()}
+
+
+def write_csv(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: str | Path) -> Path:
+    """Write one line per cell: protocol, budget (``fraction`` or ``shots_per_class``), seed, n_labeled,
+    the metrics, seconds, status, cell_dir. Written atomically."""
+    budget_columns = _ordered([{"c": r["budget"].column} for r in rows], "c") or ["fraction"]
+    header = ["protocol", *budget_columns, "seed", "n_labeled", *metrics, "seconds", "status", "cell_dir"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        plain = ("protocol", "seed", "n_labeled", "seconds", "status", "cell_dir")
+        line: dict[str, Any] = {k: row.get(k) for k in plain}
+        line[row["budget"].column] = f"{row['budget'].value:g}"
+        line.update({m: row["metrics"].get(m) for m in metrics})
+        writer.writerow({k: "" if v is None else v for k, v in line.items()})
+    return atomic_write_text(buf.getvalue(), path)
+
+
+def _fmt(stat: Stat | None, signed: bool = False, why: str = "—") -> str:
+    if stat is None:
+        return why
+    mean, half, n = stat
+    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
+    return f"{text} (n={n})" if half is None else f"{text} ± {half:.3f} (n={n})"
+
+
+def _header(rows: Sequence[Mapping[str, Any]], budget: Budget) -> str:
+    """``10% (12 labels)``: the budget and the number of labeled training images it gave."""
+    counts = sorted({r["n_labeled"] for r in rows if r["budget"] == budget and r["n_labeled"] is not None})
+    if not counts:
+        return budget.label
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return f"{budget.label} ({n} labels)"
+
+
+def _missing(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, Budget], str]:
+    """What an empty table entry shows: ``skipped``, ``failed`` or ``not run`` when all its cells are so."""
+    kinds: dict[tuple[str, Budget], set[str]] = {}
+    for r in rows:
+        kinds.setdefault((r["protocol"], r["budget"]), set()).add(r["status"].split(":")[0])
+    return {key: next(iter(k)) if len(k) == 1 else "—" for key, k in kinds.items()}
+
+
+def _table(stats: Mapping[tuple[str, Budget], Stat], protocols: Sequence[str], budgets: Sequence[Budget],
+           headers: Sequence[str], missing: Mapping[tuple[str, Budget], str], signed: bool = False) -> list[str]:
+    lines = ["| protocol | " + " | ".join(headers) + " |", "| --- |" + " ---: |" * len(budgets)]
+    for p in protocols:
+        entries = (_fmt(stats.get((p, b)), signed, missing.get((p, b), "—")) for b in budgets)
+        lines.append(f"| {p} | " + " | ".join(entries) + " |")
+    return lines
+
+
+def _left_out(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per (budget, status) of the cells without a result, naming their protocols and seeds."""
+    groups: dict[tuple[Budget, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if r["status"] != "ok":
+            groups.setdefault((r["budget"], r["status"]), []).append(r)
+    lines = []
+    for (budget, status), members in groups.items():
+        kind, _, reason = status.partition(": ")
+        protocols, seeds = _ordered(members, "protocol"), _ordered(members, "seed")
+        if len(members) > 1 and len(members) == len(protocols) * len(seeds):
+            which = f"{', '.join(protocols)} x seed(s) {', '.join(map(str, seeds))}"
+        else:
+            which = ", ".join(f"{r['protocol']} seed {r['seed']}" for r in members)
+        lines.append(f"- {budget}, **{kind}** ({len(members)} cell(s): {which})" + (f": {reason}" if reason else ""))
+    return lines
+
+
+def markdown_report(rows: Sequence[Mapping[str, Any]], plan: StudyPlan, notes: Sequence[str] = ()) -> str:
+    """The report: per metric a table of means ± 95 % CI, the gain over the baseline, then the cells left out."""
+    protocols, budgets = _ordered(rows, "protocol"), _ordered(rows, "budget")
+    seeds = _ordered(rows, "seed")
+    headers = [_header(rows, b) for b in budgets]
+    missing = _missing(rows)
+    lines = [
+        f"# {plan.title}",
+        "",
+        f"Metrics on the **test split**, mean ± half-width of the 95 % confidence interval over {len(seeds)} "
+        f"seed(s) ({', '.join(map(str, seeds))}), Student t with n − 1 degrees of freedom; n = seeds with a "
+        "result. Every model was selected (best epoch, best round) on the validation split; the test split "
+        "was used only for these numbers. Columns: labels per class as a fraction of the training split "
+        "(or a count per class), with the number of labeled training images.",
+    ]
+    if plan.settings:
+        lines += ["", "Settings: " + ", ".join(f"`{k}={json.dumps(v)}`" for k, v in plan.settings.items()) + "."]
+    for metric in plan.metrics:
+        stats = summarize(rows, metric)
+        if not stats:
+            continue
+        lines += ["", f"## {metric}", "", *_table(stats, protocols, budgets, headers, missing)]
+        if plan.baseline in protocols and len(protocols) > 1:
+            diffs = paired_differences(rows, metric, plan.baseline)  # type: ignore[arg-type]
+            others = [p for p in protocols if p != plan.baseline]
+            lines += [
+                "",
+                f"Gain over `{plan.baseline}` in {metric}, seed by seed (the same labeled images), mean ± 95 % CI; "
+                "an interval that excludes 0 is a difference the seeds agree on:",
+                "",
+                *_table(diffs, others, budgets, headers, missing, signed=True),
+            ]
+    if plan.descriptions:
+        lines += ["", "Protocols:", ""] + [f"- `{p}`: {d}" for p, d in plan.descriptions.items() if p in protocols]
+    left_out = _left_out(rows)
+    if left_out:
+        lines += ["", "## Cells not in the tables", "", *left_out]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(rows: Sequence[Mapping[str, Any]], plan: StudyPlan, path: str | Path,
+                   notes: Sequence[str] = ()) -> Path:
+    """Write :func:`markdown_report` to ``path`` atomically."""
+    return atomic_write_text(markdown_report(rows, plan, notes), path)

@@ -1,0 +1,64 @@
+"""End to end: the OCT bundle's study on a tiny demo dataset, then a second invocation that reuses every cell."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_ssl.data import make_oct_demo
+from monai_ssl.study import bundle_study
+from monai_ssl.study.__main__ import main
+
+OCT = Path(__file__).resolve().parents[2] / "bundles" / "oct_byol_pseudolabel"
+# the recipe with small sizes (as tests/bundles/bundle_helpers.TINY_2D) and small BYOL heads
+TINY = {"image_size": 32, "batch_size": 8, "num_workers": 0, "hidden_dim": 64, "projection_dim": 16}
+
+
+def test_study_on_tiny_oct_demo_then_resume(tmp_path):
+    data = make_oct_demo(tmp_path / "OCT2017", n_train_per_class=6, n_test_per_class=3, seed=2)
+    out = tmp_path / "study"
+    args = ["--bundle", str(OCT), "--dataset_dir", str(data), "--fractions", "0.01,0.5", "--seeds", "0,1",
+            "--protocols", "supervised,byol_finetune", "--num_epochs", "1", "--output_dir", str(out),
+            "--override", json.dumps(TINY)]
+    assert main(args) == 0
+
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["protocol"], r["fraction"], r["seed"]) for r in rows] == [
+        ("supervised", "0.01", "0"), ("byol_finetune", "0.01", "0"), ("supervised", "0.5", "0"),
+        ("byol_finetune", "0.5", "0"), ("supervised", "0.01", "1"), ("byol_finetune", "0.01", "1"),
+        ("supervised", "0.5", "1"), ("byol_finetune", "0.5", "1")]
+    done = [r for r in rows if r["fraction"] == "0.5"]
+    assert all(r["status"] == "ok" for r in done)
+    assert all(0.0 <= float(r["accuracy"]) <= 1.0 and 0.0 <= float(r["auc"]) <= 1.0 for r in done)
+    assert len({r["n_labeled"] for r in done}) == 1 and int(done[0]["n_labeled"]) > 0
+    skipped = [r for r in rows if r["fraction"] == "0.01"]
+    assert all(r["status"].startswith("skipped: split_labeled: fraction=0.01 leaves class") for r in skipped)
+
+    text = (out / "results.md").read_text()
+    assert "## accuracy" in text and "| supervised | skipped | " in text and "(n=2)" in text
+    assert "**skipped** (4 cell(s): supervised, byol_finetune x seed(s) 0, 1): split_labeled:" in text
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+    # each cell has its own folder: the model, the test report; the BYOL cells start from the one encoder
+    cell = out / "cells" / "byol_finetune" / "fraction_0.5" / "seed_1"
+    assert (cell / "models" / "finetune_model.pt").is_file()
+    assert json.loads((cell / "eval" / "metrics.json").read_text())["n"] == 12  # the 12 test images
+    assert (out / "pretrain" / "models" / "encoder.pt").is_file()
+    encoder = torch.load(out / "pretrain" / "models" / "encoder.pt", weights_only=True)
+    assert "conv1.weight" in encoder
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/*") if p.suffix in (".pt", ".json")}
+    run = bundle_study(OCT, out, dataset_dir=data, fractions="0.01,0.5", seeds="0,1",
+                       protocols="supervised,byol_finetune", num_epochs=1, overrides=TINY)
+    assert (run.ran, run.reused, run.failed) == (0, 8, 0)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing retrained or rewritten
+    with open(out / "results.csv") as f:
+        assert list(csv.DictReader(f)) == rows
+
+    with pytest.raises(ValueError, match="other settings.*num_epochs: 1 there, 2 now"):
+        bundle_study(OCT, out, dataset_dir=data, fractions="0.5", seeds="0", num_epochs=2, overrides=TINY)

@@ -1,0 +1,220 @@
+"""The bundle side of a study without training: study.json, placeholders, the overrides of each run, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from monai.bundle import ConfigParser
+
+import monai_ssl.study.runner as runner_module
+from monai_ssl.study import (
+    BundleRunner,
+    Cell,
+    load_study_spec,
+    parse_fractions,
+    parse_overrides,
+    parse_shots,
+    run_bundle,
+    skip_reason,
+)
+from monai_ssl.study.runner import applicable_overrides, read_metrics
+from monai_ssl.study.spec import fill
+
+REPO = Path(__file__).resolve().parents[2]
+OCT = REPO / "bundles" / "oct_byol_pseudolabel"
+
+
+def test_the_oct_bundle_describes_its_protocols():
+    spec = load_study_spec(OCT)
+    assert list(spec.protocols) == ["supervised", "byol_finetune", "byol_linear_probe", "byol_pseudolabel"]
+    assert not spec.protocols["supervised"].pretrained
+    assert all(spec.protocols[p].pretrained for p in ("byol_finetune", "byol_linear_probe", "byol_pseudolabel"))
+    assert [f.name for f in spec.protocols["byol_pseudolabel"].config_file] == ["finetune.json", "pseudolabel.json"]
+    assert all(f.is_file() for p in spec.protocols.values() for f in p.config_file)
+    assert spec.baseline == "supervised" and dict(spec.metrics) == {"accuracy": ("accuracy",),
+                                                                   "auc": ("macro_auc", "auc")}
+    assert spec.pretrain.encoder_key == "pretrained_encoder"
+    assert spec.skip_errors == ("split_labeled: fraction=", "split_labeled: per_class asks for")
+
+
+def _write_study(tmp_path, study: dict) -> Path:
+    configs = tmp_path / "configs"
+    configs.mkdir(exist_ok=True)
+    for name in ("train.json", "evaluate.json"):
+        (configs / name).write_text("{}")
+    (configs / "study.json").write_text(json.dumps(study))
+    return tmp_path
+
+
+def _study(**changes):
+    study = {
+        "label_budget": {"fraction": {"labeled_fraction": "{fraction}"}},
+        "pretrain": {"config_file": ["train.json"], "encoder_file": "{cell_dir}/encoder.pt", "encoder_key": "enc"},
+        "evaluate": {"config_file": "evaluate.json", "metrics_file": "{cell_dir}/m.json"},
+        "protocols": {"p": {"config_file": ["train.json"], "model_file": "{cell_dir}/model.pt", "pretrained": True}},
+        "metrics": {"accuracy": "accuracy"},
+    }
+    study.update(changes)
+    return study
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"pretrain": None}, r"protocol\(s\) \['p'\] are 'pretrained' but there is no 'pretrain' section"),
+    ({"baseline": "q"}, "baseline 'q' is not one of the protocols"),
+    ({"protocols": {"p": {"config_file": ["nope.json"], "model_file": "m"}}}, "config file.*not found.*nope.json"),
+    ({"protocols": {"p": {"config_file": ["train.json"]}}}, "protocols.p: missing key 'model_file'"),
+    ({"protocols": {}}, "'protocols' must name at least one protocol"),
+    ({"metrics": {}}, "'metrics' must name at least one metric"),
+    ({"label_budget": {"percent": {}}}, "label_budget must map 'fraction' and/or 'shots'"),
+])
+def test_bad_study_files_are_named(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        load_study_spec(_write_study(tmp_path, _study(**changes)))
+
+
+def test_missing_or_broken_study_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no study description"):
+        load_study_spec(tmp_path)
+    bundle = _write_study(tmp_path, {})
+    (bundle / "configs" / "study.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        load_study_spec(bundle)
+
+
+def test_fill_placeholders():
+    values = {"cell_dir": "/s/c", "fraction": 0.1, "seed": 3}
+    assert fill("{fraction}", values) == 0.1  # a whole placeholder keeps its type
+    assert fill({"a": ["{cell_dir}/models", "seed_{seed}"], "b": None}, values) == {"a": ["/s/c/models", "seed_3"],
+                                                                                    "b": None}
+    assert fill("$dict({'a': 1})", values) == "$dict({'a': 1})"  # braces around no bare name stay
+    with pytest.raises(KeyError, match=r"unknown placeholder\(s\) \['ckpt'\]"):
+        fill("{ckpt}/x", values)
+
+
+def _wrapped(message: str) -> RuntimeError:
+    """The error MONAI raises when a config expression raised ``ValueError(message)``."""
+    try:
+        try:
+            raise ValueError(message)
+        except ValueError as err:
+            raise RuntimeError("Failed to evaluate ConfigExpression") from err
+    except RuntimeError as wrapped:
+        return wrapped
+
+
+def test_skip_reason_finds_the_wrapped_error_of_a_budget_that_does_not_fit():
+    prefixes = load_study_spec(OCT).skip_errors
+    too_many = "split_labeled: per_class asks for 9 labeled items of class 2, which has only 6"
+    assert skip_reason(_wrapped(too_many), prefixes) == too_many
+    too_few = "split_labeled: fraction=0.01 leaves class 0 (40 items) with no labeled item; use ..."
+    assert skip_reason(_wrapped(too_few), prefixes) == too_few
+    # a mistake in the settings is not a budget that does not fit: the cell fails instead
+    assert skip_reason(_wrapped("split_labeled: give exactly one of fraction and per_class"), prefixes) is None
+    assert skip_reason(ValueError("something else"), prefixes) is None
+
+
+def test_run_bundle_runs_in_process_and_can_set_a_key_to_none(tmp_path):
+    config = tmp_path / "configs" / "run.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({
+        "imports": ["$import pathlib"], "x": 1, "y": 2, "out": "",
+        "run": ["$pathlib.Path(@out).write_text(repr((@x, @y, @z)))"],
+    }))
+    out = tmp_path / "out.txt"
+    workflow = run_bundle([config], {"x": None, "z": "new key", "out": str(out), "missing#nested": 5})
+    assert out.read_text() == "(None, 2, 'new key')"  # None reaches the config; a new top-level key is added
+    assert workflow.parser.get_parsed_content("x") is None
+
+
+def test_nested_overrides_go_only_where_their_parent_exists():
+    overrides = {"image_size": 64, "train#dataloader#shuffle": False}
+    assert applicable_overrides([OCT / "configs" / "finetune.json"], overrides) == overrides
+    assert applicable_overrides([OCT / "configs" / "evaluate.json"], overrides) == {"image_size": 64}
+
+
+def test_read_metrics_takes_the_first_key_with_a_value(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"accuracy": 0.75, "macro_auc": None, "auc": 0.8}))
+    assert read_metrics(path, {"accuracy": ["accuracy"], "auc": ["macro_auc", "auc"], "f1": ["f1"]}) == {
+        "accuracy": 0.75, "auc": 0.8, "f1": None}
+    with pytest.raises(FileNotFoundError, match="wrote no metrics file"):
+        read_metrics(tmp_path / "none.json", {"accuracy": ["accuracy"]})
+
+
+class _Workflow:
+    def __init__(self):
+        self.parser = ConfigParser({"labeled": [1, 2, 3]})
+
+
+def test_each_run_of_a_cell_gets_its_folders_budget_seed_and_the_user_overrides(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_bundle(config_files, overrides):
+        calls.append(([Path(f).name for f in config_files], dict(overrides)))
+        if "evaluate.json" in calls[-1][0]:
+            Path(overrides["output_dir"]).mkdir(parents=True)
+            (Path(overrides["output_dir"]) / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "macro_auc": 0.6}))
+        elif "train.json" in calls[-1][0]:
+            Path(overrides["ckpt_dir"]).mkdir(parents=True)
+            (Path(overrides["ckpt_dir"]) / "encoder.pt").write_text("e")
+        else:
+            Path(overrides["ckpt_dir"]).mkdir(parents=True)
+            (Path(overrides["ckpt_dir"]) / "linear_probe_model.pt").write_text("m")
+        return _Workflow()
+
+    monkeypatch.setattr(runner_module, "run_bundle", fake_run_bundle)
+    runner = BundleRunner(load_study_spec(OCT), tmp_path / "data.npz", num_epochs=7, pretrain_epochs=3,
+                          overrides={"image_size": 64})
+    encoder = runner.pretrain(tmp_path / "pretrain", seed=0, resume=True)
+    assert encoder == tmp_path / "pretrain" / "models" / "encoder.pt"
+    cell_dir = tmp_path / "cells" / "c"
+    result = runner.run_cell(Cell("byol_linear_probe", parse_fractions("0.25")[0], 4), cell_dir, encoder)
+    assert result == {"metrics": {"accuracy": 0.5, "auc": 0.6}, "n_labeled": 3}
+
+    (pre_files, pre), (train_files, train), (eval_files, evaluate) = calls
+    assert pre_files == ["train.json"]
+    assert pre["num_epochs"] == 3 and pre["resume"] is True and pre["ckpt_dir"] == str(tmp_path / "pretrain" / "models")
+    assert train_files == ["finetune.json", "linear_probe.json"]
+    assert {k: train[k] for k in ("seed", "num_epochs", "labeled_fraction", "labeled_per_class", "pretrained_encoder",
+                                  "ckpt_dir", "output_dir", "dataset_dir", "image_size", "bundle_root")} == {
+        "seed": 4, "num_epochs": 7, "labeled_fraction": 0.25, "labeled_per_class": None,
+        "pretrained_encoder": str(encoder), "ckpt_dir": f"{cell_dir}/models", "output_dir": f"{cell_dir}/runs",
+        "dataset_dir": str(tmp_path / "data.npz"), "image_size": 64, "bundle_root": str(OCT)}
+    assert eval_files == ["evaluate.json"]
+    assert evaluate["model_file"] == f"{cell_dir}/models/linear_probe_model.pt"
+    assert evaluate["output_dir"] == f"{cell_dir}/eval" and evaluate["split"] == "test"
+    assert evaluate["image_size"] == 64 and "pretrained_encoder" not in evaluate
+
+
+def test_supervised_cells_do_not_get_the_encoder_and_shots_set_a_count(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run_bundle(config_files, overrides):
+        seen.update(overrides)
+        raise ValueError("split_labeled: stop here")
+
+    monkeypatch.setattr(runner_module, "run_bundle", fake_run_bundle)
+    runner = BundleRunner(load_study_spec(OCT))
+    with pytest.raises(ValueError):
+        runner.run_cell(Cell("supervised", parse_shots("5")[0], 0), tmp_path, tmp_path / "encoder.pt")
+    assert "pretrained_encoder" not in seen and "num_epochs" not in seen and "dataset_dir" not in seen
+    assert seen["labeled_per_class"] == 5 and seen["labeled_fraction"] is None  # shots instead of a fraction
+
+
+def test_user_overrides_may_not_set_what_the_study_sets():
+    with pytest.raises(ValueError, match=r"'seed' is set by the study for every run \(use --seeds\).*"
+                                         r"'split' is set by the study"):
+        BundleRunner(load_study_spec(OCT), overrides={"seed": 1, "split": "val", "image_size": 64})
+    with pytest.raises(ValueError, match=r"'labeled_fraction' is set by the study .*--fractions or --shots"):
+        BundleRunner(load_study_spec(OCT), overrides={"labeled_fraction": 0.5})
+
+
+def test_parse_overrides():
+    assert parse_overrides(["image_size=64", "amp=false", "device=cuda:1", "x=null", '{"batch_size": 32}',
+                            "image_size=96"]) == {"image_size": 96, "amp": False, "device": "cuda:1", "x": None,
+                                                  "batch_size": 32}
+    for bad in ("image_size", "=3", "{oops", "[1, 2]"):
+        with pytest.raises(ValueError, match="--override"):
+            parse_overrides([bad])

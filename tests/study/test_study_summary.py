@@ -1,0 +1,115 @@
+"""Study reports: means and CIs, paired gains, the CSV, the Markdown and the plot."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from monai_ssl.study import Budget, StudyPlan, markdown_report, paired_differences, summarize, write_csv
+from monai_ssl.study.plot import save_study_plot, study_figure
+
+F01, F1 = Budget("fraction", 0.1), Budget("fraction", 1.0)
+T2 = 4.302653  # t(0.975, 2)
+
+
+def _row(protocol, budget, seed, accuracy=None, auc=None, status="ok", n_labeled=12):
+    metrics = {} if status != "ok" else {"accuracy": accuracy, "auc": auc}
+    return {"protocol": protocol, "budget": budget, "seed": seed, "n_labeled": n_labeled if status == "ok" else None,
+            "metrics": metrics, "seconds": 1.5, "status": status,
+            "cell_dir": f"cells/{protocol}/{budget.name}/seed_{seed}"}
+
+
+@pytest.fixture
+def rows():
+    skip = "skipped: split_labeled: fraction=0.1 leaves class 0 (4 items) with no labeled item"
+    return [
+        _row("supervised", F01, 0, status=skip), _row("byol", F01, 0, status=skip),
+        _row("supervised", F1, 0, 0.60, 0.70, n_labeled=40), _row("byol", F1, 0, 0.70, 0.80, n_labeled=40),
+        _row("supervised", F1, 1, 0.62, 0.72, n_labeled=40), _row("byol", F1, 1, 0.74, None, n_labeled=40),
+        _row("supervised", F1, 2, 0.64, 0.74, n_labeled=40), _row("byol", F1, 2, status="failed: RuntimeError: boom"),
+    ]
+
+
+def _plan(**kwargs):
+    return StudyPlan(protocols={"supervised": False, "byol": True}, budgets=[F01, F1], seeds=[0, 1, 2],
+                     metrics=["accuracy", "auc"], baseline="supervised", title="Demo study", **kwargs)
+
+
+def test_summarize_means_and_t_intervals(rows):
+    stats = summarize(rows, "accuracy")
+    mean, half, n = stats[("supervised", F1)]
+    assert (mean, n) == (pytest.approx(0.62), 3)
+    assert half == pytest.approx(T2 * 0.02 / math.sqrt(3))  # sd of 0.60, 0.62, 0.64 is 0.02
+    assert stats[("byol", F1)][0] == pytest.approx(0.72) and stats[("byol", F1)][2] == 2  # the failed seed left out
+    assert ("supervised", F01) not in stats  # skipped cells have no value
+    assert summarize(rows, "auc")[("byol", F1)] == (pytest.approx(0.80), None, 1)  # a missing value is left out
+
+
+def test_paired_differences_use_the_seeds_both_finished(rows):
+    diffs = paired_differences(rows, "accuracy", "supervised")
+    mean, half, n = diffs[("byol", F1)]
+    assert n == 2 and mean == pytest.approx(0.11)  # seeds 0 (+0.10) and 1 (+0.12)
+    assert half == pytest.approx(12.706205 * math.sqrt(0.0002) / math.sqrt(2))
+    assert ("supervised", F1) not in diffs
+
+
+def test_csv_has_every_cell_and_the_columns(rows, tmp_path):
+    path = write_csv(rows, ["accuracy", "auc"], tmp_path / "results.csv")
+    with open(path) as f:
+        reader = csv.DictReader(f)
+        lines = list(reader)
+    assert reader.fieldnames == ["protocol", "fraction", "seed", "n_labeled", "accuracy", "auc", "seconds", "status",
+                                 "cell_dir"]
+    assert len(lines) == 8
+    assert lines[2] == {"protocol": "supervised", "fraction": "1", "seed": "0", "n_labeled": "40", "accuracy": "0.6",
+                        "auc": "0.7", "seconds": "1.5", "status": "ok",
+                        "cell_dir": "cells/supervised/fraction_1/seed_0"}
+    assert lines[0]["status"].startswith("skipped: split_labeled:") and lines[0]["accuracy"] == ""
+
+
+def test_csv_of_shots_names_the_column(tmp_path):
+    path = write_csv([_row("a", Budget("shots", 5), 0, 0.5, 0.6)], ["accuracy"], tmp_path / "r.csv")
+    header = path.read_text().splitlines()[0]
+    assert header == "protocol,shots_per_class,seed,n_labeled,accuracy,seconds,status,cell_dir"
+
+
+def test_markdown_tables_gains_and_skipped_cells(rows):
+    plan = _plan(descriptions={"byol": "BYOL encoder"})
+    text = markdown_report(rows, plan, notes=["Pre-training (seed 0): ok, 9 s."])
+    assert text.startswith("# Demo study\n")
+    assert "**test split**" in text and "95 % confidence interval" in text and "Student t" in text
+    assert "| protocol | 10% | 100% (40 labels) |" in text
+    half = T2 * 0.02 / math.sqrt(3)
+    assert f"| supervised | skipped | 0.620 ± {half:.3f} (n=3) |" in text
+    assert "| byol | skipped | 0.720 ± " in text
+    assert "Gain over `supervised` in accuracy" in text
+    assert "| byol | skipped | +0.110 ± " in text
+    assert "## auc" in text and "| byol | skipped | 0.800 (n=1) |" in text
+    assert "- `byol`: BYOL encoder" in text
+    assert "## Cells not in the tables" in text
+    assert ("- fraction=0.1, **skipped** (2 cell(s): supervised, byol x seed(s) 0): split_labeled: fraction=0.1 "
+            "leaves class 0 (4 items) with no labeled item") in text
+    assert "- fraction=1, **failed** (1 cell(s): byol seed 2): RuntimeError: boom" in text
+    assert text.rstrip().endswith("Pre-training (seed 0): ok, 9 s.")
+
+
+def test_markdown_without_results_has_no_tables():
+    rows = [_row("a", F1, 0, status="not run")]
+    text = markdown_report(rows, _plan())
+    assert "## accuracy" not in text and "- fraction=1, **not run** (1 cell(s): a seed 0)" in text
+
+
+def test_plot_has_a_panel_per_metric_and_a_line_per_protocol(rows, tmp_path):
+    fig = study_figure(rows, ["accuracy", "auc"], title="Demo")
+    assert len(fig.axes) == 2
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10%", "100%"]
+    assert sorted(line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")) == [
+        "byol", "supervised"]
+    path = save_study_plot(rows, ["accuracy", "auc"], tmp_path / "results.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert save_study_plot(rows[:2], ["accuracy"], tmp_path / "none.png") is None  # only skipped cells: no figure
+    assert not (tmp_path / "none.png").exists()
