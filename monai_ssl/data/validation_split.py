@@ -54,7 +54,7 @@ def check_selection_split(val_split: str | None, eval_split: str | None, allow_v
         f"val_split '{val_split}' is the split that evaluate.json reports on (eval_split '{eval_split}'): choosing "
         "the best model on it makes the reported figures optimistic. Use the dataset's validation split "
         "(--val_split val), or a split the dataset lacks to hold out val_fraction of the training split, or "
-        "force it with --allow_val_on_eval_split true."
+        "force it with --allow_val_on_eval_split True."
     )
 
 

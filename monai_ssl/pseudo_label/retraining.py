@@ -7,15 +7,18 @@ images plus the pseudo-labeled ones, each with its *predicted* class as label, t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from monai.data import CacheDataset, Dataset
+from ignite.engine import Events
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from torch import nn
 
-__all__ = ["evaluate", "set_training_items", "train_more_epochs", "training_items"]
+__all__ = ["evaluate", "set_training_items", "train_keeping_best_epoch", "train_more_epochs", "training_items"]
 
 
 def training_items(
@@ -85,3 +88,41 @@ def evaluate(evaluator: SupervisedEvaluator, epoch: int, metric_name: str) -> fl
         )
     value = metrics[metric_name]
     return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def train_keeping_best_epoch(
+    trainer: SupervisedTrainer,
+    epochs: int,
+    evaluator: SupervisedEvaluator,
+    metric_name: str,
+    network: nn.Module,
+    metric_cmp_fn: Callable[[float, float], bool] | None = None,
+) -> float:
+    """:func:`train_more_epochs`, validating after every epoch; end with the best epoch's weights.
+
+    The network's state after the epoch with the best ``metric_name`` (earliest on ties; better
+    by ``metric_cmp_fn``, default greater) is kept in memory and loaded when the epochs are done,
+    so the round continues from, and is scored by, its best validated epoch rather than its last.
+    The optimizer keeps its last state.
+
+    Returns:
+        The best epoch's validation metric.
+    """
+    better = metric_cmp_fn or (lambda new, best: new > best)
+    best: dict[str, Any] = {"value": None, "state": None}
+
+    def validate(engine: SupervisedTrainer) -> None:
+        value = evaluate(evaluator, int(engine.state.epoch), metric_name)
+        if best["value"] is None or better(value, best["value"]):
+            best["value"] = value
+            best["state"] = copy.deepcopy(network.state_dict())
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, validate)
+    try:
+        train_more_epochs(trainer, epochs)
+    finally:
+        trainer.remove_event_handler(validate, Events.EPOCH_COMPLETED)
+    if best["state"] is None:
+        raise RuntimeError("train_keeping_best_epoch: no epoch was validated (the trainer ran no epoch).")
+    network.load_state_dict(best["state"])
+    return float(best["value"])

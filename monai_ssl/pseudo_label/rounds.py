@@ -20,7 +20,7 @@ from torch import nn
 from monai_ssl.utils import atomic_torch_save
 
 from .inputs import check_flag, check_items, check_trainer, unwrap
-from .retraining import evaluate, set_training_items, train_more_epochs, training_items
+from .retraining import evaluate, set_training_items, train_keeping_best_epoch, train_more_epochs, training_items
 from .round_state import RoundProgress, latest_round, load_round, round_path, save_round
 from .scoring import score_pool
 from .selection import check_selection_args, select_pseudo_labels
@@ -132,6 +132,11 @@ class PseudoLabelRounds(Engine):
             start, ``round_0.pt``) are loaded again, so each round starts as round 1 does and
             differs only by its training set; the pool is still scored with the previous round's
             model, and trainer epochs keep counting.
+        best_epoch_per_round: default False, as in the paper: a round ends with the weights of its
+            last epoch. True: the evaluator runs after every epoch of a round (round 0 included) and
+            the round ends with the weights of its best validated epoch
+            (:func:`~monai_ssl.pseudo_label.retraining.train_keeping_best_epoch`), which then score
+            the pool and are saved; the round's metric is that epoch's.
 
     Raises:
         ValueError / TypeError: at construction, for inconsistent inputs (named in the message).
@@ -158,6 +163,7 @@ class PseudoLabelRounds(Engine):
         score_transform: Callable | None = None,
         rescore_pseudo_labels: bool = False,
         restart_each_round: bool = False,
+        best_epoch_per_round: bool = False,
     ) -> None:
         super().__init__(self._run_round)
         if isinstance(num_rounds, bool) or not isinstance(num_rounds, (int, np.integer)) or num_rounds < 0:
@@ -165,6 +171,7 @@ class PseudoLabelRounds(Engine):
         check_selection_args(num_samples, threshold, balance)
         self.rescore_pseudo_labels = check_flag(rescore_pseudo_labels, "rescore_pseudo_labels")
         self.restart_each_round = check_flag(restart_each_round, "restart_each_round")
+        self.best_epoch_per_round = check_flag(best_epoch_per_round, "best_epoch_per_round")
         self.labeled = check_items(labeled, "labeled", ("image", "id", "label"))
         self.unlabeled = check_items(unlabeled, "unlabeled", ("image", "id"))
         if not self.labeled:
@@ -209,6 +216,7 @@ class PseudoLabelRounds(Engine):
                 "balance": self.balance,
                 "rescore_pseudo_labels": self.rescore_pseudo_labels,
                 "restart_each_round": self.restart_each_round,
+                "best_epoch_per_round": self.best_epoch_per_round,
                 "n_labeled": len(self.labeled),
             }
         )
@@ -293,14 +301,21 @@ class PseudoLabelRounds(Engine):
         set_training_items(self.train_dataset, training_items(self.labeled, self.progress.pseudo_labels, self._by_id))
         if self.restart_each_round and r >= 1:
             self._restart_from_round_0()
+        better = getattr(self.evaluator, "metric_cmp_fn", lambda a, b: a > b)
         start = time.perf_counter()
-        train_more_epochs(self.trainer, self.epochs_per_round)
-        train_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        value = evaluate(self.evaluator, int(self.trainer.state.epoch), self.metric_name)
-        val_seconds = time.perf_counter() - start
+        if self.best_epoch_per_round:  # validation runs inside, after every epoch
+            value = train_keeping_best_epoch(
+                self.trainer, self.epochs_per_round, self.evaluator, self.metric_name, self.network, better
+            )
+            train_seconds, val_seconds = time.perf_counter() - start, 0.0
+        else:
+            train_more_epochs(self.trainer, self.epochs_per_round)
+            train_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            value = evaluate(self.evaluator, int(self.trainer.state.epoch), self.metric_name)
+            val_seconds = time.perf_counter() - start
         progress = self.progress
-        progress.consider(r, value, getattr(self.evaluator, "metric_cmp_fn", lambda a, b: a > b))
+        progress.consider(r, value, better)
         n_pseudo = len(progress.pseudo_labels)
         record = {
             "round": r,
