@@ -52,6 +52,17 @@ def test_target_moves_only_on_optimizer_steps(tiny_encoder):
     assert seen == [True, False]
 
 
+def test_target_batch_norm_trains_on_its_own_batch_statistics_during_training(tiny_encoder):
+    """BYOL's target runs in train mode (Grill et al. 2020): its batch norm sees every batch, once per view."""
+    trainer = _trainer(tiny_encoder, _data(3), max_epochs=1)
+    target_bns = [m for m in [*trainer.network.target_encoder.modules(), *trainer.network.target_projector.modules()]
+                  if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    start = [bn.running_mean.clone() for bn in target_bns]
+    trainer.run()
+    assert target_bns and all(int(bn.num_batches_tracked) == 2 * 3 for bn in target_bns)
+    assert all(not torch.equal(bn.running_mean, m) for bn, m in zip(target_bns, start))
+
+
 def test_output_and_loss_decreases(tiny_encoder):
     trainer = _trainer(tiny_encoder, _data(2, batch=8), max_epochs=15)
     losses = []
