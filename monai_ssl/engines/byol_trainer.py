@@ -15,6 +15,7 @@ from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
 from monai_ssl.losses import BYOLLoss
+from monai_ssl.networks.distributed import unwrap_parallel
 from monai_ssl.networks.momentum import cosine_momentum
 
 __all__ = ["BYOLTrainer", "byol_scalars", "prepare_views", "scaled_optimizer_step"]
@@ -40,11 +41,6 @@ def prepare_views(
         )
     v1, v2 = (torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking, **kwargs) for k in view_keys)
     return v1, v2
-
-
-def _unwrap(network: nn.Module) -> nn.Module:
-    """The BYOL module inside a ``DistributedDataParallel``/``DataParallel`` wrapper."""
-    return network.module if isinstance(network, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else network
 
 
 def _step_observed(optimizer: Optimizer, step: Callable[[], Any]) -> bool:
@@ -157,7 +153,7 @@ class BYOLTrainer(Trainer):
             raise ValueError(f"`accumulation_steps` must be a positive integer, got {accumulation_steps!r}.")
         if not 0.0 <= tau_base <= tau_final <= 1.0:
             raise ValueError(f"need 0 <= tau_base <= tau_final <= 1, got tau_base={tau_base}, tau_final={tau_final}.")
-        if not hasattr(_unwrap(network), "update_target"):
+        if not hasattr(unwrap_parallel(network), "update_target"):
             raise TypeError(f"BYOLTrainer needs a BYOL network with `update_target(tau)`, got {type(network).__name__}.")
         super().__init__(
             device=device,
@@ -251,7 +247,7 @@ class BYOLTrainer(Trainer):
         tau = engine.current_tau()
         stepped = engine._optimizer_step() if step else False
         if stepped:  # the target follows real optimizer steps only (eq. 1), after them
-            _unwrap(engine.network).update_target(tau)
+            unwrap_parallel(engine.network).update_target(tau)
             engine.state.optimizer_steps += 1
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from ignite.engine import Engine, Events
 from torch import nn
 
+from monai_ssl.networks.distributed import unwrap_parallel
 from monai_ssl.utils import atomic_torch_save
 
 __all__ = ["EncoderExporter"]
@@ -55,7 +56,7 @@ class EncoderExporter:
         last = engine.state.epoch == engine.state.max_epochs
         if engine.state.epoch % self.epoch_interval and not last:
             return
-        byol = getattr(self.network, "module", self.network)
+        byol = unwrap_parallel(self.network)
         atomic_torch_save(byol.online_encoder.state_dict(), self.path)
         if self.projector_path is not None:
             atomic_torch_save(byol.online_projector.state_dict(), self.projector_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .byol import BYOL
 from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained_encoder
-from .distributed import maybe_sync_batchnorm
+from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
 from .resnet import ResNetEncoder, resnet18_encoder
@@ -22,6 +22,7 @@ __all__ = [
     "load_pretrained_encoder",
     "load_weights",
     "maybe_sync_batchnorm",
+    "unwrap_parallel",
     "momentum_update",
     "resnet18_encoder",
 ]

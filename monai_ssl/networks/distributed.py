@@ -1,10 +1,10 @@
-"""Batch-norm choice for multi-GPU training."""
+"""Multi-GPU helpers: the batch-norm choice, and the module inside a data-parallel wrapper."""
 
 from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["maybe_sync_batchnorm"]
+__all__ = ["maybe_sync_batchnorm", "unwrap_parallel"]
 
 
 def maybe_sync_batchnorm(network: nn.Module, sync: bool) -> nn.Module:
@@ -16,3 +16,8 @@ def maybe_sync_batchnorm(network: nn.Module, sync: bool) -> nn.Module:
     CUDA only: on CPU (gloo) the per-process batch norm is kept.
     """
     return nn.SyncBatchNorm.convert_sync_batchnorm(network) if sync else network
+
+
+def unwrap_parallel(network: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel``/``DataParallel`` wrapper, or ``network`` itself."""
+    return network.module if isinstance(network, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else network

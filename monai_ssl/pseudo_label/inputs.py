@@ -12,12 +12,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-__all__ = ["check_flag", "check_items", "check_trainer", "unwrap"]
+from monai_ssl.networks.distributed import unwrap_parallel
 
-
-def unwrap(network: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel``/``DataParallel`` wrapper."""
-    return network.module if isinstance(network, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else network
+__all__ = ["check_flag", "check_items", "check_trainer"]
 
 
 def check_flag(value: Any, name: str) -> bool:
@@ -78,7 +75,7 @@ def check_trainer(trainer: Any, train_dataset: Any, network: nn.Module) -> None:
         )
     trained = getattr(trainer, "network", network)
     trained = getattr(trained, "_orig_mod", trained)  # torch.compile wrapper
-    if unwrap(trained) is not unwrap(network):
+    if unwrap_parallel(trained) is not unwrap_parallel(network):
         raise ValueError(
             "`network` is not the network the trainer trains; pass the same module so that the saved and "
             "scored weights are the trained ones."

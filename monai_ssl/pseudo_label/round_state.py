@@ -24,6 +24,7 @@ from ignite.base import Serializable
 from ignite.handlers import Checkpoint
 from torch import nn
 
+from monai_ssl.networks.distributed import unwrap_parallel
 from monai_ssl.utils import atomic_torch_save
 
 __all__ = ["RoundProgress", "latest_round", "load_round", "round_path", "save_round"]
@@ -159,9 +160,7 @@ def latest_round(output_dir: str | os.PathLike) -> Path | None:
 
 
 def _state_dict(obj: Any) -> Any:
-    if isinstance(obj, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        obj = obj.module
-    return obj.state_dict()
+    return (unwrap_parallel(obj) if isinstance(obj, nn.Module) else obj).state_dict()
 
 
 def save_round(output_dir: str | os.PathLike, r: int, objects: Mapping[str, Any]) -> Path:

@@ -17,9 +17,10 @@ from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from torch import nn
 
+from monai_ssl.networks.distributed import unwrap_parallel
 from monai_ssl.utils import atomic_torch_save
 
-from .inputs import check_flag, check_items, check_trainer, unwrap
+from .inputs import check_flag, check_items, check_trainer
 from .retraining import evaluate, set_training_items, train_keeping_best_epoch, train_more_epochs, training_items
 from .round_state import RoundProgress, latest_round, load_round, round_path, save_round
 from .scoring import score_pool
@@ -244,7 +245,7 @@ class PseudoLabelRounds(Engine):
 
     def _checkpoint_objects(self) -> dict[str, Any]:
         """What a round checkpoint holds: name -> object with ``state_dict``/``load_state_dict``."""
-        objects: dict[str, Any] = {"network": unwrap(self.network)}
+        objects: dict[str, Any] = {"network": unwrap_parallel(self.network)}
         optimizer = getattr(self.trainer, "optimizer", None)
         if optimizer is not None and hasattr(optimizer, "state_dict"):
             objects["optimizer"] = optimizer
@@ -385,7 +386,7 @@ class PseudoLabelRounds(Engine):
             return
         weights = torch.load(round_path(self.output_dir, best), map_location=self.device, weights_only=True)["network"]
         atomic_torch_save(weights, self.output_dir / BEST_FILE)
-        unwrap(self.network).load_state_dict(weights)
+        unwrap_parallel(self.network).load_state_dict(weights)
         self.state.best_round, self.state.best_metric = best, metric
         logger.info(
             f"best pseudo-labeling round {best} (val {self.metric_name} {metric:.4f}); "
