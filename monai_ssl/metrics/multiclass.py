@@ -130,11 +130,16 @@ def multiclass_classification_metrics(
     ``f1 = 2 tp / (2 tp + fp + fn)`` (``None`` when ``k`` is neither present nor predicted), and ``auc``, the
     one-vs-rest ROC AUC of ``p[:, k]`` (``None`` when ``k`` is absent from the labels or is every label).
 
-    ``macro_precision``/``macro_recall``/``macro_f1`` average over the classes that occur in the labels or
-    the predictions, counting an undefined precision or recall as ``0``: the same as scikit-learn's
-    ``average="macro", zero_division=0``. So a classifier that never predicts a present class is
-    penalised rather than flattered. ``macro_auc`` is the mean of the defined per-class AUCs (``None``
-    if there are none); when some are undefined an ``auc_note`` names the classes left out.
+    ``macro_precision``, ``macro_recall``, ``macro_f1`` and ``macro_auc`` are each the mean over the classes
+    where that per-class value is defined; an undefined value (``None``, a ``0 / 0``) is left out of the
+    mean, not counted as ``0``, and the macro value is ``None`` (NaN) when no class has one. So a class that
+    is never predicted drops out of ``macro_precision`` (its recall, ``0``, still counts in
+    ``macro_recall``), and a class predicted but absent from the labels drops out of ``macro_recall``
+    (its precision, ``0``, still counts). This is scikit-learn's ``average="macro", zero_division=np.nan``.
+    A classifier that never predicts a present class is still penalised, by its recall and F1 of ``0``.
+    When a class that occurs in the labels or the predictions is left out of ``macro_precision`` or
+    ``macro_recall``, a ``macro_note`` names it; when some AUCs are undefined an ``auc_note`` names the
+    classes left out.
 
     Args:
         probabilities: shape ``(N, K)``, ``K >= 2``, rows in ``[0, 1]`` summing to 1
@@ -144,9 +149,10 @@ def multiclass_classification_metrics(
 
     Returns:
         A JSON-serialisable dict with keys ``accuracy``, ``per_class`` (``{name: {precision, recall, f1,
-        support, auc}}``, in class order), ``macro_precision``, ``macro_recall``, ``macro_f1``, ``macro_auc``,
+        support, auc}}``, in class order), ``macro_precision``, ``macro_recall``, ``macro_f1``, ``macro_auc``
+        (each ``None`` when undefined for every class),
         ``confusion_matrix`` (``K x K`` ints, rows = true class, columns = predicted class),
-        ``class_names``, ``n`` and, only when some class AUC is undefined, ``auc_note``.
+        ``class_names``, ``n``, and only when needed ``macro_note`` and ``auc_note``.
 
     Raises:
         ValueError: on invalid input (shapes, lengths, probabilities outside ``[0, 1]`` or rows not summing
@@ -163,6 +169,8 @@ def multiclass_classification_metrics(
     macro: dict[str, list[float]] = {"precision": [], "recall": [], "f1": []}
     aucs: list[float] = []
     no_auc: list[str] = []
+    never_predicted: list[str] = []  # present in the labels, never predicted: precision undefined
+    never_labeled: list[str] = []  # predicted, absent from the labels: recall undefined
     for c, name in enumerate(names):
         tp = int(cm[c, c])
         support = int(cm[c, :].sum())
@@ -177,9 +185,13 @@ def multiclass_classification_metrics(
             "auc": auc,
         }
         per_class[name] = stats
-        if support or predicted:
-            for key in macro:
-                macro[key].append(0.0 if stats[key] is None else stats[key])
+        if support and not predicted:
+            never_predicted.append(name)
+        if predicted and not support:
+            never_labeled.append(name)
+        for key in macro:
+            if stats[key] is not None:  # an undefined (0 / 0) value is left out of the macro mean
+                macro[key].append(stats[key])
         if auc is None:
             no_auc.append(name)
         else:
@@ -196,6 +208,13 @@ def multiclass_classification_metrics(
         "class_names": names,
         "n": int(n),
     }
+    left_out = [f"precision for {never_predicted} (never predicted)"] if never_predicted else []
+    left_out += [f"recall for {never_labeled} (absent from the labels)"] if never_labeled else []
+    if left_out:
+        result["macro_note"] = (
+            f"undefined (0 / 0) and left out of the macro means: {' and '.join(left_out)}; "
+            "macro_precision and macro_recall average the other classes."
+        )
     if no_auc:
         result["auc_note"] = (
             f"one-vs-rest AUC is undefined for classes {no_auc} (absent from the labels, or every label); "

@@ -49,7 +49,7 @@ def test_three_classes_by_hand():
     assert m["macro_recall"] == pytest.approx(11 / 18)
     assert m["macro_f1"] == pytest.approx(40 / 63)
     assert m["macro_auc"] == pytest.approx(sum(AUCS) / 3)
-    assert "auc_note" not in m
+    assert "auc_note" not in m and "macro_note" not in m
     json.dumps(m, allow_nan=False)
     assert all(type(v) is int for row in m["confusion_matrix"] for v in row)
     assert all(type(m[k]) is float for k in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc"))
@@ -81,21 +81,42 @@ def test_absent_class_gives_none():
     assert m["macro_auc"] == pytest.approx(sum(AUCS) / 3)
     assert "'D'" in m["auc_note"] and "averages the other" in m["auc_note"]
     assert m["confusion_matrix"][3] == [0, 0, 0, 0]
+    assert "macro_note" not in m  # a class neither labeled nor predicted is no news
     json.dumps(m, allow_nan=False)
 
 
 def test_never_predicted_and_single_class():
-    # class 2 present but never predicted: precision undefined (None) but counted 0 in the macro mean
+    # class 2 present but never predicted: its precision is undefined (None) and left out of the macro mean;
+    # its recall and F1 are 0 and count
     m = multiclass_classification_metrics([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]], [0, 1, 2])
     assert m["per_class"]["2"]["precision"] is None and m["per_class"]["2"]["recall"] == 0.0
     assert m["per_class"]["0"]["precision"] == 0.5
-    assert m["macro_precision"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert m["macro_precision"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["macro_recall"] == pytest.approx((1.0 + 1.0 + 0.0) / 3)
     assert m["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+    assert m["macro_note"] == (
+        "undefined (0 / 0) and left out of the macro means: precision for ['2'] (never predicted); "
+        "macro_precision and macro_recall average the other classes."
+    )
     # one class is every label: every one-vs-rest AUC is undefined
     m = multiclass_classification_metrics([[0.6, 0.4], [0.3, 0.7]], [1, 1])
     assert m["macro_auc"] is None and all(c["auc"] is None for c in m["per_class"].values())
     assert "macro_auc is undefined" in m["auc_note"]
     assert m["accuracy"] == 0.5 and m["per_class"]["0"]["recall"] is None
+    json.dumps(m, allow_nan=False)
+
+
+def test_predicted_but_absent_class_is_left_out_of_macro_recall():
+    # class 2 is predicted once but never the label: recall 0 / 0 (None) is left out of macro_recall,
+    # its precision 0 / 1 counts in macro_precision
+    probs = [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.2, 0.6, 0.2]]
+    m = multiclass_classification_metrics(probs, [0, 1, 0, 1])
+    assert m["confusion_matrix"] == [[1, 0, 1], [0, 2, 0], [0, 0, 0]]
+    assert m["per_class"]["2"] == {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0, "auc": None}
+    assert m["macro_recall"] == pytest.approx((1 / 2 + 1.0) / 2)
+    assert m["macro_precision"] == pytest.approx((1.0 + 1.0 + 0.0) / 3)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+    assert "recall for ['2'] (absent from the labels)" in m["macro_note"] and "precision for" not in m["macro_note"]
     json.dumps(m, allow_nan=False)
 
 
@@ -153,10 +174,10 @@ def test_against_sklearn():
     exact = probs / probs.sum(axis=1, keepdims=True)
     expected = metrics.roc_auc_score(labels, exact, multi_class="ovr", average="macro")
     assert multiclass_classification_metrics(exact, labels)["macro_auc"] == pytest.approx(expected)
-    # a class never predicted: zero_division=0 in the macro mean, as in sklearn
+    # classes never predicted: their undefined precision is left out of the macro mean (zero_division=nan)
     collapsed = np.tile([0.5, 0.3, 0.1, 0.1], (300, 1))
     collapsed[labels == 1] = [0.3, 0.5, 0.1, 0.1]
     m = multiclass_classification_metrics(collapsed, labels)
     pred = collapsed.argmax(axis=1)
-    p, r, f1, _ = metrics.precision_recall_fscore_support(labels, pred, average="macro", zero_division=0)
+    p, r, f1, _ = metrics.precision_recall_fscore_support(labels, pred, average="macro", zero_division=np.nan)
     assert (m["macro_precision"], m["macro_recall"], m["macro_f1"]) == pytest.approx((p, r, f1))
