@@ -25,6 +25,8 @@ from monai_ssl.metrics import binary_classification_metrics, multiclass_classifi
 from monai_ssl.metrics.multiclass import ROW_SUM_TOLERANCE
 from monai_ssl.utils import atomic_write_text
 
+from .report_folder import check_report_folder, publish_report
+
 __all__ = ["ClassificationReportWriter"]
 
 logger = logging.getLogger("monai_ssl")
@@ -178,6 +180,14 @@ class ClassificationReportWriter:
     summarised on the ``"monai_ssl"`` logger. In distributed runs, results are gathered from all
     ranks and files are written by rank 0 only.
 
+    **An earlier report in** ``output_dir``. With ``overwrite=None`` (the default) the files are
+    (over)written in place, each atomically. With ``overwrite=False`` or ``True`` the report is
+    published whole (:func:`~monai_ssl.handlers.report_folder.publish_report`: written into a hidden
+    sibling folder, then swapped in; other entries of ``output_dir`` are kept), and a report that
+    ``output_dir`` held before this run is either refused, with a ``FileExistsError`` raised already at
+    ``attach`` that names the folder and says to pass ``--output_dir <new folder>`` or ``--overwrite True``
+    (``False``), or replaced (``True``). The later epochs of the same run replace its own report.
+
     Example::
 
         evaluator = SupervisedEvaluator(..., postprocessing=Activationsd(keys="pred", sigmoid=True))
@@ -201,6 +211,7 @@ class ClassificationReportWriter:
         class_names: Sequence[str] | None = None,
         num_classes: int | None = None,
         plot_confusion_matrix: bool = True,
+        overwrite: bool | None = None,
     ) -> None:
         """
         Args:
@@ -223,9 +234,12 @@ class ClassificationReportWriter:
             num_classes: ``K`` without names (names default to ``"0"``, ``"1"``, ...); must agree with
                 ``class_names`` when both are given. ``None`` with no ``class_names`` takes ``K`` from the data.
             plot_confusion_matrix: whether to draw the confusion-matrix PNG.
+            overwrite: ``None`` writes the files into ``output_dir`` in place; ``False`` refuses an
+                ``output_dir`` that already holds a report (the bundles' ``evaluate.json``), ``True``
+                replaces that report; both publish the report folder whole (see above).
 
         Raises:
-            ValueError: on inconsistent ``class_names``/``num_classes``.
+            ValueError: on inconsistent ``class_names``/``num_classes``, or an ``overwrite`` that is not a bool.
         """
         if isinstance(class_names, str):
             raise ValueError(f"`class_names` must be a sequence of strings, got the string {class_names!r}.")
@@ -237,6 +251,8 @@ class ClassificationReportWriter:
                 raise ValueError(f"`num_classes` must be >= 2, got {num_classes}.")
             if names is not None and len(names) != int(num_classes):
                 raise ValueError(f"`class_names` has {len(names)} names but `num_classes` is {num_classes}.")
+        if overwrite is not None and not isinstance(overwrite, bool):
+            raise ValueError(f"`overwrite` must be True or False (--overwrite True), got {overwrite!r}.")
         self.class_names = names
         self.num_classes = len(names) if names is not None else None if num_classes is None else int(num_classes)
         self.plot_confusion_matrix = plot_confusion_matrix
@@ -247,6 +263,8 @@ class ClassificationReportWriter:
         self.threshold = float(threshold)
         self.prefix = prefix
         self.plot_roc = plot_roc
+        self.overwrite = overwrite
+        self._published = False  # whether this run has published its report (later epochs replace it)
         self._reset()
 
     def attach(self, engine: Engine) -> None:
@@ -254,7 +272,12 @@ class ClassificationReportWriter:
 
         Args:
             engine: Ignite Engine, typically an evaluator.
+
+        Raises:
+            FileExistsError: ``overwrite=False`` and ``output_dir`` already holds a report.
         """
+        if self.overwrite is not None:  # fail before the evaluation runs, not after
+            check_report_folder(self.output_dir, self.prefix, self.overwrite)
         if not engine.has_event_handler(self.epoch_started, Events.EPOCH_STARTED):
             engine.add_event_handler(Events.EPOCH_STARTED, self.epoch_started)
         if not engine.has_event_handler(self, Events.ITERATION_COMPLETED):
@@ -407,23 +430,32 @@ class ClassificationReportWriter:
             report = binary_classification_metrics(probs, labels, self.threshold)
         engine.state.metrics_report = report
         if idist.get_rank() == 0:
-            (self._write_multiclass if multiclass else self._write)(probs, labels, ids, report)
+            self._publish(self._write_multiclass if multiclass else self._write, probs, labels, ids, report)
 
-    def _save_confusion_matrix(self, matrix: list[list[int]], names: list[str], title: str) -> None:
-        """Draw ``matrix`` into ``{prefix}confusion_matrix.png`` when enabled."""
+    def _publish(self, write: Callable[..., None], *args: Any) -> None:
+        """Run ``write(folder, *args)`` into ``output_dir`` itself, or into a staging folder swapped in whole."""
+        if self.overwrite is None:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            write(self.output_dir, *args)
+            return
+        check_report_folder(self.output_dir, self.prefix, self.overwrite or self._published)
+        publish_report(self.output_dir, lambda folder: write(folder, *args), self.prefix)
+        self._published = True
+
+    def _save_confusion_matrix(self, folder: Path, matrix: list[list[int]], names: list[str], title: str) -> None:
+        """Draw ``matrix`` into ``folder/{prefix}confusion_matrix.png`` when enabled."""
         if not self.plot_confusion_matrix:
             return
         from monai_ssl.visualize import confusion_matrix_figure, save_figure
 
         fig = confusion_matrix_figure(matrix, names, title=title)
-        save_figure(fig, self.output_dir / f"{self.prefix}confusion_matrix.png")
+        save_figure(fig, folder / f"{self.prefix}confusion_matrix.png")
 
     def _write_multiclass(
-        self, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None
+        self, folder: Path, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None
     ) -> None:
-        """Write the multi-class CSV, JSON and PNGs into ``output_dir`` and log a summary."""
+        """Write the multi-class CSV, JSON and PNGs into ``folder`` and log a summary."""
         names = self._names(probs.shape[1])
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         header = ["id", "prediction", "confidence"] + [f"prob_{name}" for name in names]
@@ -432,13 +464,14 @@ class ClassificationReportWriter:
         for i, row in enumerate(probs):
             line = [ids[i], names[preds[i]], str(row[preds[i]])] + [str(p) for p in row]
             writer.writerow(line + ([names[labels[i]]] if labels is not None else []))
-        csv_path = atomic_write_text(buf.getvalue(), self.output_dir / f"{self.prefix}predictions.csv")
+        atomic_write_text(buf.getvalue(), folder / f"{self.prefix}predictions.csv")
+        csv_path = self.output_dir / f"{self.prefix}predictions.csv"
         if report is None:
             logger.info("Classification report: %d predictions (no labels) -> %s", len(probs), csv_path)
             return
-        atomic_write_text(json.dumps(report, indent=2) + "\n", self.output_dir / f"{self.prefix}metrics.json")
+        atomic_write_text(json.dumps(report, indent=2) + "\n", folder / f"{self.prefix}metrics.json")
         self._save_confusion_matrix(
-            report["confusion_matrix"], names, f"{self.prefix}Confusion matrix (n={report['n']})"
+            folder, report["confusion_matrix"], names, f"{self.prefix}Confusion matrix (n={report['n']})"
         )
         if self.plot_roc and report["macro_auc"] is not None:
             from monai_ssl.visualize import multiclass_roc_figure, save_figure
@@ -446,7 +479,7 @@ class ClassificationReportWriter:
             fig = multiclass_roc_figure(
                 probs, labels, names, title=f"{self.prefix}ROC curves, one-vs-rest (n={report['n']})"
             )
-            save_figure(fig, self.output_dir / f"{self.prefix}roc_curve.png")
+            save_figure(fig, folder / f"{self.prefix}roc_curve.png")
 
         def fmt(v: float | None) -> str:
             return "n/a" if v is None else f"{v:.4f}"
@@ -458,21 +491,24 @@ class ClassificationReportWriter:
             fmt(report["macro_recall"]), fmt(report["macro_f1"]), fmt(report["macro_auc"]), self.output_dir,
         )
 
-    def _write(self, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None) -> None:
-        """Write the binary CSV, JSON and PNGs into ``output_dir`` and log a summary."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+    def _write(
+        self, folder: Path, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None
+    ) -> None:
+        """Write the binary CSV, JSON and PNGs into ``folder`` and log a summary."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["id", "probability", "prediction"] + (["label"] if labels is not None else []))
         for i, p in enumerate(probs):
             row = [ids[i], str(p), int(p >= self.threshold)]
             writer.writerow(row + ([int(labels[i])] if labels is not None else []))
-        csv_path = atomic_write_text(buf.getvalue(), self.output_dir / f"{self.prefix}predictions.csv")
+        atomic_write_text(buf.getvalue(), folder / f"{self.prefix}predictions.csv")
+        csv_path = self.output_dir / f"{self.prefix}predictions.csv"
         if report is None:
             logger.info("Classification report: %d predictions (no labels) -> %s", len(probs), csv_path)
             return
-        atomic_write_text(json.dumps(report, indent=2) + "\n", self.output_dir / f"{self.prefix}metrics.json")
+        atomic_write_text(json.dumps(report, indent=2) + "\n", folder / f"{self.prefix}metrics.json")
         self._save_confusion_matrix(
+            folder,
             report["confusion_matrix"],
             self._names(2),
             f"{self.prefix}Confusion matrix (threshold={report['threshold']:g}, n={report['n']})",
@@ -482,7 +518,7 @@ class ClassificationReportWriter:
 
             fpr, tpr, _ = roc_curve(probs, labels)
             fig = roc_figure(fpr, tpr, report["auc"], title=f"{self.prefix}ROC curve (n={report['n']})")
-            save_figure(fig, self.output_dir / f"{self.prefix}roc_curve.png")
+            save_figure(fig, folder / f"{self.prefix}roc_curve.png")
 
         def fmt(v: float | None) -> str:
             return "n/a" if v is None else f"{v:.4f}"

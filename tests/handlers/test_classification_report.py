@@ -222,6 +222,21 @@ def test_multiclass_single_class_no_roc(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion_matrix.png", "metrics.json", "predictions.csv"]
 
 
+def test_multiclass_report_leaves_a_never_predicted_class_out_of_macro_precision(tmp_path, caplog):
+    # NORMAL is a label but never predicted: its precision is 0 / 0, written as null and left out of the mean
+    probs = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]])
+    data = [({"id": ["a", "b", "c"]}, {"pred": probs, "label": torch.tensor([0, 1, 2])})]
+    with caplog.at_level(logging.INFO, logger="monai_ssl"):
+        _run(data, ClassificationReportWriter(output_dir=tmp_path, class_names=MC_NAMES))
+    text = (tmp_path / "metrics.json").read_text()
+    metrics = json.loads(text)
+    assert metrics["per_class"]["NORMAL"]["precision"] is None and '"precision": null' in text
+    assert metrics["macro_precision"] == pytest.approx((0.5 + 1.0) / 2)
+    assert metrics["macro_recall"] == pytest.approx(2 / 3)
+    assert "precision for ['NORMAL'] (never predicted)" in metrics["macro_note"]
+    assert "macro_precision=0.7500 macro_recall=0.6667" in caplog.text
+
+
 @pytest.mark.parametrize(
     "pred, label, kwargs, match",
     [
