@@ -5,6 +5,8 @@ from __future__ import annotations
 from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_write_text
 from .logging import configure_logging
 from .overlay import declare_base, require_base, withdraw_base
+from .readable_errors import install_readable_errors, readable_error
+from .settings import require_flags
 
 __all__ = [
     "atomic_directory",
@@ -13,6 +15,9 @@ __all__ = [
     "atomic_write_text",
     "configure_logging",
     "declare_base",
+    "install_readable_errors",
+    "readable_error",
     "require_base",
+    "require_flags",
     "withdraw_base",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from monai_ssl.utils.readable_errors import TracebackFreeFormatter
+
 __all__ = ["configure_logging"]
 
 
@@ -17,7 +19,8 @@ def configure_logging(level: int | str = logging.INFO, name: str = "monai_ssl") 
     logger.setLevel(level)
     if not any(getattr(h, "_monai_ssl", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        handler.setFormatter(TracebackFreeFormatter(plain))  # tracebacks only with MONAI_SSL_DEBUG=1
         handler._monai_ssl = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
