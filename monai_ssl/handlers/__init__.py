@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from .checkpoint import AtomicDiskSaver, CheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
+from .checkpoint import AtomicDiskSaver, CheckpointSaver, latest_checkpoint, remove_stale_temporaries
 from .classification_report import ClassificationReportWriter
 from .collapse_monitor import CollapseMonitor
 from .export_encoder import EncoderExporter
 from .progress import ProgressDisplay, loss_only
+from .resume import ResumeFromCheckpoint
+from .run_identity import RunIdentity, datalist_fingerprint, read_run_identity, run_length
 from .view_grid import ViewGridHandler
 
 __all__ = [
@@ -17,7 +19,12 @@ __all__ = [
     "EncoderExporter",
     "ProgressDisplay",
     "ResumeFromCheckpoint",
+    "RunIdentity",
     "ViewGridHandler",
+    "datalist_fingerprint",
     "latest_checkpoint",
     "loss_only",
+    "read_run_identity",
+    "remove_stale_temporaries",
+    "run_length",
 ]

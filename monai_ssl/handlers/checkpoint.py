@@ -1,12 +1,11 @@
-"""Atomic checkpoints, and resuming a killed run from its latest checkpoint.
+"""Atomic checkpoints that carry the run's identity and its best-metric state.
 
 MONAI's :class:`monai.handlers.CheckpointSaver` (1.6) writes through Ignite's ``DiskSaver`` with
 ``atomic=False`` and builds its save handlers inside ``__init__``, with no way to choose another one:
 a run killed during a save can leave a truncated file that the next resume cannot read. So
 :class:`CheckpointSaver` here takes MONAI's arguments but builds its ``ignite.handlers.Checkpoint``
-objects itself, on Ignite's ``DiskSaver(atomic=True)`` (temporary file, then one rename).
-:class:`ResumeFromCheckpoint` is MONAI's :class:`monai.handlers.CheckpointLoader` pointed at the latest
-checkpoint of a folder.
+objects itself, on an atomic disk saver (temporary file, then one rename). Resuming is
+:class:`~monai_ssl.handlers.ResumeFromCheckpoint` (``resume.py``).
 """
 
 from __future__ import annotations
@@ -15,17 +14,62 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import ignite.distributed as idist
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
-from monai.handlers import CheckpointLoader
 from monai.utils import is_scalar
 
-__all__ = ["AtomicDiskSaver", "CheckpointSaver", "ResumeFromCheckpoint", "latest_checkpoint"]
+from monai_ssl.handlers.run_identity import RUN_KEY, RunIdentity
+from monai_ssl.utils.atomic import atomic_path
+
+__all__ = ["AtomicDiskSaver", "CheckpointSaver", "latest_checkpoint", "remove_stale_temporaries"]
+
+_SCORE = re.compile(r"(?:epoch|iteration)=(\d+)")
+
+
+def latest_checkpoint(checkpoint_dir: str | os.PathLike, prefix: str = "checkpoint") -> Path | None:
+    """The checkpoint with the highest ``epoch=N`` (or ``iteration=N``) in its name, or None."""
+    scored = periodic_checkpoints(checkpoint_dir, prefix)
+    return scored[-1][1] if scored else None
+
+
+def periodic_checkpoints(checkpoint_dir: str | os.PathLike, prefix: str = "checkpoint") -> list[tuple[int, Path]]:
+    """The ``(N, path)`` of every ``<prefix>*epoch=N.pt`` (or ``iteration=N``) file of a folder, by ``N``."""
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        return []
+    scored = []
+    for path in folder.glob(f"{prefix}*.pt"):
+        match = _SCORE.search(path.name)
+        if match and path.is_file():
+            scored.append((int(match.group(1)), path))
+    return sorted(scored)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, names: Sequence[str] = ("*",)) -> list[Path]:
+    """Remove the temporary files a killed atomic save of ``names`` left in ``folder`` (``.<name>.<random>.tmp``).
+
+    Only call this when no other process writes these files (a run owns its checkpoint files).
+
+    Args:
+        folder: where the files are saved.
+        names: the saved files' names or glob patterns (e.g. ``"checkpoint*.pt"``, ``"model.pt"``).
+
+    Returns:
+        The removed paths.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or idist.get_rank() != 0:
+        return []
+    stale = sorted({p for name in names for p in folder.glob(f".{name}.*.tmp") if p.is_file()})
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 class AtomicDiskSaver(DiskSaver):
@@ -55,6 +99,11 @@ class AtomicDiskSaver(DiskSaver):
                 if name != filename:
                     (self.dirname / name).unlink(missing_ok=True)
 
+    def _save_func(self, checkpoint: Mapping, path: Path, func: Callable) -> None:
+        """Write through :func:`~monai_ssl.utils.atomic_path`: a killed save leaves only a ``.<name>.*.tmp`` file."""
+        with atomic_path(path) as tmp:
+            func(checkpoint, tmp, **self.kwargs)
+
     def remove(self, filename: str) -> None:
         """Remove ``filename`` after the next complete save (a fixed file name is replaced, never removed)."""
         if self.filename is None:
@@ -62,13 +111,23 @@ class AtomicDiskSaver(DiskSaver):
 
 
 class CheckpointSaver:
-    """:class:`monai.handlers.CheckpointSaver` with atomic files and the engine in the checkpoint.
+    """:class:`monai.handlers.CheckpointSaver` with atomic files, and the engine and the run in the checkpoint.
 
     Same arguments and files as MONAI's handler (``checkpoint_epoch=N.pt``, ``checkpoint_key_metric=X.pt``,
     ``checkpoint_final_iteration=N.pt`` or the fixed ``key_metric_filename`` / ``final_filename``), plus
-    ``engine_key``. Every file is written by :class:`AtomicDiskSaver`: a run killed during a save keeps
-    the previous files intact, and a fixed file name is replaced in one rename. A key metric that is NaN
-    (or not a scalar) scores ``-inf``, so such an epoch never becomes the best checkpoint.
+    ``engine_key`` and ``run_identity``. Every file is written by :class:`AtomicDiskSaver`: a run killed
+    during a save keeps the previous files intact, and a fixed file name is replaced in one rename.
+
+    The best checkpoint is never taken from a broken state: a key metric that is NaN (or not a scalar)
+    scores ``-inf``, and an epoch whose saved weights hold NaN/inf is not saved as the best.
+
+    **Resuming.** When the run starts, the periodic files already in ``save_dir`` (those of the run
+    being resumed) are counted in ``n_saved``, so a resumed run keeps as many files as a fresh one, and
+    temporary files of a save that was killed are removed. The handler itself has a ``state_dict``: put
+    the validator's best-model saver into the trainer's ``save_dict`` (and the resume handler's
+    ``load_dict``), and the best score, with the evaluator's ``best_metric``, survives a resume, so a
+    worse epoch after the resume does not replace the best model. List the validation handler before
+    the trainer's saver, so each epoch's checkpoint holds that epoch's validation.
 
     Args:
         save_dir: folder of the checkpoint files.
@@ -77,6 +136,8 @@ class CheckpointSaver:
             iteration and user state such as ``BYOLTrainer``'s optimizer step count). A bundle
             config cannot name the trainer inside the trainer's own handler list (a circular
             reference), so the handler adds it at ``attach``. ``None`` saves only ``save_dict``.
+        run_identity: also save this :class:`~monai_ssl.handlers.RunIdentity` (entry ``"run"``), which a
+            resume checks before it loads anything.
         name: logger name; the engine's logger when None.
         file_prefix: prefix of the file names.
         save_final: save at the end of the run and when it raises (re-raising the error).
@@ -102,6 +163,7 @@ class CheckpointSaver:
         save_dir: str,
         save_dict: dict,
         engine_key: str | None = None,
+        run_identity: RunIdentity | None = None,
         name: str | None = None,
         file_prefix: str = "",
         save_final: bool = False,
@@ -126,6 +188,13 @@ class CheckpointSaver:
         self.save_dir = save_dir
         self.save_dict = save_dict
         self.engine_key = engine_key
+        if run_identity is not None:
+            self.save_dict[RUN_KEY] = run_identity
+        self.n_saved = n_saved
+        self.engine: Engine | None = None
+        self.periodic_prefix = f"{file_prefix}_checkpoint" if file_prefix else "checkpoint"
+        self._own_files = [f"{self.periodic_prefix}*.pt", *(f for f in (final_filename, key_metric_filename) if f)]
+        self._cleaned = False
         self.epoch_level = epoch_level
         self.save_interval = save_interval
         self.final_filename = final_filename
@@ -194,20 +263,54 @@ class CheckpointSaver:
                 "kept as the best checkpoint."
             )
             return -math.inf
+        broken = _non_finite_entries(self.save_dict)
+        if broken:
+            self.logger.warning(
+                f"the weights of {broken} hold NaN/inf at epoch {engine.state.epoch}; this epoch is never kept as "
+                "the best checkpoint."
+            )
+            return -math.inf
         return (-1.0 if self.key_metric_negative_sign else 1.0) * float(metric)
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the list of best key-metric scores (saved with ``key_metric_save_state=True``)."""
+    def state_dict(self) -> dict[str, Any]:
+        """The best key-metric state: the best checkpoint's score and file, the engine's ``best_metric``.
+
+        Raises:
+            ValueError: this saver keeps no best checkpoint (``save_key_metric=False``).
+        """
         if self.key_metric_checkpoint is None:
             raise ValueError("this CheckpointSaver has no key-metric checkpoint (save_key_metric=False).")
-        self.key_metric_checkpoint.load_state_dict(state_dict)
+        state = getattr(self.engine, "state", None)
+        return {
+            "key_metric": self.key_metric_checkpoint.state_dict(),
+            "best_metric": float(getattr(state, "best_metric", -1.0)),
+            "best_metric_epoch": int(getattr(state, "best_metric_epoch", -1)),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved (or Ignite's list of best scores alone).
+
+        The attached engine's ``best_metric``/``best_metric_epoch`` are restored too, so MONAI's
+        "Got new best metric" compares with the best score of the whole run.
+        """
+        if self.key_metric_checkpoint is None:
+            raise ValueError("this CheckpointSaver has no key-metric checkpoint (save_key_metric=False).")
+        if "key_metric" not in state_dict:  # Ignite's own format (key_metric_save_state)
+            self.key_metric_checkpoint.load_state_dict(state_dict)
+            return
+        self.key_metric_checkpoint.load_state_dict(state_dict["key_metric"])
+        if self.engine is not None:
+            self.engine.state.best_metric = state_dict["best_metric"]
+            self.engine.state.best_metric_epoch = state_dict["best_metric_epoch"]
 
     def attach(self, engine: Engine) -> None:
         """Add ``engine`` to ``save_dict`` (with ``engine_key``) and register the saves on its events."""
         if self._name is None:
             self.logger = engine.logger
+        self.engine = engine
         if self.engine_key is not None:
             self.save_dict[self.engine_key] = engine  # the ignite Checkpoints share this dict
+        engine.add_event_handler(Events.STARTED, self.started)
         if self.final_checkpoint is not None:
             engine.add_event_handler(Events.COMPLETED, self.completed)
             engine.add_event_handler(Events.EXCEPTION_RAISED, self.exception_raised)
@@ -216,6 +319,27 @@ class CheckpointSaver:
         if self.interval_checkpoint is not None:
             event = Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED
             engine.add_event_handler(event(every=self.save_interval), self.interval_completed)
+
+    def started(self, engine: Engine) -> None:
+        """Remove a killed save's temporary files; count the periodic files already there in ``n_saved``.
+
+        Runs at every start of the engine (after a resume handler attached before this one has moved
+        an earlier run's files aside or loaded the latest one): the files left in ``save_dir`` are then
+        this run's own.
+        """
+        if not self._cleaned:
+            self._cleaned = True
+            stale = remove_stale_temporaries(self.save_dir, self._own_files)
+            if stale:
+                self.logger.info(f"removed {len(stale)} temporary file(s) of an interrupted save in {self.save_dir}")
+        if self.interval_checkpoint is None:
+            return
+        kind = "epoch" if self.epoch_level else "iteration"
+        known = {item.filename for item in self.interval_checkpoint._saved}
+        for number, path in periodic_checkpoints(self.save_dir, self.periodic_prefix):
+            if f"_{kind}=" in path.name and path.name not in known:
+                self.interval_checkpoint._saved.append(Checkpoint.Item(number, path.name))
+        self.interval_checkpoint._saved.sort(key=lambda item: item.priority)
 
     def _save_final(self, engine: Engine) -> str:
         """Save the final checkpoint and return its path."""
@@ -250,93 +374,12 @@ class CheckpointSaver:
         self.logger.info(f"Saved checkpoint at {step}")
 
 
-_SCORE = re.compile(r"(?:epoch|iteration)=(\d+)")
-
-
-def latest_checkpoint(checkpoint_dir: str | os.PathLike, prefix: str = "checkpoint") -> Path | None:
-    """The checkpoint with the highest ``epoch=N`` (or ``iteration=N``) in its name, or None."""
-    folder = Path(checkpoint_dir)
-    if not folder.is_dir():
-        return None
-    scored = []
-    for path in folder.glob(f"{prefix}*.pt"):
-        match = _SCORE.search(path.name)
-        if match:
-            scored.append((int(match.group(1)), path))
-    return max(scored)[1] if scored else None
-
-
-class ResumeFromCheckpoint(CheckpointLoader):
-    """At the start of a run, load the latest checkpoint of ``checkpoint_dir`` into ``load_dict``.
-
-    MONAI's :class:`monai.handlers.CheckpointLoader` (``torch.load(..., weights_only=True)``, then
-    ``ignite.handlers.Checkpoint.load_objects``; the run keeps its own ``max_epochs``) applied to the
-    newest ``checkpoint*epoch=N.pt`` of a folder. ``load_dict`` names the objects saved by
-    :class:`CheckpointSaver` (networks, optimizer, LR scheduler, the trainer itself: its epoch,
-    iteration and, for ``BYOLTrainer``, the optimizer step count of the ``tau`` schedule). The run
-    then continues from the epoch after the saved one. An empty or missing folder logs a warning and
-    the run starts fresh.
-
-    Args:
-        checkpoint_dir: folder of ``checkpoint_*epoch=N.pt`` files.
-        load_dict: name -> object with ``load_state_dict`` (not empty).
-        engine_key: also load the engine this handler is attached to from this entry (see
-            :class:`CheckpointSaver`); ``None`` loads only ``load_dict``.
-        enabled: do nothing when False (lets a bundle switch resuming with one flag).
-        prefix: file-name prefix of the checkpoints.
-        map_location: ``torch.load`` map location; the engine's device when None.
-        strict: require every entry of each state dict to match (``load_state_dict(strict=...)``).
-        name: logger name.
-
-    Attributes:
-        loaded: the file loaded, or None.
-
-    Raises:
-        RuntimeError: when the run starts, if the latest file cannot be read or loaded (the message
-            names the file).
-        ValueError: when the run starts, if the file lacks an entry of ``load_dict`` or its epoch is
-            past the run's ``max_epochs`` (the message names the file).
-    """
-
-    def __init__(
-        self,
-        checkpoint_dir: str | os.PathLike,
-        load_dict: dict,
-        engine_key: str | None = None,
-        enabled: bool = True,
-        prefix: str = "checkpoint",
-        map_location: Any = None,
-        strict: bool = True,
-        name: str | None = "monai_ssl",
-    ) -> None:
-        super().__init__(load_path=str(checkpoint_dir), load_dict=load_dict, name=name, strict=strict)
-        self.checkpoint_dir = checkpoint_dir
-        self.engine_key = engine_key
-        self.enabled = enabled
-        self.prefix = prefix
-        self.requested_map_location = map_location
-        self.loaded: Path | None = None
-
-    def attach(self, engine: Engine) -> None:  # noqa: D102
-        if self.engine_key is not None:
-            self.load_dict[self.engine_key] = engine
-        if self.enabled:
-            super().attach(engine)
-
-    def __call__(self, engine: Engine) -> None:  # noqa: D102
-        path = latest_checkpoint(self.checkpoint_dir, self.prefix)
-        if path is None:
-            self.logger.warning(f"resume requested but {self.checkpoint_dir} holds no checkpoint; starting fresh.")
-            return
-        self.load_path = str(path)
-        self.map_location = self.requested_map_location
-        if self.map_location is None:
-            self.map_location = getattr(engine.state, "device", "cpu")
-        try:
-            super().__call__(engine)
-        except ValueError as e:  # an entry missing from the file (Ignite), or an epoch past max_epochs (MONAI)
-            raise ValueError(f"cannot resume from checkpoint {path}: {e}") from e
-        except Exception as e:  # unreadable (truncated, not a checkpoint) or not matching the objects
-            raise RuntimeError(f"cannot load checkpoint {path}: {e}") from e
-        self.loaded = path
-        self.logger.info(f"resumed from {path} at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+def _non_finite_entries(save_dict: Mapping[str, Any]) -> list[str]:
+    """The names of the ``torch.nn.Module`` entries whose parameters or buffers hold NaN/inf."""
+    broken = []
+    for name, obj in save_dict.items():
+        if isinstance(obj, torch.nn.Module):
+            tensors = [*obj.parameters(), *obj.buffers()]
+            if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+                broken.append(name)
+    return broken

@@ -1,4 +1,4 @@
-"""Export the online encoder (and optionally the online projector) of a BYOL network for downstream training."""
+"""Export the online encoder (and optionally the online projector) of a BYOL network when pre-training ends."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
@@ -16,50 +17,60 @@ __all__ = ["EncoderExporter"]
 
 
 class EncoderExporter:
-    """Save the online encoder's state dict (the weights of ``export_backbone()``) to ``path`` each epoch.
+    """Save the online encoder's state dict (the weights of ``export_backbone()``) to ``path`` when the run ends.
 
-    The file is what :func:`monai_ssl.networks.load_pretrained_encoder` reads; it is replaced
-    atomically, so it always holds the encoder of the last finished epoch. The online network is
-    exported, never the momentum target (Grill et al. 2020, Sec. 3.1: the online encoder ``f_theta``
-    is what BYOL keeps).
+    The file is what :func:`monai_ssl.networks.load_pretrained_encoder` reads. It is written once, when
+    the trainer completes its run (Ignite's ``COMPLETED``: all epochs done, or stopped on purpose by a
+    handler), and atomically: a run that is killed or fails leaves the previous ``encoder.pt`` as it was,
+    never a partial one, and the training checkpoints are what a killed run resumes from. Weights that
+    hold NaN/inf (a diverged run) are never written: the export stops with an error instead. The online
+    network is exported, never the momentum target (Grill et al. 2020, Sec. 3.1: the online encoder
+    ``f_theta`` is what BYOL keeps).
 
-    With ``projector_path`` the online projector ``g_theta``'s state dict is written there too, at the
-    same epochs and also atomically, for a task head on the projector's output (Feng et al., Sec. 4.2.1;
-    ``EncoderClassifier(..., head_input="projector")`` and
-    ``init_from_pretrained(..., projector_path=...)``). The encoder file keeps its format either way.
+    With ``projector_path`` the online projector ``g_theta``'s state dict is written there too, also
+    atomically, for a task head on the projector's output (Feng et al., Sec. 4.2.1;
+    ``EncoderClassifier(..., head_input="projector")`` and ``init_from_pretrained(..., projector_path=...)``).
+    The encoder file keeps its format either way.
 
     Args:
         network: a :class:`~monai_ssl.networks.BYOL` module (or a DDP wrapper around one).
         path: where to write the encoder weights, e.g. ``models/encoder.pt``.
-        epoch_interval: write every this many epochs (the last epoch is always written).
         projector_path: where to write the online projector's weights, e.g. ``models/projector.pt``;
             ``None`` writes no projector.
+
+    Raises:
+        FloatingPointError: at the end of the run, the online encoder or projector holds NaN/inf.
     """
 
     def __init__(
         self,
         network: nn.Module,
         path: str | os.PathLike,
-        epoch_interval: int = 1,
         projector_path: str | os.PathLike | None = None,
     ) -> None:
         self.network = network
         self.path = Path(path)
         self.projector_path = Path(projector_path) if projector_path is not None else None
-        self.epoch_interval = epoch_interval
         self.logger = logging.getLogger("monai_ssl")
 
     def attach(self, engine: Engine) -> None:  # noqa: D102
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+        engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:  # noqa: D102
-        last = engine.state.epoch == engine.state.max_epochs
-        if engine.state.epoch % self.epoch_interval and not last:
-            return
         byol = unwrap_parallel(self.network)
-        atomic_torch_save(byol.online_encoder.state_dict(), self.path)
+        exports = [(byol.online_encoder, self.path)]
         if self.projector_path is not None:
-            atomic_torch_save(byol.online_projector.state_dict(), self.projector_path)
-        if last:
-            written = f"{self.path} and projector to {self.projector_path}" if self.projector_path else f"{self.path}"
-            self.logger.info(f"pre-trained encoder written to {written}")
+            exports.append((byol.online_projector, self.projector_path))
+        for module, path in exports:
+            bad = [k for k, v in module.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+            if bad:
+                raise FloatingPointError(
+                    f"not writing {path}: the weights hold NaN/inf at epoch {engine.state.epoch} ({bad[:3]}); the "
+                    f"pre-training diverged. {path.name} is left as it was."
+                )
+        for module, path in exports:
+            atomic_torch_save(module.state_dict(), path)
+        written = " and ".join(str(p) for _, p in exports)
+        finished = engine.state.epoch >= (engine.state.max_epochs or 0)
+        when = "the run's end" if finished else f"epoch {engine.state.epoch} (the run was stopped early)"
+        self.logger.info(f"pre-trained encoder written to {written} at {when}")

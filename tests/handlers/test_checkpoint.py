@@ -10,7 +10,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
 
 from monai_ssl.engines import BYOLTrainer
-from monai_ssl.handlers.checkpoint import CheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
+from monai_ssl.handlers import CheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
 from monai_ssl.networks import BYOL
 
 
@@ -180,17 +180,30 @@ def test_resume_past_max_epochs_is_an_error(tiny_encoder, tmp_path):
         resumed.run()
 
 
-def test_disabled_resume_and_engine_key(tiny_encoder, tmp_path):
+def test_a_new_run_refuses_a_folder_with_checkpoints(tiny_encoder, tmp_path):
+    trainer, objects = _setup(tiny_encoder, max_epochs=1)
+    CheckpointSaver(str(tmp_path), objects, save_interval=1).attach(trainer)
+    trainer.run()
+    fresh, objects2 = _setup(TinyEncoder(), max_epochs=1)
+    ResumeFromCheckpoint(tmp_path, objects2, enabled=False).attach(fresh)
+    with pytest.raises(FileExistsError, match=r"earlier run .*checkpoint_epoch=1\.pt.*--resume True.*--existing_checkpoints"):
+        fresh.run()
+
+
+def test_a_new_run_archives_earlier_checkpoints_when_asked(tiny_encoder, tmp_path):
     trainer, objects = _setup(tiny_encoder, max_epochs=1)
     CheckpointSaver(str(tmp_path), objects, save_interval=1).attach(trainer)
     trainer.run()
     fresh, objects2 = _setup(TinyEncoder(), max_epochs=1)
     objects2.pop("trainer")
-    handler = ResumeFromCheckpoint(tmp_path, objects2, engine_key="trainer", enabled=False)
+    handler = ResumeFromCheckpoint(tmp_path, objects2, engine_key="trainer", enabled=False, existing_checkpoints="archive")
     handler.attach(fresh)
     assert objects2["trainer"] is fresh  # the engine is named even when resuming is switched off
     fresh.run()
     assert handler.loaded is None and fresh.state.iteration == 2
+    assert handler.archived == tmp_path / "archive" / "1"
+    assert [p.name for p in handler.archived.iterdir()] == ["checkpoint_epoch=1.pt"]
+    assert latest_checkpoint(tmp_path) is None
 
 
 def test_resume_without_checkpoint_starts_fresh(tiny_encoder, tmp_path, caplog):

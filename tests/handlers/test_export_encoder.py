@@ -4,6 +4,7 @@ import logging
 
 import pytest
 import torch
+from ignite.engine import Events
 
 from monai_ssl.engines import BYOLTrainer
 from monai_ssl.handlers import EncoderExporter
@@ -52,12 +53,46 @@ def test_exports_the_online_projector_when_asked(tiny_encoder, tmp_path):
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # atomic writes leave no temporary file
 
 
-@pytest.mark.parametrize("interval, expected", [(1, [1, 2, 3]), (2, [2, 3])])
-def test_writes_every_interval_and_at_the_last_epoch(tiny_encoder, tmp_path, monkeypatch, interval, expected):
+def test_writes_once_when_the_run_completes(tiny_encoder, tmp_path, monkeypatch):
     written = []
     monkeypatch.setattr(
         "monai_ssl.handlers.export_encoder.atomic_torch_save", lambda obj, path: written.append(path.name)
     )
-    _train(tiny_encoder, {"path": tmp_path / "e.pt", "projector_path": tmp_path / "p.pt", "epoch_interval": interval},
-           max_epochs=3)
-    assert written == [name for _ in expected for name in ("e.pt", "p.pt")]
+    _train(tiny_encoder, {"path": tmp_path / "e.pt", "projector_path": tmp_path / "p.pt"}, max_epochs=3)
+    assert written == ["e.pt", "p.pt"]
+
+
+def test_a_run_that_fails_leaves_the_previous_encoder(tiny_encoder, tmp_path):
+    path = tmp_path / "encoder.pt"
+    torch.save({"previous": torch.ones(1)}, path)
+    g = torch.Generator().manual_seed(0)
+    data = [{"view1": torch.rand(4, 1, 8, 8, generator=g), "view2": torch.rand(4, 1, 8, 8, generator=g)}]
+    net = BYOL(tiny_encoder, hidden_dim=16, projection_dim=4)
+    trainer = BYOLTrainer("cpu", 3, data, net, torch.optim.SGD(net.parameters(), lr=0.1),
+                          train_handlers=[EncoderExporter(net, path)])
+
+    @trainer.on(Events.EPOCH_COMPLETED(once=2))
+    def _killed(_):
+        raise RuntimeError("killed at epoch 2")
+
+    with pytest.raises(RuntimeError, match="killed at epoch 2"):
+        trainer.run()
+    assert list(torch.load(path, weights_only=True)) == ["previous"]
+
+
+def test_refuses_to_export_non_finite_weights(tiny_encoder, tmp_path):
+    path = tmp_path / "encoder.pt"
+    g = torch.Generator().manual_seed(0)
+    data = [{"view1": torch.rand(4, 1, 8, 8, generator=g), "view2": torch.rand(4, 1, 8, 8, generator=g)}]
+    net = BYOL(tiny_encoder, hidden_dim=16, projection_dim=4)
+    trainer = BYOLTrainer("cpu", 1, data, net, torch.optim.SGD(net.parameters(), lr=0.1),
+                          train_handlers=[EncoderExporter(net, path)])
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _diverge(_):
+        with torch.no_grad():
+            next(net.online_encoder.parameters()).fill_(float("nan"))
+
+    with pytest.raises(FloatingPointError, match="not writing .*encoder.pt.*NaN/inf"):
+        trainer.run()
+    assert not path.exists()

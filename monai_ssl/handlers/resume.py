@@ -1,0 +1,232 @@
+"""Start a run in its checkpoint folder: continue the run found there, or make sure none is.
+
+:class:`ResumeFromCheckpoint` is MONAI's :class:`monai.handlers.CheckpointLoader` pointed at the latest
+``checkpoint*epoch=N.pt`` of a folder, with the checks a resume needs: the file must belong to the run
+that asks (:class:`~monai_ssl.handlers.RunIdentity`), the schedules follow the run length the user
+asks for, and a new run never trains next to another run's checkpoints (which a later resume would
+pick up).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ignite.distributed as idist
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader
+
+from monai_ssl.handlers.checkpoint import latest_checkpoint, periodic_checkpoints
+from monai_ssl.handlers.run_identity import RUN_KEY, RunIdentity, archive_folder, describe, read_run_identity
+
+__all__ = ["EXISTING_CHECKPOINTS", "ResumeFromCheckpoint"]
+
+EXISTING_CHECKPOINTS = ("refuse", "archive", "replace")
+
+# Settings of a learning-rate schedule that come from the config, not from the checkpoint: a resumed
+# run keeps the saved progress (last_epoch, current LR) but follows the shape the config gives now.
+_SCHEDULE_SHAPE = ("T_max", "eta_min", "milestones", "gamma", "step_size", "total_iters", "power", "start_factor",
+                   "end_factor")  # fmt: skip
+
+
+class ResumeFromCheckpoint(CheckpointLoader):
+    """At the first start of a run: resume the run of ``checkpoint_dir``, or check that it holds none.
+
+    **Resume** (``enabled=True``): the newest ``checkpoint*epoch=N.pt`` is loaded into ``load_dict``
+    (MONAI's :class:`monai.handlers.CheckpointLoader`: ``torch.load(..., weights_only=True)``, then
+    ``ignite.handlers.Checkpoint.load_objects``) and the run continues with the epoch after the saved one.
+    With a ``run_identity``, the file must have been written by the same config on the same data
+    (else nothing is loaded and the error says why); the saved run length is the bundle's default
+    (:func:`~monai_ssl.handlers.run_length`), and when the user sets another one the learning-rate
+    schedules take their shape (``T_max``, milestones, ...) from the config and the log says that they,
+    and ``BYOLTrainer``'s ``tau`` schedule, now end at the new last epoch. An empty or missing folder
+    logs a warning and the run starts fresh.
+
+    **New run** (``enabled=False``): if the folder already holds periodic checkpoints, they are of
+    another run, and a later resume would load them. ``existing_checkpoints`` decides: ``"refuse"``
+    (default) stops with a message naming that run and the ways on; ``"archive"`` moves them into
+    ``<checkpoint_dir>/archive/<n>/``; ``"replace"`` deletes them (for a caller that owns the folder,
+    such as the pseudo-label rounds).
+
+    Later starts of the same engine (the pseudo-label rounds run one trainer several times) do nothing.
+
+    Args:
+        checkpoint_dir: folder of ``checkpoint_*epoch=N.pt`` files.
+        load_dict: name -> object with ``load_state_dict`` (not empty).
+        engine_key: also load the engine this handler is attached to from this entry (see
+            :class:`~monai_ssl.handlers.CheckpointSaver`); ``None`` loads only ``load_dict``.
+        run_identity: the identity of this run, checked against the file's before anything is loaded.
+        enabled: resume (True) or start a new run (False).
+        existing_checkpoints: what a new run does with checkpoints found in the folder (see above).
+        prefix: file-name prefix of the checkpoints.
+        map_location: ``torch.load`` map location; the engine's device when None.
+        strict: require every entry of each state dict to match (``load_state_dict(strict=...)``).
+        name: logger name.
+
+    Attributes:
+        loaded: the file loaded, or None.
+        archived: where a new run moved the earlier checkpoints, or None.
+
+    Raises:
+        FileExistsError: a new run with ``existing_checkpoints="refuse"`` finds checkpoints.
+        ValueError: on resume, the file belongs to another run, lacks an entry of ``load_dict``, or has
+            trained more epochs than the run's ``max_epochs`` (the message names the file).
+        RuntimeError: on resume, the file cannot be read or loaded (the message names it).
+    """
+
+    def __init__(
+        self,
+        checkpoint_dir: str | os.PathLike,
+        load_dict: dict,
+        engine_key: str | None = None,
+        run_identity: RunIdentity | None = None,
+        enabled: bool = True,
+        existing_checkpoints: str = "refuse",
+        prefix: str = "checkpoint",
+        map_location: Any = None,
+        strict: bool = True,
+        name: str | None = "monai_ssl",
+    ) -> None:
+        if existing_checkpoints not in EXISTING_CHECKPOINTS:
+            raise ValueError(
+                f"`existing_checkpoints` must be one of {EXISTING_CHECKPOINTS}, got {existing_checkpoints!r}."
+            )
+        if not isinstance(enabled, bool):
+            raise ValueError(f"`resume` must be True or False, got {enabled!r} (on the command line: --resume True).")
+        super().__init__(load_path=str(checkpoint_dir), load_dict=load_dict, name=name, strict=strict)
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.engine_key = engine_key
+        self.run_identity = run_identity
+        self.enabled = enabled
+        self.existing_checkpoints = existing_checkpoints
+        self.prefix = prefix
+        self.requested_map_location = map_location
+        self.loaded: Path | None = None
+        self.archived: Path | None = None
+        self._started = False
+
+    def attach(self, engine: Engine) -> None:  # noqa: D102
+        if self.engine_key is not None:
+            self.load_dict[self.engine_key] = engine
+        if self.run_identity is not None:
+            self.load_dict[RUN_KEY] = self.run_identity
+        engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:  # noqa: D102
+        if self._started:
+            return
+        self._started = True
+        if self.enabled:
+            self._resume(engine)
+        else:
+            self._start_new_run()
+
+    # ---------------------------------------------------------------- new run
+    def _start_new_run(self) -> None:
+        found = [path for _, path in periodic_checkpoints(self.checkpoint_dir, self.prefix)]
+        if not found:
+            return
+        names = ", ".join(p.name for p in found)
+        if self.existing_checkpoints == "refuse":
+            try:
+                earlier = describe(read_run_identity(found[-1]))
+            except RuntimeError:
+                earlier = "unreadable"
+            raise FileExistsError(
+                f"{self.checkpoint_dir} holds the checkpoints of an earlier run ({earlier}; {names}), which a later "
+                "resume would load. To continue that run: --resume True. To start a new run: --existing_checkpoints "
+                f"archive (moves them to {self.checkpoint_dir}/archive/), or delete them."
+            )
+        if idist.get_rank() != 0:
+            return
+        if self.existing_checkpoints == "archive":
+            self.archived = archive_folder(self.checkpoint_dir)
+            self.archived.mkdir(parents=True)
+            for path in found:
+                shutil.move(str(path), self.archived / path.name)
+            self.logger.info(f"new run: moved the earlier run's checkpoints ({names}) to {self.archived}")
+        else:
+            for path in found:
+                path.unlink(missing_ok=True)
+            self.logger.info(f"new run: removed the earlier checkpoints in {self.checkpoint_dir} ({names})")
+
+    # ---------------------------------------------------------------- resume
+    def _resume(self, engine: Engine) -> None:
+        path = latest_checkpoint(self.checkpoint_dir, self.prefix)
+        if path is None:
+            self.logger.warning(f"resume requested but {self.checkpoint_dir} holds no checkpoint; starting fresh.")
+            return
+        saved_length = self._check_identity(path, engine)
+        schedules = {k: v for k, v in self.load_dict.items() if isinstance(v, torch.optim.lr_scheduler.LRScheduler)}
+        shapes = {k: {a: getattr(v, a) for a in _SCHEDULE_SHAPE if hasattr(v, a)} for k, v in schedules.items()}
+        self.load_path = str(path)
+        self.map_location = self.requested_map_location
+        if self.map_location is None:
+            self.map_location = getattr(engine.state, "device", "cpu")
+        try:
+            super().__call__(engine)
+        except ValueError as e:  # an entry missing from the file (Ignite), or the run is another one (RunIdentity)
+            raise ValueError(f"cannot resume from checkpoint {path}: {e}") from e
+        except Exception as e:  # unreadable (truncated, not a checkpoint) or not matching the objects
+            raise RuntimeError(f"cannot load checkpoint {path}: {e}") from e
+        for key, shape in shapes.items():  # the config's schedule shape, the checkpoint's progress
+            for attribute, value in shape.items():
+                setattr(schedules[key], attribute, value)
+        self.loaded = path
+        max_epochs = engine.state.max_epochs
+        self.logger.info(
+            f"resumed from {path} at epoch {engine.state.epoch} of {max_epochs}, iteration {engine.state.iteration}"
+        )
+        if saved_length is not None and saved_length != max_epochs:
+            self.logger.info(
+                f"run length changed from {saved_length} to {max_epochs} epochs (--num_epochs {max_epochs}): the "
+                f"learning-rate schedule{'s' if len(schedules) != 1 else ''} and the momentum (tau) schedule now end "
+                f"at epoch {max_epochs}."
+            )
+        if engine.state.epoch >= max_epochs:
+            self.logger.info(
+                f"this run had already finished all its {max_epochs} epochs: nothing left to train (to train it "
+                "longer, resume with --num_epochs N)."
+            )
+
+    def _check_identity(self, path: Path, engine: Engine) -> int | None:
+        """Refuse a file of another run, or one that trained past ``max_epochs``; return its run length."""
+        if self.run_identity is None:
+            return None
+        checkpoint_run = read_run_identity(path)
+        problem = self.run_identity.check(checkpoint_run)
+        if problem:
+            raise ValueError(
+                f"cannot resume from checkpoint {path}: {problem}. To start a new run instead: --resume False "
+                "--existing_checkpoints archive."
+            )
+        assert checkpoint_run is not None
+        trained = _saved_epoch(path, self.engine_key)
+        max_epochs = engine.state.max_epochs
+        if trained is not None and max_epochs is not None and trained > max_epochs:
+            raise ValueError(
+                f"cannot resume from checkpoint {path}: it has trained {trained} epochs, more than the {max_epochs} "
+                f"asked for (--num_epochs). Resume with --num_epochs {checkpoint_run.get('num_epochs')} (its run length) "
+                "or more."
+            )
+        return int(checkpoint_run["num_epochs"])
+
+
+def _saved_epoch(path: Path, engine_key: str | None) -> int | None:
+    """The epoch saved with the engine in the checkpoint ``path`` (None without engine entry)."""
+    if engine_key is None:
+        return None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = checkpoint.get(engine_key) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        return None
+    if "epoch" in state:
+        return int(state["epoch"])
+    if "iteration" in state and state.get("epoch_length"):  # Ignite saves the iteration only
+        return int(state["iteration"]) // int(state["epoch_length"])
+    return None

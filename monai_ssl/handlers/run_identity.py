@@ -1,0 +1,206 @@
+"""What makes a training run itself (config, data, run length), saved in each of its checkpoints.
+
+A checkpoint folder belongs to one run. :class:`RunIdentity` is one more entry of the checkpoint
+(``{"network": ..., "optimizer": ..., "run": RunIdentity.state_dict()}``), so a resume can tell
+whether the latest file was written by the run it is asked to continue: the same config, the same
+data (a fingerprint of the datalists, so a moved dataset folder still matches) and, unless the user
+changed it, the same number of epochs. :func:`run_length` gives the bundle configs their run length
+before anything is built: the requested ``num_epochs``, else the saved run's on resume, else the
+default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["RunIdentity", "datalist_fingerprint", "read_run_identity", "run_length"]
+
+logger = logging.getLogger("monai_ssl")
+
+RUN_KEY = "run"  # the entry of a checkpoint that holds the RunIdentity
+
+
+def _common_folder(paths: Sequence[str]) -> str:
+    """The folder all ``paths`` lie in ('' when they share none)."""
+    try:
+        common = os.path.commonpath(paths)
+    except ValueError:  # absolute and relative mixed, or different drives
+        return ""
+    return common if len(paths) > 1 else os.path.dirname(common)
+
+
+def datalist_fingerprint(datalist: Sequence[Mapping[str, Any]], keys: Sequence[str] = ("image", "label")) -> str:
+    """A short hash of the items of a datalist: their ``keys`` values, paths taken relative to the data folder.
+
+    The order of the items does not matter, nor where the data folder lies (a dataset moved or mounted
+    elsewhere keeps its fingerprint); adding, removing or relabelling an item changes it.
+    """
+    images = [str(item[keys[0]]) for item in datalist if isinstance(item, Mapping) and keys[0] in item]
+    root = _common_folder(images) if images else ""
+    rows = []
+    for item in datalist:
+        values = []
+        for key in keys:
+            value = item.get(key) if isinstance(item, Mapping) else item
+            text = str(value.tolist() if hasattr(value, "tolist") else value)
+            if root and isinstance(value, (str, os.PathLike)) and text.startswith(root):
+                text = os.path.relpath(text, root)
+            values.append(text)
+        rows.append("\t".join(values))
+    return hashlib.sha1("\n".join(sorted(rows)).encode("utf-8")).hexdigest()[:16]
+
+
+class RunIdentity:
+    """The identity of a training run, saved in its checkpoints and checked on resume.
+
+    Put it in :class:`~monai_ssl.handlers.CheckpointSaver` and
+    :class:`~monai_ssl.handlers.ResumeFromCheckpoint` (their ``run_identity`` argument): each checkpoint then
+    carries ``state_dict()``, and :meth:`check` tells whether a saved identity belongs to this run.
+
+    Args:
+        config: what trains, e.g. ``"byolmed2d/train.json"``.
+        data: name -> datalist of the run (e.g. ``{"train": ..., "validation": ...}``) or one datalist;
+            only their fingerprints and sizes are kept.
+        num_epochs: the run length (epochs).
+        dataset: where the data was read from, shown in messages (not compared).
+
+    Attributes:
+        run_id: a random id of this run, replaced by the saved one on resume (so later checkpoints
+            keep the id of the run they continue).
+        saved: the identity last loaded from a checkpoint, or None.
+    """
+
+    def __init__(
+        self,
+        config: str,
+        data: Mapping[str, Sequence[Mapping]] | Sequence[Mapping],
+        num_epochs: int,
+        dataset: str | os.PathLike | None = None,
+    ) -> None:
+        named = dict(data) if isinstance(data, Mapping) else {"train": data}
+        self.config = str(config)
+        self.num_epochs = int(num_epochs)
+        self.dataset = os.path.abspath(os.fspath(dataset)) if dataset is not None else ""
+        self.num_items = {name: len(items) for name, items in named.items()}
+        self.fingerprints = {name: datalist_fingerprint(items) for name, items in named.items()}
+        self.run_id = uuid.uuid4().hex[:12]
+        self.saved: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values only, so ``torch.load(..., weights_only=True)`` reads them."""
+        return {
+            "config": self.config,
+            "dataset": self.dataset,
+            "num_items": dict(self.num_items),
+            "fingerprints": dict(self.fingerprints),
+            "num_epochs": self.num_epochs,
+            "run_id": self.run_id,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue the saved run: check it is this run, then take its ``run_id``.
+
+        Raises:
+            ValueError: the saved run trained another config or other data (see :meth:`check`).
+        """
+        problem = self.check(state)
+        if problem:
+            raise ValueError(problem)
+        self.saved = dict(state)
+        self.run_id = str(state["run_id"])
+
+    def check(self, state: Mapping[str, Any] | None) -> str:
+        """Why a saved identity is not this run's ('' when it is; the run length may differ)."""
+        if not state:
+            return "it was written without a run record (by an older monai_ssl or another program)"
+        if state.get("config") != self.config:
+            return f"it was written by {state.get('config')}, not {self.config}"
+        if state.get("fingerprints") != self.fingerprints:
+            return (
+                f"it was trained on other data ({describe(state)}); this run reads {self._data_text()}. Resume with "
+                "the same --dataset_dir and data settings"
+            )
+        return ""
+
+    def _data_text(self) -> str:
+        counts = ", ".join(f"{n} {name}" for name, n in self.num_items.items())
+        return f"{self.dataset or 'its data'} ({counts} items)"
+
+
+def describe(state: Mapping[str, Any] | None) -> str:
+    """One line about a saved run: its config, data and run length."""
+    if not state:
+        return "a run without run record"
+    counts = ", ".join(f"{n} {name}" for name, n in dict(state.get("num_items", {})).items())
+    return f"{state.get('config')} on {state.get('dataset') or '?'} ({counts} items), {state.get('num_epochs')} epochs"
+
+
+def read_run_identity(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The run identity saved in the checkpoint ``path`` (None when it has none).
+
+    Reads with ``torch.load(..., weights_only=True, mmap=True)``: only the small identity entry is
+    touched, not the weights.
+
+    Raises:
+        RuntimeError: the file cannot be read as a checkpoint (the message names it).
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # truncated or not a torch file
+        raise RuntimeError(f"cannot read checkpoint {os.fspath(path)}: {e}") from e
+    state = checkpoint.get(RUN_KEY) if isinstance(checkpoint, Mapping) else None
+    return dict(state) if isinstance(state, Mapping) else None
+
+
+def run_length(
+    num_epochs: int | None,
+    default: int,
+    resume: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    prefix: str = "checkpoint",
+) -> int:
+    """The number of epochs of a run: ``num_epochs`` if given, else the resumed run's, else ``default``.
+
+    Meant for bundle configs, where ``num_epochs`` is ``null`` unless the user sets it:
+    ``"max_epochs": "$monai_ssl.handlers.run_length(@num_epochs, @default_num_epochs, @resume, @checkpoint_dir)"``.
+    So ``--resume True`` alone continues the saved run to its own end, and ``--resume True --num_epochs 6``
+    changes its length explicitly (:class:`~monai_ssl.handlers.ResumeFromCheckpoint` then logs that the
+    schedules follow the new length).
+
+    Raises:
+        ValueError: ``num_epochs`` or ``default`` is not a positive integer.
+    """
+    from monai_ssl.handlers.checkpoint import latest_checkpoint  # a sibling module that imports this one
+
+    def positive(value: Any, key: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{key}` must be a positive whole number of epochs, got {value!r}.")
+        return value
+
+    if num_epochs is not None:
+        return positive(num_epochs, "num_epochs")
+    if resume and checkpoint_dir is not None:
+        latest = latest_checkpoint(checkpoint_dir, prefix)
+        if latest is not None:
+            saved = read_run_identity(latest)
+            if saved and isinstance(saved.get("num_epochs"), int):
+                logger.info(f"resuming: the run length is the saved run's, {saved['num_epochs']} epochs ({latest.name})")
+                return int(saved["num_epochs"])
+    return positive(default, "default_num_epochs")
+
+
+def archive_folder(checkpoint_dir: str | os.PathLike) -> Path:
+    """A new folder ``<checkpoint_dir>/archive/<n>`` for moving an earlier run's checkpoints aside."""
+    root = Path(checkpoint_dir) / "archive"
+    n = 1
+    while (root / str(n)).exists():
+        n += 1
+    return root / str(n)
