@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
+from monai_ssl.engines.steps import require_training_steps
 from monai_ssl.losses import BYOLLoss
 from monai_ssl.networks.distributed import unwrap_parallel
 from monai_ssl.networks.momentum import cosine_momentum
@@ -178,6 +179,16 @@ class BYOLTrainer(Trainer):
         self.optim_set_to_none = optim_set_to_none
         self.state.optimizer_steps = 0
         self.state_dict_user_keys.append("optimizer_steps")
+
+    def run(self) -> None:  # type: ignore[override]
+        """Run the pre-training.
+
+        Raises:
+            ValueError: an epoch would have no iteration (fewer items than one batch with ``drop_last``, or
+                none): MONAI's ``Workflow.run`` would only warn and return, and the run would look successful.
+        """
+        require_training_steps(self.data_loader, "BYOL pre-training")
+        super().run()
 
     @property
     def optimizer_steps_per_epoch(self) -> int:

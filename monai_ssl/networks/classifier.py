@@ -166,7 +166,14 @@ def _module_state(checkpoint: Mapping, path: str | os.PathLike, prefix: str, wha
 def _load_state(
     module: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike, what: str, strict: bool
 ) -> None:
-    """``module.load_state_dict(state)``; a clear error when shapes differ or, with ``strict``, keys do not match."""
+    """``module.load_state_dict(state)``; a clear error when shapes differ, with ``strict`` keys do not match, or
+    the weights hold NaN/inf (the export of a diverged run)."""
+    broken = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ValueError(
+            f"{os.fspath(path)} holds NaN/inf weights ({broken[:3]}): the {what} comes from a pre-training that "
+            "diverged. Pre-train again (lower learning rate) or point to another file."
+        )
     try:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as e:  # shapes differ (raised whatever `strict` says)

@@ -29,6 +29,14 @@ def test_missing_file_and_mismatch_are_clear(tiny_encoder, tmp_path):
         assert load_pretrained_encoder(tiny_encoder, no_file) is tiny_encoder
 
 
+def test_an_encoder_with_nan_weights_is_refused(tiny_encoder, tmp_path):
+    state = {k: v.clone() for k, v in tiny_encoder.state_dict().items()}
+    next(v for v in state.values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    torch.save(state, tmp_path / "encoder.pt")
+    with pytest.raises(ValueError, match=r"encoder\.pt holds NaN/inf weights .*diverged"):
+        load_pretrained_encoder(TinyEncoder(), tmp_path / "encoder.pt")
+
+
 def test_classifier_shapes_and_frozen_encoder(tiny_encoder):
     model = EncoderClassifier(tiny_encoder, out_channels=3, freeze_encoder=True)
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 3)
