@@ -12,10 +12,11 @@ import sys
 
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow, ckpt_export, run, verify_net_in_out
+from monai.bundle import ConfigWorkflow, run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bundle_helpers import BYOLMED2D, REPO, TINY
+from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.data import make_mrnet_demo
 
 TRAIN = str(BYOLMED2D / "train.json")
@@ -40,7 +41,9 @@ def pretrained(tmp_path_factory, tiny_mrnet):
 
 def test_pretraining_writes_checkpoint_encoder_and_tensorboard(pretrained):
     checkpoint = torch.load(pretrained / "models" / "pretrain" / "checkpoint_epoch=2.pt", weights_only=True)
-    assert set(checkpoint) == {"network", "optimizer", "lr_scheduler", "trainer"}
+    assert set(checkpoint) == {"network", "optimizer", "lr_scheduler", "trainer", "run"}
+    assert checkpoint["run"]["config"] == "byolmed2d/train.json" and checkpoint["run"]["num_epochs"] == 2
+    assert checkpoint["run"]["num_items"] == {"train": 6}
     # 6 training exams, batch 2 -> 3 optimizer steps per epoch
     assert checkpoint["trainer"]["optimizer_steps"] == 6 and checkpoint["trainer"]["iteration"] == 6
     assert any(k.startswith("target_encoder.") for k in checkpoint["network"])
@@ -89,6 +92,10 @@ def test_finetune_evaluate_inference_and_export(pretrained, tiny_mrnet, tmp_path
     assert [r["id"] for r in rows] == ["0006", "0007", "0008", "0009"]
     assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
     assert (pretrained / "eval" / "roc_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(Exception) as info:  # a second evaluation into the same eval/ stops before it runs
+        run(config_file=EVALUATE, **common)
+    assert any(f"{pretrained / 'eval'} already holds an evaluation" in str(e) and "--overwrite True" in str(e)
+               for e in _chain(info.value))
 
     unseen = tmp_path / "unseen"
     unseen.mkdir()
@@ -100,9 +107,12 @@ def test_finetune_evaluate_inference_and_export(pretrained, tiny_mrnet, tmp_path
     assert [r["id"] for r in rows] == ["exam_0006", "exam_0007"] and "label" not in rows[0]
 
     verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE)
-    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(models / "model.pt"),
-                meta_file=META, config_file=INFERENCE)
-    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    # the guide's export command as written, from a folder laid out like the repository root
+    command = documented_command("byolmed2d.md", "python -m monai.bundle ckpt_export")
+    result = run_in_repo_layout(command, tmp_path / "checkout", "byolmed2d", models)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "checkout") == ["bundles"]  # nothing written into the current folder
+    scripted = torch.jit.load(str(models / "model.ts"))  # bundles/byolmed2d/models/model.ts, as documented
     assert scripted(torch.rand(1, 1, 4, 32, 32)).shape == (1, 1)
 
 

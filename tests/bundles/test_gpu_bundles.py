@@ -25,10 +25,11 @@ from typing import Any
 
 import pytest
 import torch
-from monai.bundle import ckpt_export, run, verify_net_in_out
+from monai.bundle import run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bundle_helpers import BYOLMED2D, OCT, REPO, TEST_DEVICE_ENV, TINY, TINY_2D
+from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.data import make_oct_demo
 
 pytestmark = pytest.mark.gpu
@@ -232,18 +233,22 @@ def test_oct_inference(oct_pseudolabeled, oct_data, tmp_path):
 
 @pytest.mark.parametrize("bundle", ["byolmed2d", "oct"])
 def test_verify_and_export_a_model_trained_on_the_device(bundle, request, tmp_path):
-    """``verify_net_in_out`` (runs on ``cuda`` when there is one) and ``ckpt_export`` of the GPU-saved model."""
+    """``verify_net_in_out`` (on ``cuda`` when there is one) and the guide's ``ckpt_export`` of the GPU-saved model."""
     if bundle == "byolmed2d":
-        configs, model = BYOLMED2D, request.getfixturevalue("byolmed2d_finetuned") / "models" / "model.pt"
-        shape, outputs, heads = (1, 1, 4, 32, 32), (1, 1), {}
+        configs, name, guide = BYOLMED2D, "byolmed2d", "byolmed2d.md"
+        models = request.getfixturevalue("byolmed2d_finetuned") / "models"  # the guide exports models/model.pt
+        shape, outputs, heads = (1, 1, 4, 32, 32), (1, 1), []
     else:
-        configs = OCT
-        model = request.getfixturevalue("oct_pseudolabeled") / "models" / "pseudolabel" / "best_model.pt"
-        shape, outputs, heads = (2, 1, 32, 32), (2, 4), {"hidden_dim": 64, "projection_dim": 16}
+        configs, name, guide = OCT, "oct_byol_pseudolabel", "oct_byol_pseudolabel.md"
+        models = request.getfixturevalue("oct_pseudolabeled") / "models"  # ... models/pseudolabel/best_model.pt
+        shape, outputs, heads = (2, 1, 32, 32), (2, 4), ["--hidden_dim", "64", "--projection_dim", "16"]
     files = {"meta_file": str(configs / "metadata.json"), "config_file": str(configs / "inference.json")}
     verify_net_in_out(net_id="network_def", device=None if ON_CUDA else "cpu", **files)
-    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(model), **files, **heads)
-    scripted = torch.jit.load(str(tmp_path / "model.ts"), map_location="cpu")
+    command = documented_command(guide, "python -m monai.bundle ckpt_export") + heads
+    result = run_in_repo_layout(command, tmp_path / "checkout", name, models)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "checkout") == ["bundles"]  # nothing written into the current folder
+    scripted = torch.jit.load(str(models / "model.ts"), map_location="cpu")  # bundles/<name>/models/model.ts
     assert scripted(torch.rand(*shape)).shape == outputs
 
 

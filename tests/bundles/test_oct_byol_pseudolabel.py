@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ckpt_export, run, verify_net_in_out
+from monai.bundle import run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bundle_helpers import OCT, REPO, TINY_2D
+from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.data import make_oct_demo
 
 TRAIN = str(OCT / "train.json")
@@ -29,6 +31,15 @@ def _with(*overlays: str) -> list[str]:
 def _rows(path):
     with open(path) as f:
         return list(csv.DictReader(f))
+
+
+def _messages(error):
+    """The messages of ``error`` and of the errors it was raised from (MONAI wraps config errors)."""
+    messages = []
+    while error is not None:
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    return messages
 
 
 @pytest.fixture(scope="module")
@@ -75,24 +86,43 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     events.Reload()
     assert any(t.startswith("pseudo_label/") for t in events.Tags()["scalars"])
 
-    run(config_file=EVALUATE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0, hidden_dim=64, projection_dim=16)
-    report = json.loads((pretrained / "eval" / "metrics.json").read_text())
+    evaluation = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), "image_size": 32, "num_workers": 0,
+                  "hidden_dim": 64, "projection_dim": 16}
+    run(config_file=EVALUATE, **evaluation)
+    eval_dir = pretrained / "eval"
+    report = json.loads((eval_dir / "metrics.json").read_text())
     assert report["n"] == 12 and report["class_names"] == ["CNV", "DME", "DRUSEN", "NORMAL"]
     assert {"accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auc", "per_class"} <= set(report)
     assert np.asarray(report["confusion_matrix"]).sum() == 12
     for picture in ("confusion_matrix.png", "roc_curve.png"):
-        assert (pretrained / "eval" / picture).read_bytes()[:4] == b"\x89PNG"
-    assert len(_rows(pretrained / "eval" / "predictions.csv")) == 12
+        assert (eval_dir / picture).read_bytes()[:4] == b"\x89PNG"
+    assert len(_rows(eval_dir / "predictions.csv")) == 12
 
-    run(config_file=INFERENCE, bundle_root=str(pretrained), dataset_dir=str(oct_data), image_size=32, num_workers=0, hidden_dim=64, projection_dim=16,
-        input_dir=str(oct_data / "test" / "DME"), output_dir=str(tmp_path / "inference"))
-    rows = _rows(tmp_path / "inference" / "predictions.csv")
+    run(config_file=INFERENCE, input_dir=str(oct_data / "test" / "DME"), **evaluation)  # into eval/inference
+    rows = _rows(eval_dir / "inference" / "predictions.csv")
     assert len(rows) == 3 and rows[0]["prediction"] in ("CNV", "DME", "DRUSEN", "NORMAL") and "label" not in rows[0]
 
+    # a second evaluation into eval/ stops before it runs; --overwrite True replaces the report, keeps inference/
+    (eval_dir / "metrics.json").write_text('{"earlier": true}')
+    with pytest.raises(Exception) as info:
+        run(config_file=EVALUATE, **evaluation)
+    messages = _messages(info.value)
+    assert any(f"{eval_dir} already holds an evaluation" in m and "--output_dir <new folder>" in m
+               and "--overwrite True" in m for m in messages), messages
+    assert (eval_dir / "metrics.json").read_text() == '{"earlier": true}'
+    run(config_file=EVALUATE, overwrite=True, **evaluation)
+    assert json.loads((eval_dir / "metrics.json").read_text())["n"] == 12
+    assert len(_rows(eval_dir / "inference" / "predictions.csv")) == 3
+
     verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE)
-    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(out / "best_model.pt"),
-                meta_file=META, config_file=INFERENCE, hidden_dim=64, projection_dim=16)
-    assert torch.jit.load(str(tmp_path / "model.ts"))(torch.rand(2, 1, 32, 32)).shape == (2, 4)
+    # the guide's export command as written (plus the tiny head sizes), from a folder laid out like the repository
+    command = documented_command("oct_byol_pseudolabel.md", "python -m monai.bundle ckpt_export")
+    command += ["--hidden_dim", "64", "--projection_dim", "16"]
+    result = run_in_repo_layout(command, tmp_path / "checkout", "oct_byol_pseudolabel", pretrained / "models")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "checkout") == ["bundles"]  # nothing written into the current folder
+    exported = pretrained / "models" / "model.ts"  # bundles/oct_byol_pseudolabel/models/model.ts, as documented
+    assert torch.jit.load(str(exported))(torch.rand(2, 1, 32, 32)).shape == (2, 4)
 
 
 def test_linear_probe_keeps_the_encoder_fixed(pretrained, oct_data):
