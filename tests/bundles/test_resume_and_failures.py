@@ -61,7 +61,6 @@ def mrnet(tmp_path_factory) -> Path:
     return make_mrnet_demo(root, n_train=6, n_valid=4, num_slices=(5, 6), size=48, seed=1, planes=("sagittal",))
 
 
-@pytest.mark.slow
 def test_pretraining_resume_continues_only_its_own_run(tmp_path, mrnet):
     """Issue 7, cases 1, 4 and 5: leftover checkpoints, run length on resume, encoder of a killed run."""
     root = tmp_path / "bundle"
@@ -108,7 +107,6 @@ def test_pretraining_resume_continues_only_its_own_run(tmp_path, mrnet):
                      _last_line(wrong_data))
 
 
-@pytest.mark.slow
 def test_finetune_resume_keeps_the_best_model(tmp_path, mrnet):
     """Issue 7, case 2: the best validation score is part of the checkpoint, so a resume cannot replace model.pt
     with a worse epoch."""
