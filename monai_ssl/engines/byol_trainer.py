@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from torch import nn
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
-from monai_ssl.engines.steps import require_training_steps
+from monai_ssl.engines.step_trainer import OptimizerStepTrainer, scaled_optimizer_step
 from monai_ssl.losses import BYOLLoss
 from monai_ssl.networks.distributed import unwrap_parallel
 from monai_ssl.networks.momentum import cosine_momentum
@@ -44,47 +42,7 @@ def prepare_views(
     return v1, v2
 
 
-def _step_observed(optimizer: Optimizer, step: Callable[[], Any]) -> bool:
-    """Run ``step()`` and tell whether it called ``optimizer.step()``, with a step post-hook (no host sync)."""
-    called = False
-
-    def _mark(*_: Any) -> None:
-        nonlocal called
-        called = True
-
-    handle = optimizer.register_step_post_hook(_mark)
-    try:
-        step()
-    finally:
-        handle.remove()
-    return called
-
-
-def scaled_optimizer_step(scaler: Any, optimizer: Optimizer) -> bool:
-    """``scaler.step(optimizer)`` then ``scaler.update()``; return whether the optimizer really stepped.
-
-    A ``torch.amp.GradScaler`` skips the step when the unscaled gradients hold inf/NaN (fp16 overflow)
-    and then lowers its scale by ``backoff_factor`` (< 1). Such an iteration is no step of Algorithm 1:
-    the caller must neither move the BYOL target (eq. 1) nor count it in the ``tau`` schedule.
-
-    Detection: for ordinary optimizers the scaler calls ``optimizer.step()`` only when it does not skip,
-    so a step post-hook tells, without a host sync (the scaler has already synced on its inf check).
-    Optimizers that handle the scaling themselves (``_step_supports_amp_scaling``, e.g. ``fused=True``)
-    are always called and skip inside, so for them, and for objects without step hooks, a skip is
-    recognised by the scale decreasing across ``update()`` (two ``get_scale()`` host syncs).
-    """
-    fused = getattr(optimizer, "_step_supports_amp_scaling", False)
-    if not fused and hasattr(optimizer, "register_step_post_hook"):
-        stepped = _step_observed(optimizer, lambda: scaler.step(optimizer))
-        scaler.update()
-        return stepped
-    before = scaler.get_scale()
-    scaler.step(optimizer)
-    scaler.update()
-    return not scaler.get_scale() < before
-
-
-class BYOLTrainer(Trainer):
+class BYOLTrainer(OptimizerStepTrainer):
     """BYOL pre-training (Grill et al., NeurIPS 2020, Algorithm 1) as a MONAI trainer.
 
     Each iteration takes the two views of a batch, computes the symmetric loss of the online
@@ -94,8 +52,11 @@ class BYOLTrainer(Trainer):
     accumulation the optimizer (and so the target and ``tau``) steps once per
     ``accumulation_steps`` iterations, and once more at the end of an epoch for a remainder.
 
-    The number of optimizer steps done is ``engine.state.optimizer_steps``; it is part of the
-    trainer's ``state_dict`` so a run resumed from a checkpoint continues the ``tau`` schedule.
+    The step machinery (amp and the gradient scaler, accumulation, the optimizer-step count, the NaN
+    guard, no empty epochs) is :class:`~monai_ssl.engines.OptimizerStepTrainer`'s; the target update is
+    its :meth:`after_optimizer_step`. The number of optimizer steps done is
+    ``engine.state.optimizer_steps``; it is part of the trainer's ``state_dict`` so a run resumed from a
+    checkpoint continues the ``tau`` schedule.
     Under amp with a gradient scaler, a step the scaler skips (inf/NaN gradients) is no step: the
     target does not move and ``optimizer_steps`` does not advance (:func:`scaled_optimizer_step`).
 
@@ -118,15 +79,9 @@ class BYOLTrainer(Trainer):
         tau_base: decay rate at the first step (0.99).
         tau_final: decay rate at the last step (1.0).
         view_keys: keys of the two views in each batch.
-        epoch_length: iterations per epoch; ``len(train_data_loader)`` when not given.
-        non_blocking: non-blocking host-to-device copies.
         prepare_batch: ``(batch, device, non_blocking, **kwargs) -> (view1, view2)``.
-        train_handlers: MONAI/Ignite handlers with ``attach(engine)``.
-        amp: mixed precision (autocast and gradient scaling on CUDA; bfloat16 autocast on CPU).
-        accumulation_steps: mini-batches per optimizer step.
-        optim_set_to_none: ``optimizer.zero_grad(set_to_none=...)``.
-        amp_kwargs: arguments of ``torch.autocast``.
-        to_kwargs: extra arguments of ``Tensor.to`` for the views.
+        epoch_length, non_blocking, train_handlers, amp, accumulation_steps, optim_set_to_none, amp_kwargs,
+            to_kwargs: as in :class:`~monai_ssl.engines.OptimizerStepTrainer`.
     """
 
     def __init__(
@@ -150,8 +105,6 @@ class BYOLTrainer(Trainer):
         amp_kwargs: dict | None = None,
         to_kwargs: dict | None = None,
     ) -> None:
-        if accumulation_steps < 1:
-            raise ValueError(f"`accumulation_steps` must be a positive integer, got {accumulation_steps!r}.")
         if not 0.0 <= tau_base <= tau_final <= 1.0:
             raise ValueError(f"need 0 <= tau_base <= tau_final <= 1, got tau_base={tau_base}, tau_final={tau_final}.")
         if not hasattr(unwrap_parallel(network), "update_target"):
@@ -159,15 +112,18 @@ class BYOLTrainer(Trainer):
         super().__init__(
             device=device,
             max_epochs=max_epochs,
-            data_loader=train_data_loader,
+            train_data_loader=train_data_loader,
+            optimizers=optimizer,
+            run_name="BYOL pre-training",
             epoch_length=epoch_length,
             non_blocking=non_blocking,
             prepare_batch=prepare_batch,
-            handlers=train_handlers,
+            train_handlers=train_handlers,
             amp=amp,
-            decollate=False,
-            to_kwargs=to_kwargs,
+            accumulation_steps=accumulation_steps,
+            optim_set_to_none=optim_set_to_none,
             amp_kwargs=amp_kwargs,
+            to_kwargs=to_kwargs,
         )
         self.network = network
         self.optimizer = optimizer
@@ -175,49 +131,14 @@ class BYOLTrainer(Trainer):
         self.tau_base = tau_base
         self.tau_final = tau_final
         self.view_keys = tuple(view_keys)
-        self.accumulation_steps = accumulation_steps
-        self.optim_set_to_none = optim_set_to_none
-        self.state.optimizer_steps = 0
-        self.state_dict_user_keys.append("optimizer_steps")
-
-    def run(self) -> None:  # type: ignore[override]
-        """Run the pre-training.
-
-        Raises:
-            ValueError: an epoch would have no iteration (fewer items than one batch with ``drop_last``, or
-                none): MONAI's ``Workflow.run`` would only warn and return, and the run would look successful.
-        """
-        require_training_steps(self.data_loader, "BYOL pre-training")
-        super().run()
-
-    @property
-    def optimizer_steps_per_epoch(self) -> int:
-        """Optimizer steps in one epoch: ``ceil(epoch_length / accumulation_steps)``."""
-        return math.ceil(self.state.epoch_length / self.accumulation_steps)
-
-    @property
-    def total_optimizer_steps(self) -> int:
-        """Optimizer steps of the whole run, the ``K`` of the cosine ``tau`` schedule."""
-        return self.optimizer_steps_per_epoch * int(self.state.max_epochs)
 
     def current_tau(self) -> float:
         """``tau`` for the next momentum update."""
         return cosine_momentum(self.state.optimizer_steps, self.total_optimizer_steps, self.tau_base, self.tau_final)
 
-    def _should_step(self) -> tuple[bool, bool]:
-        """(zero the gradients before this iteration, step the optimizer after it)."""
-        acc = self.accumulation_steps
-        if acc == 1:
-            return True, True
-        local = (self.state.iteration - 1) % self.state.epoch_length
-        return local % acc == 0, (local + 1) % acc == 0 or (local + 1) == self.state.epoch_length
-
-    def _optimizer_step(self) -> bool:
-        """Step the optimizer (through the gradient scaler under amp); False when the scaler skipped it."""
-        if self.scaler is not None and self.amp:
-            return scaled_optimizer_step(self.scaler, self.optimizer)
-        self.optimizer.step()
-        return True
+    def after_optimizer_step(self) -> None:
+        """Move the target towards the online network with this step's ``tau`` (eq. 1), after the step."""
+        unwrap_parallel(self.network).update_target(self.current_tau())
 
     def _iteration(self, engine: BYOLTrainer, batchdata: dict[str, torch.Tensor]) -> dict[str, Any]:
         """One BYOL step: loss of both views, backward, optimizer step, momentum update of the target."""
@@ -235,31 +156,19 @@ class BYOLTrainer(Trainer):
         zero_grad, step = engine._should_step()
         engine.network.train()
         if zero_grad:
-            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+            engine.zero_grad()
 
-        with torch.autocast(torch.device(engine.state.device).type, enabled=engine.amp, **engine.amp_kwargs):
+        with engine.autocast():
             out = engine.network(view1, view2)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
             loss = engine.loss_function(out["online_pred1"], out["online_pred2"], out["target_proj1"], out["target_proj2"])
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"BYOL loss is {loss.item()} at epoch {engine.state.epoch}, iteration {engine.state.iteration}; "
-                "stopping instead of training on. Lower the learning rate, check the input intensities, or "
-                "disable amp."
-            )
-        scaled = loss / engine.accumulation_steps
-        if engine.scaler is not None and engine.amp:
-            engine.scaler.scale(scaled).backward()
-        else:
-            scaled.backward()
+        engine.check_finite(loss, "BYOL loss")
+        engine.backward(loss)
         engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
 
         tau = engine.current_tau()
-        stepped = engine._optimizer_step() if step else False
-        if stepped:  # the target follows real optimizer steps only (eq. 1), after them
-            unwrap_parallel(engine.network).update_target(tau)
-            engine.state.optimizer_steps += 1
+        stepped = engine.step_optimizers() if step else False  # the target follows real steps only (eq. 1)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
 
         with torch.no_grad():

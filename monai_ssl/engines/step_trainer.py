@@ -1,0 +1,237 @@
+"""``OptimizerStepTrainer``: the training core the methods here share, as a MONAI ``Trainer``.
+
+BYOL pre-training and cross-teaching segmentation differ in their iteration (two views and a momentum
+target; two networks teaching each other) but need the same machinery around it: mixed precision with
+a gradient scaler whose skipped steps are no steps, gradient accumulation, a count of real optimizer
+steps kept in the checkpointed engine state (the schedules over steps read it), a guard that stops on
+a NaN loss, a hook after each real optimizer step, and a refusal to run an epoch of zero iterations.
+A subclass writes ``_iteration`` with :meth:`autocast`, :meth:`check_finite`, :meth:`backward` and
+:meth:`step_optimizers`, and puts its per-step work (BYOL's target update) in
+:meth:`after_optimizer_step`. MONAI's ``GanTrainer`` is the precedent for several networks and
+optimizers in one MONAI trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from monai.engines import Trainer
+from torch.optim.optimizer import Optimizer
+
+from monai_ssl.engines.steps import require_training_steps
+
+__all__ = ["OptimizerStepTrainer", "scaled_optimizer_step", "scaled_optimizers_step"]
+
+
+def _step_observed(optimizer: Optimizer, step: Callable[[], Any]) -> bool:
+    """Run ``step()`` and tell whether it called ``optimizer.step()``, with a step post-hook (no host sync)."""
+    called = False
+
+    def _mark(*_: Any) -> None:
+        nonlocal called
+        called = True
+
+    handle = optimizer.register_step_post_hook(_mark)
+    try:
+        step()
+    finally:
+        handle.remove()
+    return called
+
+
+def scaled_optimizers_step(scaler: Any, optimizers: Sequence[Optimizer]) -> bool:
+    """``scaler.step`` each optimizer, then one ``scaler.update()``; return whether every one really stepped.
+
+    A ``torch.amp.GradScaler`` skips an optimizer's step when its unscaled gradients hold inf/NaN (fp16
+    overflow) and then lowers its scale by ``backoff_factor`` (< 1). Such an iteration is no training
+    step: the caller must neither advance step-based schedules nor move a momentum target.
+
+    Detection: for ordinary optimizers the scaler calls ``optimizer.step()`` only when it does not skip,
+    so a step post-hook tells, without a host sync (the scaler has already synced on its inf check).
+    Optimizers that handle the scaling themselves (``_step_supports_amp_scaling``, e.g. ``fused=True``)
+    are always called and skip inside; for them, and for objects without step hooks, a skip is
+    recognised by the scale decreasing across ``update()`` (two ``get_scale()`` host syncs).
+    """
+    observable = [
+        not getattr(opt, "_step_supports_amp_scaling", False) and hasattr(opt, "register_step_post_hook")
+        for opt in optimizers
+    ]
+    before = None if all(observable) else scaler.get_scale()
+    stepped = True
+    for optimizer, hooked in zip(optimizers, observable):
+        if hooked:
+            stepped &= _step_observed(optimizer, lambda o=optimizer: scaler.step(o))
+        else:
+            scaler.step(optimizer)
+    scaler.update()
+    if before is not None:
+        stepped &= not scaler.get_scale() < before
+    return stepped
+
+
+def scaled_optimizer_step(scaler: Any, optimizer: Optimizer) -> bool:
+    """:func:`scaled_optimizers_step` for one optimizer."""
+    return scaled_optimizers_step(scaler, [optimizer])
+
+
+class OptimizerStepTrainer(Trainer):
+    """A MONAI ``Trainer`` with the step machinery every method here shares.
+
+    - **Mixed precision.** :meth:`autocast` (``torch.autocast`` on the device, ``amp_kwargs``), and the
+      gradient scaler MONAI's ``Trainer`` makes under amp on CUDA: :meth:`backward` scales the loss,
+      :meth:`step_optimizers` steps every optimizer through it and reports a skipped step as no step.
+    - **Gradient accumulation.** With ``accumulation_steps`` = k the gradients are zeroed at the first
+      iteration of each window of k and the optimizers step at its last (and once more at the end of an
+      epoch for a remainder); :meth:`backward` divides the loss by k.
+    - **Optimizer steps in the state.** ``engine.state.optimizer_steps`` counts the real steps; it is in
+      ``state_dict_user_keys``, so the trainer's checkpoint entry carries it and a resumed run continues
+      step-based schedules.
+    - **After each real step** :meth:`after_optimizer_step` runs (before the count advances), where BYOL
+      moves its target and cross-teaching advances its ramp.
+    - **NaN guard.** :meth:`check_finite` stops the run with a ``FloatingPointError`` naming the epoch and
+      iteration instead of training on.
+    - **No empty runs.** :meth:`run` refuses an epoch of zero iterations
+      (:func:`~monai_ssl.engines.require_training_steps`).
+
+    Args:
+        device: where to train.
+        max_epochs: epochs to run.
+        train_data_loader: the training data.
+        optimizers: the optimizer, or one per network.
+        run_name: the run's name in messages, e.g. ``"BYOL pre-training"``.
+        epoch_length: iterations per epoch; ``len(train_data_loader)`` when not given.
+        non_blocking: non-blocking host-to-device copies.
+        prepare_batch: MONAI's ``prepare_batch`` callable.
+        train_handlers: MONAI/Ignite handlers with ``attach(engine)``.
+        amp: mixed precision (autocast and gradient scaling on CUDA; bfloat16 autocast on CPU).
+        accumulation_steps: mini-batches per optimizer step.
+        optim_set_to_none: ``optimizer.zero_grad(set_to_none=...)``.
+        amp_kwargs: arguments of ``torch.autocast``.
+        to_kwargs: extra arguments of ``Tensor.to`` for the batch.
+        decollate: MONAI's ``decollate`` of the iteration output.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        max_epochs: int,
+        train_data_loader: Iterable,
+        optimizers: Optimizer | Sequence[Optimizer],
+        run_name: str = "training",
+        epoch_length: int | None = None,
+        non_blocking: bool = False,
+        prepare_batch: Callable | None = None,
+        train_handlers: Sequence | None = None,
+        amp: bool = False,
+        accumulation_steps: int = 1,
+        optim_set_to_none: bool = False,
+        amp_kwargs: dict | None = None,
+        to_kwargs: dict | None = None,
+        decollate: bool = False,
+    ) -> None:
+        if accumulation_steps < 1:
+            raise ValueError(f"`accumulation_steps` must be a positive integer, got {accumulation_steps!r}.")
+        kwargs = {} if prepare_batch is None else {"prepare_batch": prepare_batch}
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            handlers=train_handlers,
+            amp=amp,
+            decollate=decollate,
+            to_kwargs=to_kwargs,
+            amp_kwargs=amp_kwargs,
+            **kwargs,
+        )
+        self.optimizers = (optimizers,) if isinstance(optimizers, Optimizer) else tuple(optimizers)
+        if not self.optimizers:
+            raise ValueError("OptimizerStepTrainer needs at least one optimizer.")
+        self.run_name = run_name
+        self.accumulation_steps = accumulation_steps
+        self.optim_set_to_none = optim_set_to_none
+        self.state.optimizer_steps = 0
+        self.state_dict_user_keys.append("optimizer_steps")
+
+    def run(self) -> None:  # type: ignore[override]
+        """Run the training.
+
+        Raises:
+            ValueError: an epoch would have no iteration (fewer items than one batch with ``drop_last``, or
+                none): MONAI's ``Workflow.run`` would only warn and return, and the run would look successful.
+        """
+        require_training_steps(self.data_loader, self.run_name)
+        super().run()
+
+    @property
+    def optimizer_steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch: ``ceil(epoch_length / accumulation_steps)``."""
+        return math.ceil(self.state.epoch_length / self.accumulation_steps)
+
+    @property
+    def total_optimizer_steps(self) -> int:
+        """Optimizer steps of the whole run (the length of a schedule over steps)."""
+        return self.optimizer_steps_per_epoch * int(self.state.max_epochs)
+
+    def _should_step(self) -> tuple[bool, bool]:
+        """(zero the gradients before this iteration, step the optimizers after it)."""
+        acc = self.accumulation_steps
+        if acc == 1:
+            return True, True
+        local = (self.state.iteration - 1) % self.state.epoch_length
+        return local % acc == 0, (local + 1) % acc == 0 or (local + 1) == self.state.epoch_length
+
+    def zero_grad(self) -> None:
+        """Zero the gradients of every optimizer."""
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=self.optim_set_to_none)
+
+    def autocast(self) -> torch.autocast:
+        """``torch.autocast`` on the training device, enabled with ``amp``."""
+        return torch.autocast(torch.device(self.state.device).type, enabled=self.amp, **self.amp_kwargs)
+
+    def check_finite(self, loss: torch.Tensor, what: str = "loss") -> None:
+        """Stop the run when ``loss`` is NaN/inf (one host sync).
+
+        Raises:
+            FloatingPointError: naming ``what``, the value, the epoch and the iteration.
+        """
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{self.run_name}: {what} is {loss.item()} at epoch {self.state.epoch}, iteration "
+                f"{self.state.iteration}; stopping instead of training on. Lower the learning rate, check the "
+                "input intensities, or disable amp."
+            )
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss / accumulation_steps``, through the gradient scaler under amp."""
+        scaled = loss / self.accumulation_steps
+        if self.scaler is not None and self.amp:
+            self.scaler.scale(scaled).backward()
+        else:
+            scaled.backward()
+
+    def step_optimizers(self) -> bool:
+        """Step every optimizer; on a real step run :meth:`after_optimizer_step` and count it.
+
+        Returns:
+            False when the gradient scaler skipped the step (inf/NaN gradients under fp16): then nothing
+            else happens.
+        """
+        if self.scaler is not None and self.amp:
+            stepped = scaled_optimizers_step(self.scaler, self.optimizers)
+        else:
+            for optimizer in self.optimizers:
+                optimizer.step()
+            stepped = True
+        if stepped:
+            self.after_optimizer_step()
+            self.state.optimizer_steps += 1
+        return stepped
+
+    def after_optimizer_step(self) -> None:
+        """Called after each real optimizer step, before ``state.optimizer_steps`` advances (a no-op here)."""
