@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .byol_trainer import BYOLTrainer, byol_scalars, prepare_views
-from .step_trainer import OptimizerStepTrainer, scaled_optimizer_step, scaled_optimizers_step
+from .step_trainer import OptimizerStepTrainer, scaled_optimizers_step
 from .steps import require_training_steps
 
 __all__ = [
@@ -12,6 +12,5 @@ __all__ = [
     "byol_scalars",
     "prepare_views",
     "require_training_steps",
-    "scaled_optimizer_step",
     "scaled_optimizers_step",
 ]

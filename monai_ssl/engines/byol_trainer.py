@@ -12,12 +12,12 @@ from torch import nn
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
-from monai_ssl.engines.step_trainer import OptimizerStepTrainer, scaled_optimizer_step
+from monai_ssl.engines.step_trainer import OptimizerStepTrainer
 from monai_ssl.losses import BYOLLoss
 from monai_ssl.networks.distributed import unwrap_parallel
 from monai_ssl.networks.momentum import cosine_momentum
 
-__all__ = ["BYOLTrainer", "byol_scalars", "prepare_views", "scaled_optimizer_step"]
+__all__ = ["BYOLTrainer", "byol_scalars", "prepare_views"]
 
 
 def prepare_views(
@@ -58,7 +58,7 @@ class BYOLTrainer(OptimizerStepTrainer):
     ``engine.state.optimizer_steps``; it is part of the trainer's ``state_dict`` so a run resumed from a
     checkpoint continues the ``tau`` schedule.
     Under amp with a gradient scaler, a step the scaler skips (inf/NaN gradients) is no step: the
-    target does not move and ``optimizer_steps`` does not advance (:func:`scaled_optimizer_step`).
+    target does not move and ``optimizer_steps`` does not advance (:func:`~monai_ssl.engines.scaled_optimizers_step`).
 
     ``engine.state.output`` after each iteration is a dict: ``loss`` (detached), ``tau`` (the decay
     rate used for this iteration's update), ``lr`` (first parameter group), ``projection_std``

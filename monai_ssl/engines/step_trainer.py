@@ -23,7 +23,7 @@ from torch.optim.optimizer import Optimizer
 
 from monai_ssl.engines.steps import require_training_steps
 
-__all__ = ["OptimizerStepTrainer", "scaled_optimizer_step", "scaled_optimizers_step"]
+__all__ = ["OptimizerStepTrainer", "scaled_optimizers_step"]
 
 
 def _step_observed(optimizer: Optimizer, step: Callable[[], Any]) -> bool:
@@ -70,11 +70,6 @@ def scaled_optimizers_step(scaler: Any, optimizers: Sequence[Optimizer]) -> bool
     if before is not None:
         stepped &= not scaler.get_scale() < before
     return stepped
-
-
-def scaled_optimizer_step(scaler: Any, optimizer: Optimizer) -> bool:
-    """:func:`scaled_optimizers_step` for one optimizer."""
-    return scaled_optimizers_step(scaler, [optimizer])
 
 
 class OptimizerStepTrainer(Trainer):

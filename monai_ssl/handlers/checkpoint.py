@@ -25,6 +25,7 @@ from ignite.handlers import Checkpoint, DiskSaver
 from monai.utils import is_scalar
 
 from monai_ssl.handlers.run_identity import RUN_KEY, RunIdentity
+from monai_ssl.networks.weights import non_finite_entries
 from monai_ssl.utils.atomic import atomic_path
 
 __all__ = ["AtomicDiskSaver", "CheckpointSaver", "latest_checkpoint", "remove_stale_temporaries"]
@@ -190,7 +191,6 @@ class CheckpointSaver:
         self.engine_key = engine_key
         if run_identity is not None:
             self.save_dict[RUN_KEY] = run_identity
-        self.n_saved = n_saved
         self.engine: Engine | None = None
         self.periodic_prefix = f"{file_prefix}_checkpoint" if file_prefix else "checkpoint"
         self._own_files = [f"{self.periodic_prefix}*.pt", *(f for f in (final_filename, key_metric_filename) if f)]
@@ -376,10 +376,4 @@ class CheckpointSaver:
 
 def _non_finite_entries(save_dict: Mapping[str, Any]) -> list[str]:
     """The names of the ``torch.nn.Module`` entries whose parameters or buffers hold NaN/inf."""
-    broken = []
-    for name, obj in save_dict.items():
-        if isinstance(obj, torch.nn.Module):
-            tensors = [*obj.parameters(), *obj.buffers()]
-            if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
-                broken.append(name)
-    return broken
+    return [n for n, obj in save_dict.items() if isinstance(obj, torch.nn.Module) and non_finite_entries(obj.state_dict())]

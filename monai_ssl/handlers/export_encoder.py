@@ -6,11 +6,11 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
 from monai_ssl.networks.distributed import unwrap_parallel
+from monai_ssl.networks.weights import non_finite_entries
 from monai_ssl.utils import atomic_torch_save
 
 __all__ = ["EncoderExporter"]
@@ -62,7 +62,7 @@ class EncoderExporter:
         if self.projector_path is not None:
             exports.append((byol.online_projector, self.projector_path))
         for module, path in exports:
-            bad = [k for k, v in module.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+            bad = non_finite_entries(module.state_dict())
             if bad:
                 raise FloatingPointError(
                     f"not writing {path}: the weights hold NaN/inf at epoch {engine.state.epoch} ({bad[:3]}); the "

@@ -9,7 +9,6 @@ pick up).
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -22,7 +21,8 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
 from monai_ssl.handlers.checkpoint import latest_checkpoint, periodic_checkpoints
-from monai_ssl.handlers.run_identity import RUN_KEY, RunIdentity, archive_folder, describe, read_run_identity
+from monai_ssl.handlers.run_identity import RUN_KEY, RunIdentity, describe, read_checkpoint_entries, read_run_identity
+from monai_ssl.utils.settings import require_flags
 
 __all__ = ["EXISTING_CHECKPOINTS", "ResumeFromCheckpoint"]
 
@@ -96,8 +96,7 @@ class ResumeFromCheckpoint(CheckpointLoader):
             raise ValueError(
                 f"`existing_checkpoints` must be one of {EXISTING_CHECKPOINTS}, got {existing_checkpoints!r}."
             )
-        if not isinstance(enabled, bool):
-            raise ValueError(f"`resume` must be True or False, got {enabled!r} (on the command line: --resume True).")
+        require_flags(resume=enabled)
         super().__init__(load_path=str(checkpoint_dir), load_dict=load_dict, name=name, strict=strict)
         self.checkpoint_dir = Path(checkpoint_dir)
         self.engine_key = engine_key
@@ -145,7 +144,7 @@ class ResumeFromCheckpoint(CheckpointLoader):
         if idist.get_rank() != 0:
             return
         if self.existing_checkpoints == "archive":
-            self.archived = archive_folder(self.checkpoint_dir)
+            self.archived = _archive_folder(self.checkpoint_dir)
             self.archived.mkdir(parents=True)
             for path in found:
                 shutil.move(str(path), self.archived / path.name)
@@ -198,7 +197,8 @@ class ResumeFromCheckpoint(CheckpointLoader):
         """Refuse a file of another run, or one that trained past ``max_epochs``; return its run length."""
         if self.run_identity is None:
             return None
-        checkpoint_run = read_run_identity(path)
+        entries = read_checkpoint_entries(path)
+        checkpoint_run = read_run_identity(entries)
         problem = self.run_identity.check(checkpoint_run)
         if problem:
             raise ValueError(
@@ -206,7 +206,7 @@ class ResumeFromCheckpoint(CheckpointLoader):
                 "--existing_checkpoints archive."
             )
         assert checkpoint_run is not None
-        trained = _saved_epoch(path, self.engine_key)
+        trained = _saved_epoch(entries, self.engine_key)
         max_epochs = engine.state.max_epochs
         if trained is not None and max_epochs is not None and trained > max_epochs:
             raise ValueError(
@@ -217,12 +217,19 @@ class ResumeFromCheckpoint(CheckpointLoader):
         return int(checkpoint_run["num_epochs"])
 
 
-def _saved_epoch(path: Path, engine_key: str | None) -> int | None:
-    """The epoch saved with the engine in the checkpoint ``path`` (None without engine entry)."""
+def _archive_folder(checkpoint_dir: Path) -> Path:
+    """A new folder ``<checkpoint_dir>/archive/<n>`` for moving an earlier run's checkpoints aside."""
+    n = 1
+    while (checkpoint_dir / "archive" / str(n)).exists():
+        n += 1
+    return checkpoint_dir / "archive" / str(n)
+
+
+def _saved_epoch(entries: Mapping[str, Any], engine_key: str | None) -> int | None:
+    """The epoch saved with the engine in a checkpoint's entries (None without engine entry)."""
     if engine_key is None:
         return None
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    state = checkpoint.get(engine_key) if isinstance(checkpoint, Mapping) else None
+    state = entries.get(engine_key)
     if not isinstance(state, Mapping):
         return None
     if "epoch" in state:

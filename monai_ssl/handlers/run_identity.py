@@ -16,7 +16,6 @@ import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -75,7 +74,6 @@ class RunIdentity:
     Attributes:
         run_id: a random id of this run, replaced by the saved one on resume (so later checkpoints
             keep the id of the run they continue).
-        saved: the identity last loaded from a checkpoint, or None.
     """
 
     def __init__(
@@ -92,7 +90,6 @@ class RunIdentity:
         self.num_items = {name: len(items) for name, items in named.items()}
         self.fingerprints = {name: datalist_fingerprint(items) for name, items in named.items()}
         self.run_id = uuid.uuid4().hex[:12]
-        self.saved: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values only, so ``torch.load(..., weights_only=True)`` reads them."""
@@ -114,7 +111,6 @@ class RunIdentity:
         problem = self.check(state)
         if problem:
             raise ValueError(problem)
-        self.saved = dict(state)
         self.run_id = str(state["run_id"])
 
     def check(self, state: Mapping[str, Any] | None) -> str:
@@ -143,11 +139,9 @@ def describe(state: Mapping[str, Any] | None) -> str:
     return f"{state.get('config')} on {state.get('dataset') or '?'} ({counts} items), {state.get('num_epochs')} epochs"
 
 
-def read_run_identity(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The run identity saved in the checkpoint ``path`` (None when it has none).
-
-    Reads with ``torch.load(..., weights_only=True, mmap=True)``: only the small identity entry is
-    touched, not the weights.
+def read_checkpoint_entries(path: str | os.PathLike) -> Mapping[str, Any]:
+    """A checkpoint's entries, memory-mapped: reading the small ones (run identity, engine state) leaves
+    the weights on disk (``torch.load(..., weights_only=True, mmap=True)``).
 
     Raises:
         RuntimeError: the file cannot be read as a checkpoint (the message names it).
@@ -156,7 +150,17 @@ def read_run_identity(path: str | os.PathLike) -> dict[str, Any] | None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # truncated or not a torch file
         raise RuntimeError(f"cannot read checkpoint {os.fspath(path)}: {e}") from e
-    state = checkpoint.get(RUN_KEY) if isinstance(checkpoint, Mapping) else None
+    return checkpoint if isinstance(checkpoint, Mapping) else {}
+
+
+def read_run_identity(path: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run identity saved in the checkpoint ``path`` (or its entries), None when it has none.
+
+    Raises:
+        RuntimeError: the file cannot be read as a checkpoint (the message names it).
+    """
+    entries = path if isinstance(path, Mapping) else read_checkpoint_entries(path)
+    state = entries.get(RUN_KEY)
     return dict(state) if isinstance(state, Mapping) else None
 
 
@@ -195,12 +199,3 @@ def run_length(
                 logger.info(f"resuming: the run length is the saved run's, {saved['num_epochs']} epochs ({latest.name})")
                 return int(saved["num_epochs"])
     return positive(default, "default_num_epochs")
-
-
-def archive_folder(checkpoint_dir: str | os.PathLike) -> Path:
-    """A new folder ``<checkpoint_dir>/archive/<n>`` for moving an earlier run's checkpoints aside."""
-    root = Path(checkpoint_dir) / "archive"
-    n = 1
-    while (root / str(n)).exists():
-        n += 1
-    return root / str(n)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .heads import MLPHead
+from .weights import non_finite_entries
 
 __all__ = ["EncoderClassifier", "init_from_pretrained", "load_pretrained_encoder"]
 
@@ -168,7 +169,7 @@ def _load_state(
 ) -> None:
     """``module.load_state_dict(state)``; a clear error when shapes differ, with ``strict`` keys do not match, or
     the weights hold NaN/inf (the export of a diverged run)."""
-    broken = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    broken = non_finite_entries(state)
     if broken:
         raise ValueError(
             f"{os.fspath(path)} holds NaN/inf weights ({broken[:3]}): the {what} comes from a pre-training that "

@@ -9,7 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["load_weights"]
+__all__ = ["load_weights", "non_finite_entries"]
+
+def non_finite_entries(state: Mapping[str, Any]) -> list[str]:
+    """The names of the floating-point tensors of a state dict that hold NaN or inf (a diverged run's weights)."""
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
 
 _FIX = "pass --model_file <the model to evaluate>"
 _SETTINGS = "e.g. head_input, hidden_dim, projection_dim, the number of classes"

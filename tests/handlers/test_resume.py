@@ -111,7 +111,7 @@ def test_replace_removes_earlier_checkpoints_for_a_new_run(tmp_path):
 
 
 def test_text_flags_and_unknown_policies_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"`resume` must be True or False, got 'false'"):
+    with pytest.raises(ValueError, match=r"setting 'resume' must be True or False, got the text 'false'"):
         ResumeFromCheckpoint(tmp_path, {"x": torch.nn.Linear(1, 1)}, enabled="false")
     with pytest.raises(ValueError, match=r"existing_checkpoints.*'keep'"):
         ResumeFromCheckpoint(tmp_path, {"x": torch.nn.Linear(1, 1)}, existing_checkpoints="keep")
