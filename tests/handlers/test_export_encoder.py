@@ -96,3 +96,14 @@ def test_refuses_to_export_non_finite_weights(tiny_encoder, tmp_path):
     with pytest.raises(FloatingPointError, match="not writing .*encoder.pt.*NaN/inf"):
         trainer.run()
     assert not path.exists()
+
+
+def test_a_run_stopped_by_the_nan_guard_exports_nothing(tiny_encoder, tmp_path):
+    path = tmp_path / "encoder.pt"
+    data = [{"view1": torch.full((4, 1, 8, 8), float("nan")), "view2": torch.rand(4, 1, 8, 8)}]
+    net = BYOL(tiny_encoder, hidden_dim=16, projection_dim=4)
+    trainer = BYOLTrainer("cpu", 2, data, net, torch.optim.SGD(net.parameters(), lr=0.1),
+                          train_handlers=[EncoderExporter(net, path)])
+    with pytest.raises(FloatingPointError, match="BYOL loss is nan"):
+        trainer.run()
+    assert not path.exists()
