@@ -1,11 +1,21 @@
-"""Datasets as MONAI datalists: MRNet knee MRI, class-folder images (OCT2017), MedMNIST, synthetic demos,
-labeled subsets, class balancing."""
+"""Datasets as MONAI datalists: MRNet knee MRI, class-folder images (OCT2017), MedMNIST, ISIC 2017 skin-lesion
+segmentation, synthetic demos, labeled subsets, class balancing."""
 
 from __future__ import annotations
 
 from .classification import classification_datalist, image_datalist
 from .folders import VOLUME_SUFFIXES, volume_datalist
 from .image_folder import IMAGE_SUFFIXES, image_folder_datalist, validate_image_file
+from .isic import (
+    ISIC_IMAGE_GLOB,
+    ISIC_MASK_NAME,
+    ISIC_SPLITS,
+    require_unlabeled_pool,
+    segmentation_datalist,
+    split_labeled_pool,
+    unlabeled_image_datalist,
+    unlabeled_stream_datalist,
+)
 from .label_split import split_labeled
 from .medmnist import MEDMNIST_SPLITS, medmnist_class_count, medmnist_datalist
 from .mrnet import (
@@ -20,10 +30,15 @@ from .sampling import oversample_minority
 from .synthetic import DEMO_MARKER, ensure_mrnet_demo, is_mrnet_demo, make_mrnet_demo
 from .validation_split import check_selection_split, has_split, train_val_datalists
 from .synthetic_oct import OCT_CLASSES, ensure_oct_demo, is_oct_demo, make_oct_demo
+from .segmentation_splits import segmentation_splits
+from .synthetic_isic import ensure_isic_demo, is_isic_demo, make_isic_demo
 
 __all__ = [
     "DEMO_MARKER",
     "IMAGE_SUFFIXES",
+    "ISIC_IMAGE_GLOB",
+    "ISIC_MASK_NAME",
+    "ISIC_SPLITS",
     "MEDMNIST_SPLITS",
     "MRNET_PLANES",
     "MRNET_SPLITS",
@@ -32,13 +47,16 @@ __all__ = [
     "VOLUME_SUFFIXES",
     "check_selection_split",
     "classification_datalist",
+    "ensure_isic_demo",
     "ensure_mrnet_demo",
     "ensure_oct_demo",
     "has_split",
     "image_datalist",
     "image_folder_datalist",
+    "is_isic_demo",
     "is_mrnet_demo",
     "is_oct_demo",
+    "make_isic_demo",
     "make_mrnet_demo",
     "make_oct_demo",
     "medmnist_class_count",
@@ -46,8 +64,14 @@ __all__ = [
     "mrnet_datalist",
     "oversample_minority",
     "read_mrnet_labels",
+    "require_unlabeled_pool",
+    "segmentation_datalist",
+    "segmentation_splits",
     "split_labeled",
+    "split_labeled_pool",
     "train_val_datalists",
+    "unlabeled_image_datalist",
+    "unlabeled_stream_datalist",
     "validate_image_file",
     "validate_volume_file",
     "volume_datalist",

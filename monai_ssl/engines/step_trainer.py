@@ -42,19 +42,39 @@ def _step_observed(optimizer: Optimizer, step: Callable[[], Any]) -> bool:
     return called
 
 
+def _gradients_finite(optimizers: Sequence[Optimizer]) -> bool:
+    """Whether every gradient of ``optimizers`` is finite (one reduction, one host sync)."""
+    grads = [p.grad for opt in optimizers for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+
+
 def scaled_optimizers_step(scaler: Any, optimizers: Sequence[Optimizer]) -> bool:
-    """``scaler.step`` each optimizer, then one ``scaler.update()``; return whether every one really stepped.
+    """``scaler.step`` each optimizer, then one ``scaler.update()``; return whether the step was taken.
 
     A ``torch.amp.GradScaler`` skips an optimizer's step when its unscaled gradients hold inf/NaN (fp16
     overflow) and then lowers its scale by ``backoff_factor`` (< 1). Such an iteration is no training
     step: the caller must neither advance step-based schedules nor move a momentum target.
 
-    Detection: for ordinary optimizers the scaler calls ``optimizer.step()`` only when it does not skip,
-    so a step post-hook tells, without a host sync (the scaler has already synced on its inf check).
-    Optimizers that handle the scaling themselves (``_step_supports_amp_scaling``, e.g. ``fused=True``)
-    are always called and skip inside; for them, and for objects without step hooks, a skip is
-    recognised by the scale decreasing across ``update()`` (two ``get_scale()`` host syncs).
+    With several optimizers (one per network) the scaler alone would skip only the optimizer whose
+    gradients overflowed and step the others. Networks trained together (cross-teaching) must stay in
+    step, so here the gradients of all of them are unscaled first and, when any is not finite, no
+    optimizer steps (the scale is still lowered by ``update()``).
+
+    Detection for one optimizer: for ordinary optimizers the scaler calls ``optimizer.step()`` only when
+    it does not skip, so a step post-hook tells, without a host sync (the scaler has already synced on its
+    inf check). Optimizers that handle the scaling themselves (``_step_supports_amp_scaling``, e.g.
+    ``fused=True``) are always called and skip inside; for them, and for objects without step hooks, a
+    skip is recognised by the scale decreasing across ``update()`` (two ``get_scale()`` host syncs).
     """
+    if len(optimizers) > 1:
+        for optimizer in optimizers:
+            scaler.unscale_(optimizer)
+        stepped = _gradients_finite(optimizers)
+        if stepped:
+            for optimizer in optimizers:
+                scaler.step(optimizer)
+        scaler.update()
+        return stepped
     observable = [
         not getattr(opt, "_step_supports_amp_scaling", False) and hasattr(opt, "register_step_post_hook")
         for opt in optimizers

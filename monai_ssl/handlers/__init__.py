@@ -9,6 +9,8 @@ from .export_encoder import EncoderExporter
 from .progress import ProgressDisplay, loss_only
 from .resume import ResumeFromCheckpoint
 from .run_identity import RunIdentity, datalist_fingerprint, read_run_identity, run_length
+from .segmentation_overlay_logger import SegmentationOverlayLogger
+from .segmentation_report import SegmentationReportWriter
 from .view_grid import ViewGridHandler
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "ProgressDisplay",
     "ResumeFromCheckpoint",
     "RunIdentity",
+    "SegmentationOverlayLogger",
+    "SegmentationReportWriter",
     "ViewGridHandler",
     "datalist_fingerprint",
     "latest_checkpoint",

@@ -1,4 +1,5 @@
-"""Networks: BYOL, its heads, the BYOLMed2D slice encoder, the standard ResNet-18, classifiers."""
+"""Networks: BYOL, its heads, the BYOLMed2D slice encoder, the standard ResNet-18, classifiers, the
+cross-teaching segmentation pair."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
 from .resnet import ResNetEncoder, resnet18_encoder
+from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
 from .weights import load_weights
 
@@ -16,6 +18,7 @@ __all__ = [
     "EncoderClassifier",
     "MLPHead",
     "ResNetEncoder",
+    "SegmentationPair",
     "SliceEncoder",
     "cosine_momentum",
     "init_from_pretrained",
@@ -25,4 +28,5 @@ __all__ = [
     "unwrap_parallel",
     "momentum_update",
     "resnet18_encoder",
+    "split_pair_logits",
 ]

@@ -244,6 +244,7 @@ class BundleRunner:
             raise FileNotFoundError(f"{protocol.name} finished but wrote no model at {values['model_file']}")
         _, overrides = self._base(cell_dir, None, None)
         overrides.update(fill(self.spec.evaluate.overrides, values, "study.json evaluate"))
+        overrides.update(fill(protocol.evaluate_overrides, values, f"study.json protocols.{protocol.name}.evaluate_overrides"))
         overrides.update(self.overrides)
         run_bundle(self.spec.evaluate.config_file, overrides)
         _release()

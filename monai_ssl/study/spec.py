@@ -4,7 +4,9 @@ The study engine knows nothing of a particular bundle. The bundle says, in ``con
 
 - ``protocols``: name -> ``config_file`` (the bundle's configs, merged in order), ``pretrained``
   (whether the protocol starts from the study's pre-trained encoder), ``model_file`` (the weights
-  the evaluation reads) and optional ``overrides`` and ``description``;
+  the evaluation reads) and optional ``overrides``, ``evaluate_overrides`` (added to the
+  evaluation's overrides for this protocol, e.g. which architecture its model file holds) and
+  ``description``;
 - ``pretrain``: the config(s) that pre-train the encoder once per study, ``encoder_file`` (what it
   writes), ``encoder_key`` (the key that hands it to a protocol) and ``resume_overrides`` (how to
   continue a killed pre-training);
@@ -76,6 +78,7 @@ class Protocol:
     pretrained: bool = False
     overrides: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    evaluate_overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
             pretrained=bool(entry.get("pretrained", False)),
             overrides=_mapping(entry, "overrides", at),
             description=str(entry.get("description", "")),
+            evaluate_overrides=_mapping(entry, "evaluate_overrides", at),
         )
 
     pretrain = None

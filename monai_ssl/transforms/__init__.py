@@ -6,3 +6,15 @@ from .slices import SampleSlicesd
 from .views import BYOLViewsd, ViewAugmentation, byol_view_pair
 from .io import LoadVolumed, load_volume
 from .image2d import LoadImage2Dd, load_image_2d
+from .pair_prediction import SplitPairPredictiond
+from .dermoscopy import (
+    BinarizeMaskd,
+    LoadDermoscopyd,
+    NormalizeRedChanneld,
+    binarize_mask,
+    mask_threshold_summary,
+    normalize_red_channel,
+    reset_mask_threshold_summary,
+    to_mask_channel,
+    to_rgb,
+)

@@ -6,13 +6,14 @@ from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_wri
 from .logging import configure_logging
 from .overlay import declare_base, require_base, withdraw_base
 from .readable_errors import install_readable_errors, readable_error
-from .settings import require_flags
+from .settings import choose, require_flags
 
 __all__ = [
     "atomic_directory",
     "atomic_path",
     "atomic_torch_save",
     "atomic_write_text",
+    "choose",
     "configure_logging",
     "declare_base",
     "install_readable_errors",

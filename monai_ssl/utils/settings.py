@@ -1,4 +1,4 @@
-"""Checks of a bundle's on/off settings before they are used.
+"""Checks of a bundle's settings before they are used: on/off flags, and named choices.
 
 MONAI's bundle command line is read by Fire: ``--resume True`` and ``--resume False`` give booleans,
 but ``--resume true`` and ``--resume false`` give the text ``'true'`` and ``'false'``, and the text
@@ -9,10 +9,14 @@ bundle's ``initialize``, stops such a run with a message that says what to write
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
+from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["require_flags"]
+__all__ = ["choose", "require_flags"]
+
+T = TypeVar("T")
 
 
 def _is_flag(value: object) -> bool:
@@ -43,3 +47,17 @@ def require_flags(**flags: object) -> None:
             f"--{key} True or --{key} False (Fire reads lowercase true/false as text, and the text 'false' "
             f"counts as true); in a config file write true or false without quotes"
         )
+
+
+def choose(key: str, value: object, options: Mapping[str, T]) -> T:
+    """``options[value]``: a setting that picks one of several named choices.
+
+    Example, in a bundle config: ``"network_def": "$monai_ssl.utils.choose('architecture', @architecture,
+    @network_defs)"``.
+
+    Raises:
+        ValueError: ``value`` is not one of the options; the message names ``key`` and the choices.
+    """
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"setting '{key}' must be one of {sorted(options)}, got {value!r}")
+    return options[value]

@@ -1,7 +1,16 @@
-"""Figures and image grids (matplotlib Agg canvas, no pyplot state)."""
+"""Figures and image grids (matplotlib Agg canvas, no pyplot state), and segmentation outline pictures."""
 
 from __future__ import annotations
 
+from .outlines import mask_outline, outline_overlay
 from .plots import confusion_matrix_figure, image_grid, multiclass_roc_figure, roc_figure, save_figure
 
-__all__ = ["confusion_matrix_figure", "image_grid", "multiclass_roc_figure", "roc_figure", "save_figure"]
+__all__ = [
+    "confusion_matrix_figure",
+    "image_grid",
+    "mask_outline",
+    "multiclass_roc_figure",
+    "outline_overlay",
+    "roc_figure",
+    "save_figure",
+]

@@ -78,6 +78,12 @@ class FakeScaler:
     def scale(self, loss):
         return loss
 
+    def unscale_(self, optimizer):  # an fp16 overflow shows as inf gradients once unscaled
+        if self.skip:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad.fill_(float("inf"))
+
     def step(self, optimizer):
         if not self.skip:
             optimizer.step()
@@ -92,15 +98,31 @@ class FakeScaler:
 
 
 @pytest.mark.parametrize("skip", [False, True])
-def test_scaled_steps_report_a_skip_for_plain_and_fused_style_optimizers(skip):
-    nets = [torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)]
+@pytest.mark.parametrize("fused_style", [False, True])
+@pytest.mark.parametrize("count", [1, 2])
+def test_scaled_steps_report_a_skip_for_plain_and_fused_style_optimizers(skip, fused_style, count):
+    nets = [torch.nn.Linear(2, 1) for _ in range(count)]
     opts = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
-    opts[1]._step_supports_amp_scaling = True  # handled like a fused optimizer: seen through the scale
+    opts[-1]._step_supports_amp_scaling = fused_style  # handled like a fused optimizer: seen through the scale
     scaler = FakeScaler(skip)
     for n in nets:
         n(torch.ones(1, 2)).sum().backward()
     assert scaled_optimizers_step(scaler, opts) is (not skip)
     assert scaler.updates == 1  # one update for all optimizers
+
+
+def test_with_several_optimizers_an_overflow_in_one_steps_none():
+    nets = [torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)]
+    opts = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    for n in nets:
+        scaler.scale(n(torch.ones(1, 2)).sum()).backward()
+    nets[0].weight.grad.fill_(float("inf"))
+    before = [p.detach().clone() for n in nets for p in n.parameters()]
+    assert scaled_optimizers_step(scaler, opts) is False
+    after = [p.detach() for n in nets for p in n.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after))  # the finite network did not step alone
+    assert scaler.get_scale() == 2.0
 
 
 def test_a_skipped_scaled_step_is_no_step():

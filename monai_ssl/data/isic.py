@@ -1,0 +1,501 @@
+"""Skin-lesion segmentation datasets (ISIC 2017 and alike) as MONAI datalists, and their labeled splits.
+
+The ISIC 2017 challenge (Codella et al. 2018, task 1) ships one folder of images and one of masks
+per split; 2000 / 150 / 600 images for ``train`` / ``val`` / ``test``::
+
+    <dataset_dir>/ISIC-2017_Training_Data/ISIC_0000000.jpg                   (RGB)
+    <dataset_dir>/ISIC-2017_Training_Part1_GroundTruth/ISIC_0000000_segmentation.png  (0/255)
+    <dataset_dir>/ISIC-2017_Validation_Data/ + ISIC-2017_Validation_Part1_GroundTruth/
+    <dataset_dir>/ISIC-2017_Test_v2_Data/ + ISIC-2017_Test_v2_Part1_GroundTruth/
+        (or ISIC-2017_Test_Data/ + ISIC-2017_Test_Part1_GroundTruth/)
+
+The Data folders also hold ``ISIC_NNNNNNN_superpixels.png`` files (and sometimes a metadata CSV);
+they are never taken as images. Any other dataset of image/mask pairs works the same way, in one
+of these generic layouts (the mask name comes from the image stem through ``mask_name``):
+
+* ``<dataset_dir>/<split>/images/*`` + ``<dataset_dir>/<split>/masks/*``;
+* ``images/`` + ``masks/`` directly in ``<dataset_dir>`` (``split=None``);
+* images and masks side by side in one folder (``<dataset_dir>/<split>`` or ``<dataset_dir>``).
+
+For semi-supervised training, :func:`split_labeled_pool` keeps a seeded, nested share of the
+training images labeled and turns the rest into an unlabeled pool; :func:`unlabeled_stream_datalist`
+builds the datalist of the trainer's unlabeled stream from that pool and optional extra images.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .label_split import split_labeled
+from .mrnet import _first
+
+__all__ = [
+    "ISIC_FOLDERS",
+    "ISIC_IMAGE_GLOB",
+    "ISIC_MASK_NAME",
+    "ISIC_SPLITS",
+    "require_unlabeled_pool",
+    "segmentation_datalist",
+    "split_labeled_pool",
+    "unlabeled_image_datalist",
+    "unlabeled_stream_datalist",
+]
+
+logger = logging.getLogger("monai_ssl")
+
+ISIC_SPLITS: tuple[str, ...] = ("train", "val", "test")
+ISIC_IMAGE_GLOB = "ISIC_*.jpg"
+ISIC_MASK_NAME = "{stem}_segmentation.png"
+
+# (images folder, masks folder) per split, the first existing images folder wins.
+ISIC_FOLDERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "train": (("ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth"),),
+    "val": (("ISIC-2017_Validation_Data", "ISIC-2017_Validation_Part1_GroundTruth"),),
+    "test": (
+        ("ISIC-2017_Test_v2_Data", "ISIC-2017_Test_v2_Part1_GroundTruth"),
+        ("ISIC-2017_Test_Data", "ISIC-2017_Test_Part1_GroundTruth"),
+    ),
+}
+_SUPERPIXELS = re.compile(r".*_superpixels\.[^.]+", re.IGNORECASE)
+_LAYOUTS = (
+    "accepted layouts: the ISIC 2017 challenge folders <dataset_dir>/ISIC-2017_{Training,Validation,Test_v2}_Data "
+    "+ ISIC-2017_{...}_Part1_GroundTruth (split 'train', 'val' or 'test'); <dataset_dir>/<split>/images + "
+    "<dataset_dir>/<split>/masks; images/ + masks/ directly in <dataset_dir> (split=None); or images and masks "
+    "side by side in <dataset_dir>/<split> or <dataset_dir>"
+)
+
+
+@dataclass(frozen=True)
+class _Folders:
+    """Where one split's images and masks are."""
+
+    images: Path
+    masks: Path | None  # None: masks are not looked up (unlabeled images)
+    layout: str  # for log messages
+
+    @property
+    def side_by_side(self) -> bool:
+        """Images and masks share one folder, so mask-named files must not count as images."""
+        return self.masks == self.images
+
+
+def _mask_pattern(mask_name: str) -> re.Pattern[str]:
+    """The regular expression of mask file names, with the image stem as group ``stem``."""
+    if not isinstance(mask_name, str) or mask_name.count("{stem}") != 1 or "/" in mask_name or "\\" in mask_name:
+        raise ValueError(
+            f"mask_name must be a file name holding '{{stem}}' once, such as '{ISIC_MASK_NAME}', got {mask_name!r}"
+        )
+    prefix, suffix = mask_name.split("{stem}")
+    if "{" in prefix + suffix or "}" in prefix + suffix:
+        raise ValueError(f"mask_name may hold no placeholder other than '{{stem}}', got {mask_name!r}")
+    return re.compile(re.escape(prefix) + r"(?P<stem>.+)" + re.escape(suffix))
+
+
+def _check_glob(image_glob: str) -> str:
+    """Validate the image name pattern."""
+    if not isinstance(image_glob, str) or not image_glob.strip() or "/" in image_glob:
+        raise ValueError(f"image_glob must be a file name pattern such as '{ISIC_IMAGE_GLOB}', got {image_glob!r}")
+    return image_glob
+
+
+def _isic_folders(root: Path, split: str, require_masks: bool) -> _Folders | None:
+    """The ISIC 2017 challenge folders of ``split`` under ``root``, or ``None`` when absent."""
+    for data_name, truth_name in ISIC_FOLDERS.get(split, ()):
+        if (root / data_name).is_dir():
+            truth = root / truth_name
+            if require_masks and not truth.is_dir():
+                raise FileNotFoundError(
+                    f"ISIC 2017 ground-truth folder not found: {truth}; expected it next to {root / data_name} "
+                    "(pass require_masks=False to list the images without masks)"
+                )
+            return _Folders(root / data_name, truth if require_masks else None, "ISIC 2017 challenge")
+    return None
+
+
+def _resolve_folders(dataset_dir: str | os.PathLike, split: str | None, require_masks: bool) -> _Folders:
+    """Find the images and masks folders of ``split`` in one of the accepted layouts."""
+    root = Path(os.path.abspath(dataset_dir))
+    if not root.is_dir():
+        kind = "is not a folder" if root.exists() else "not found"
+        raise FileNotFoundError(f"segmentation dataset folder {kind}: {root}; {_LAYOUTS}")
+    folder = root
+    if split is not None:
+        if not isinstance(split, str) or not split or "/" in split:
+            raise ValueError(f"split must be a folder name such as 'train', or None, got {split!r}")
+        isic = _isic_folders(root, split, require_masks)
+        if isic is not None:
+            return isic
+        folder = root / split
+        if not folder.is_dir():
+            found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            raise FileNotFoundError(
+                f"split {split!r} not found in {root}: no folder {folder}"
+                + (f" and no {' or '.join(d for d, _ in ISIC_FOLDERS[split])}" if split in ISIC_FOLDERS else "")
+                + f" (sub-folders there: {_first(found) or 'none'}); {_LAYOUTS}"
+            )
+    if (folder / "images").is_dir():
+        masks = folder / "masks"
+        if require_masks and not masks.is_dir():
+            raise FileNotFoundError(
+                f"mask folder not found: {masks}; expected it next to {folder / 'images'} "
+                "(pass require_masks=False to list the images without masks)"
+            )
+        return _Folders(folder / "images", masks if require_masks else None, "images/ + masks/")
+    return _Folders(folder, folder if require_masks else None, "side by side")
+
+
+def _list_images(folder: Path, image_glob: str, mask_pattern: re.Pattern[str] | None) -> dict[str, Path]:
+    """Images in ``folder`` by stem: names matching ``image_glob`` (case-insensitive), not superpixels or masks."""
+    glob = image_glob.lower()
+    images: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if name.startswith(".") or not fnmatch.fnmatchcase(name.lower(), glob) or _SUPERPIXELS.fullmatch(name):
+            continue
+        if (mask_pattern is not None and mask_pattern.fullmatch(name)) or not path.is_file():
+            continue
+        if path.stem in images:
+            raise ValueError(
+                f"two images in {folder} share the id {path.stem!r}: {images[path.stem].name} and {name}; "
+                "narrow image_glob (e.g. to one file extension)"
+            )
+        images[path.stem] = path
+    return images
+
+
+def _no_images_error(folder: Path, image_glob: str, root_hint: Path | None = None) -> ValueError:
+    """The error for a folder without images matching the pattern."""
+    hint = ""
+    if root_hint is not None and any((root_hint / d).is_dir() for pairs in ISIC_FOLDERS.values() for d, _ in pairs):
+        hint = "; this looks like the ISIC 2017 challenge layout: pass split='train', 'val' or 'test'"
+    return ValueError(
+        f"no images found in {folder}: no file matches image_glob={image_glob!r} (superpixels and mask files "
+        f"excluded){hint}; {_LAYOUTS}"
+    )
+
+
+def _match_masks(
+    images: dict[str, Path], folders: _Folders, mask_name: str, pattern: re.Pattern[str], image_glob: str
+) -> dict[str, Path]:
+    """The mask of every image; images without masks and masks without images are errors."""
+    mask_folder = folders.masks
+    assert mask_folder is not None
+    masks = {stem: mask_folder / mask_name.format(stem=stem) for stem in images}
+    missing = sorted(stem for stem, path in masks.items() if not path.is_file())
+    present = [p for p in sorted(mask_folder.iterdir()) if not p.name.startswith(".") and p.is_file()]
+    if missing:
+        named = [p.name for p in present if pattern.fullmatch(p.name)]
+        hint = ""
+        if not named:
+            image_files = set(images.values())
+            others = [p.name for p in present if p not in image_files]
+            hint = f"; no file there matches mask_name={mask_name!r} (files there: {_first(others) or 'none'})"
+        raise ValueError(
+            f"{len(missing)} of {len(images)} image(s) in {folders.images} have no mask in {mask_folder}: "
+            f"{_first([images[s].name for s in missing])} (expected mask names: "
+            f"{_first([masks[s].name for s in missing])}; mask_name={mask_name!r}){hint}"
+        )
+    orphans = [p.name for p in present if (m := pattern.fullmatch(p.name)) and m.group("stem") not in images]
+    if orphans:
+        raise ValueError(
+            f"{len(orphans)} mask(s) in {mask_folder} have no image in {folders.images} matching image_glob: "
+            f"{_first(orphans)} (expected for each mask named {mask_name!r} an image named '<stem>' plus an "
+            f"extension, matching image_glob={image_glob!r})"
+        )
+    return masks
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from the file header (no pixel decoding)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for a bad file
+        raise ValueError(f"not a readable image: {path} ({type(err).__name__}: {err})") from err
+
+
+def _check_min_size(min_size: int | None) -> int | None:
+    """Validate ``min_size`` (``None`` or an integer >= 1)."""
+    if min_size is None:
+        return None
+    if isinstance(min_size, bool) or not isinstance(min_size, (int, np.integer)) or min_size < 1:
+        raise ValueError(f"min_size must be None or an integer >= 1 (pixels), got {min_size!r}")
+    return int(min_size)
+
+
+def _check_sizes(
+    images: dict[str, Path], masks: dict[str, Path] | None, min_size: int | None, folders: _Folders
+) -> None:
+    """Masks must have their image's size; no image may have a shorter side below ``min_size``."""
+    mismatched: list[str] = []
+    too_small: list[str] = []
+    for stem in sorted(images):
+        width, height = _image_size(images[stem])
+        if min_size is not None and min(width, height) < min_size:
+            too_small.append(f"{images[stem].name} ({width}x{height})")
+        if masks is not None:
+            mask_size = _image_size(masks[stem])
+            if mask_size != (width, height):
+                mismatched.append(f"{masks[stem].name} is {mask_size[0]}x{mask_size[1]} but {images[stem].name} is "
+                                  f"{width}x{height}")
+    if mismatched:
+        raise ValueError(
+            f"{len(mismatched)} mask(s) in {folders.masks} differ in size (width x height) from their image in "
+            f"{folders.images}: "
+            f"{_first(mismatched)}; every mask must have its image's size"
+        )
+    if too_small:
+        raise ValueError(
+            f"{len(too_small)} image(s) in {folders.images} have a shorter side below min_size={min_size} pixels: "
+            f"{_first(too_small)}"
+        )
+
+
+def segmentation_datalist(
+    dataset_dir: str | os.PathLike,
+    split: str | None = None,
+    image_glob: str = ISIC_IMAGE_GLOB,
+    mask_name: str = ISIC_MASK_NAME,
+    require_masks: bool = True,
+    min_size: int | None = None,
+    check_sizes: bool = True,
+) -> list[dict]:
+    """List the image/mask pairs of one split of a segmentation dataset (ISIC 2017 or a generic layout).
+
+    Args:
+        dataset_dir: the dataset folder; see the module docstring for the accepted layouts.
+        split: ``"train"``, ``"val"`` or ``"test"`` for the ISIC 2017 challenge folders, or the
+            name of a sub-folder of ``dataset_dir`` in a generic layout; ``None``: ``dataset_dir``
+            itself holds ``images/`` + ``masks/`` or the image/mask pairs.
+        image_glob: the image file name pattern (case-insensitive), e.g. ``"*.png"``. Files named
+            ``*_superpixels.*`` are never images; with images and masks side by side, nor are files
+            whose name matches ``mask_name``.
+        mask_name: the mask's file name made from the image stem, e.g. ``"{stem}.png"``.
+        require_masks: ``False`` lists the images alone (unlabeled or test images without masks);
+            the masks folder is then neither needed nor read.
+        min_size: when given, an image whose shorter side is below this many pixels is an error.
+        check_sizes: read every image's (and mask's) size from its header, without decoding the
+            pixels; a mask whose size differs from its image's is an error.
+
+    Returns:
+        Items ``{"id": image stem, "image": absolute path, "label": absolute mask path}`` sorted by
+        id; without ``"label"`` when ``require_masks`` is ``False``.
+
+    Raises:
+        FileNotFoundError: ``dataset_dir``, the split folder or the masks folder is missing (the
+            message names the path and the accepted layouts).
+        ValueError: no images; images without a mask or masks without an image (up to five names,
+            the count, the folder and the expected mask names); a mask of another size than its
+            image; an image below ``min_size``; an unreadable header; bad arguments.
+    """
+    image_glob = _check_glob(image_glob)
+    pattern = _mask_pattern(mask_name)
+    min_size = _check_min_size(min_size)
+    folders = _resolve_folders(dataset_dir, split, bool(require_masks))
+    images = _list_images(folders.images, image_glob, pattern if folders.side_by_side else None)
+    if not images:
+        root_hint = Path(os.path.abspath(dataset_dir)) if split is None else None
+        raise _no_images_error(folders.images, image_glob, root_hint)
+    masks = _match_masks(images, folders, mask_name, pattern, image_glob) if folders.masks is not None else None
+    if check_sizes or min_size is not None:
+        _check_sizes(images, masks if check_sizes else None, min_size, folders)
+    items: list[dict] = []
+    for stem in sorted(images):
+        item = {"id": stem, "image": str(images[stem])}
+        if masks is not None:
+            item["label"] = str(masks[stem])
+        items.append(item)
+    logger.info(
+        "segmentation datalist: %d %s from %s (%s layout)",
+        len(items), "image/mask pairs" if masks is not None else "images", folders.images, folders.layout,
+    )
+    return items
+
+
+def unlabeled_image_datalist(
+    folder: str | os.PathLike,
+    image_glob: str = ISIC_IMAGE_GLOB,
+    mask_name: str = ISIC_MASK_NAME,
+    min_size: int | None = None,
+) -> list[dict]:
+    """List a folder of extra unlabeled images (e.g. more ISIC archive images), skipping masks and superpixels.
+
+    Args:
+        folder: the folder holding the images (not searched recursively).
+        image_glob: the image file name pattern (case-insensitive).
+        mask_name: files named like masks (``mask_name`` with any stem) are skipped, as are
+            ``*_superpixels.*`` files.
+        min_size: when given, an image whose shorter side is below this many pixels is an error.
+
+    Returns:
+        Items ``{"id": image stem, "image": absolute path}`` sorted by id.
+
+    Raises:
+        FileNotFoundError: ``folder`` is missing.
+        ValueError: no images; an image below ``min_size``; bad arguments.
+    """
+    image_glob = _check_glob(image_glob)
+    pattern = _mask_pattern(mask_name)
+    min_size = _check_min_size(min_size)
+    root = Path(os.path.abspath(folder))
+    if not root.is_dir():
+        kind = "is not a folder" if root.exists() else "not found"
+        raise FileNotFoundError(f"unlabeled image folder {kind}: {root}; expected a folder of {image_glob} images")
+    images = _list_images(root, image_glob, pattern)
+    if not images:
+        raise _no_images_error(root, image_glob)
+    if min_size is not None:
+        _check_sizes(images, None, min_size, _Folders(root, None, "flat"))
+    logger.info("unlabeled image datalist: %d images from %s", len(images), root)
+    return [{"id": stem, "image": str(images[stem])} for stem in sorted(images)]
+
+
+def _check_fraction(fraction: float, who: str) -> float:
+    """Validate a labeled fraction in (0, 1]."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction <= 1:
+        raise ValueError(f"{who}: fraction must be a number in (0, 1], got {fraction!r}")
+    return float(fraction)
+
+
+def _without_label(item: Mapping[str, Any], label_key: str) -> dict:
+    """A copy of ``item`` without its label."""
+    return {k: v for k, v in item.items() if k != label_key}
+
+
+def split_labeled_pool(
+    datalist: Sequence[Mapping[str, Any]], fraction: float, seed: int = 0, label_key: str = "label"
+) -> tuple[list[Mapping[str, Any]], list[dict]]:
+    """Keep a seeded share of a training datalist labeled; the rest becomes the unlabeled pool.
+
+    The labeled images are the first ``max(1, round(fraction * n))`` (halves rounded up) of a
+    permutation of the ids seeded by ``seed`` (through :func:`~monai_ssl.data.split_labeled`
+    with one stratum), so the choice does not depend on the input order and is nested across
+    fractions: for the same seed, the 10 % subset is part of the 30 % one.
+
+    Args:
+        datalist: items with a unique ``"id"`` (e.g. from :func:`segmentation_datalist`).
+        fraction: share of the images to keep labeled, in (0, 1]; at least one image is labeled;
+            at 1.0 every image is and the pool is empty.
+        seed: a non-negative integer; the same seed gives the same subset.
+        label_key: the key dropped from the unlabeled pool's items.
+
+    Returns:
+        ``(labeled, unlabeled)`` sorted by id: the labeled items as given, the pool's items as
+        copies without ``label_key`` (``{"id", "image"}`` for a segmentation datalist).
+
+    Raises:
+        ValueError: a bad fraction or seed, an empty datalist, a missing or repeated id.
+    """
+    fraction = _check_fraction(fraction, "split_labeled_pool")
+    if not datalist:
+        raise ValueError("split_labeled_pool: the datalist is empty")
+    count = max(1, int(math.floor(round(fraction * len(datalist), 9) + 0.5)))
+    strata = []
+    for position, item in enumerate(datalist):
+        if "id" not in item:
+            raise ValueError(f"split_labeled_pool: item {position} has no 'id' key; ids make the choice reproducible")
+        strata.append({"id": str(item["id"]), "stratum": 0})
+    chosen, _ = split_labeled(strata, per_class=count, seed=seed, label_key="stratum")
+    chosen_ids = {entry["id"] for entry in chosen}
+    ordered = sorted(datalist, key=lambda item: str(item["id"]))
+    labeled = [item for item in ordered if str(item["id"]) in chosen_ids]
+    unlabeled = [_without_label(item, label_key) for item in ordered if str(item["id"]) not in chosen_ids]
+    return labeled, unlabeled
+
+
+def require_unlabeled_pool(unlabeled: Sequence[Mapping[str, Any]], fraction: float) -> Sequence[Mapping[str, Any]]:
+    """Return the unlabeled pool, refusing an empty one below a labeled fraction of 1.0.
+
+    Args:
+        unlabeled: the pool from :func:`split_labeled_pool`.
+        fraction: the labeled fraction it was made with.
+
+    Returns:
+        ``unlabeled`` itself.
+
+    Raises:
+        ValueError: ``fraction < 1.0`` and the pool is empty: too few training images for that
+            fraction (every image was labeled), so the semi-supervised term would have no data.
+    """
+    fraction = _check_fraction(fraction, "require_unlabeled_pool")
+    if fraction < 1.0 and not unlabeled:
+        raise ValueError(
+            f"the unlabeled pool is empty at labeled fraction {fraction}: too few training images for this fraction "
+            "(every image was labeled); use a smaller fraction or more training images, or fraction 1.0 for the "
+            "fully labeled run"
+        )
+    return unlabeled
+
+
+def unlabeled_stream_datalist(
+    labeled: Sequence[Mapping[str, Any]],
+    unlabeled: Sequence[Mapping[str, Any]],
+    extra: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    fraction: float,
+    exclude_ids: Iterable[str] = (),
+    label_key: str = "label",
+) -> list[dict]:
+    """The datalist of the trainer's unlabeled stream: the pool plus extra images, or the labeled images.
+
+    * ``fraction < 1.0``: the unlabeled pool (which must not be empty, see
+      :func:`require_unlabeled_pool`) plus the ``extra`` images.
+    * ``fraction == 1.0`` with ``extra`` images: the extra images (the pool is empty).
+    * ``fraction == 1.0`` without ``extra`` images: the labeled images themselves with their labels
+      dropped. The cross-teaching paper trains its 100 % run on batches of 15 labeled and 1
+      unlabeled image, so the unsupervised cross-teaching term stays in the loss; drawing that
+      image from the labeled set keeps the 100 % run the same method as the others.
+
+    Extra images whose id is already in the labeled set or the pool (ISIC ids are global, so later
+    ISIC archives repeat ISIC 2017 images), or in ``exclude_ids``, are dropped with one warning:
+    pass the validation and test ids as ``exclude_ids`` so that no evaluation image enters training.
+
+    Args:
+        labeled: the labeled training items.
+        unlabeled: the unlabeled pool from :func:`split_labeled_pool`.
+        extra: optional extra unlabeled items, e.g. from :func:`unlabeled_image_datalist`.
+        fraction: the labeled fraction, in (0, 1].
+        exclude_ids: ids never to put in the stream.
+        label_key: dropped from every item.
+
+    Returns:
+        Items without ``label_key`` (``{"id", "image"}``), sorted by id, ids unique.
+
+    Raises:
+        ValueError: an empty pool below 1.0, a bad fraction, or an empty stream.
+    """
+    fraction = _check_fraction(fraction, "unlabeled_stream_datalist")
+    excluded = {str(i) for i in exclude_ids}
+    extra = list(extra or [])
+    if fraction < 1.0:
+        base = list(require_unlabeled_pool(unlabeled, fraction))
+    else:
+        base = list(unlabeled) if extra else list(labeled)
+        if not extra:
+            logger.info("unlabeled stream at labeled fraction 1.0: the %d labeled images, labels dropped", len(base))
+    stream = {str(item["id"]): _without_label(item, label_key) for item in base if str(item["id"]) not in excluded}
+    known = set(stream) | {str(item["id"]) for item in labeled} | excluded
+    dropped = [str(item["id"]) for item in extra if str(item["id"]) in known]
+    if dropped:
+        logger.warning(
+            "dropped %d extra unlabeled image(s) whose id is already a training image or excluded: %s",
+            len(dropped), _first(sorted(dropped)),
+        )
+    for item in extra:
+        if str(item["id"]) not in known:
+            stream.setdefault(str(item["id"]), _without_label(item, label_key))
+    if not stream:
+        raise ValueError("unlabeled_stream_datalist: the unlabeled stream is empty (every image was excluded)")
+    return [stream[key] for key in sorted(stream)]
