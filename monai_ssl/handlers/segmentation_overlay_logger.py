@@ -14,7 +14,7 @@ from torch.utils.tensorboard import SummaryWriter
 from monai_ssl.metrics.segmentation import foreground_mask
 from monai_ssl.visualize.outlines import outline_overlay
 
-from .segmentation_report import per_image_items
+from .segmentation_items import per_image_items
 
 __all__ = ["SegmentationOverlayLogger", "tile_pictures"]
 

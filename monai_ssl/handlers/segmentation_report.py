@@ -17,7 +17,6 @@ from typing import Any
 import ignite.distributed as idist
 import numpy as np
 from ignite.engine import Engine, Events
-from monai.data import decollate_batch
 
 from monai_ssl.metrics.segmentation import EMPTY_MASKS_NOTE, binary_iou_dice, foreground_mask
 from monai_ssl.study.stats import mean_ci95
@@ -25,8 +24,9 @@ from monai_ssl.utils import atomic_path, atomic_write_text
 from monai_ssl.visualize.outlines import OUTLINE_LEGEND, outline_overlay
 
 from .report_folder import publish_report
+from .segmentation_items import file_stem, item_image_file, per_image_items, running_id
 
-__all__ = ["SEGMENTATION_REPORT_ENTRIES", "SegmentationReportWriter", "item_image_file", "per_image_items"]
+__all__ = ["SEGMENTATION_REPORT_ENTRIES", "SegmentationReportWriter"]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -38,60 +38,6 @@ _SUMMARY_KEYS = (
     "empty_masks", "cases",
 )
 _CASE_FILE = re.compile(r"^(worst|best)_\d+_.*\.png$")
-
-
-def _decollated(data: Any) -> list[dict] | None:
-    """A list of per-image dicts as is, a dict of batches decollated, anything else ``None``."""
-    if isinstance(data, dict):
-        return decollate_batch(data, detach=True)
-    if isinstance(data, (list, tuple)) and all(isinstance(d, dict) for d in data):
-        return list(data)
-    return None
-
-
-def per_image_items(output: Any, batch: Any = None) -> list[dict]:
-    """The per-image dicts of an iteration: each output item merged over its batch item.
-
-    MONAI's evaluators keep in ``engine.state.batch`` the keys that only the input had (an ``"id"``, an
-    ``"image_original"`` copied in preprocessing), and in ``engine.state.output`` the image, label and
-    prediction; both are decollated per image by default, else decollated here. The batch is left out
-    when it does not hold one dict per output item.
-
-    Args:
-        output: ``engine.state.output``.
-        batch: ``engine.state.batch``.
-
-    Raises:
-        TypeError: ``output`` is neither a list of dicts nor a dict of batches.
-    """
-    items = _decollated(output)
-    if items is None:
-        raise TypeError(
-            "expected engine.state.output to be a list of per-image dicts (decollated, MONAI's default) or a dict "
-            f"of batched tensors, got {type(output).__name__}."
-        )
-    inputs = _decollated(batch) if batch is not None else None
-    if inputs is None or len(inputs) != len(items):
-        return items
-    return [{**given, **item} for given, item in zip(inputs, items)]
-
-
-def item_image_file(item: Mapping, image_key: str = "image") -> str | None:
-    """``filename_or_obj`` of the item's image: the MetaTensor's meta, else ``item[f"{image_key}_meta_dict"]``."""
-    meta = getattr(item.get(image_key), "meta", None) or item.get(f"{image_key}_meta_dict") or {}
-    name = meta.get("filename_or_obj") if isinstance(meta, Mapping) else None
-    return None if name is None else str(name)
-
-
-def _file_stem(path: str) -> str:
-    """``ISIC_0000000`` of ``.../ISIC_0000000.jpg`` (and ``case`` of ``case.nii.gz``)."""
-    name = Path(path).name
-    return Path(name[:-3] if name.endswith(".gz") else name).stem
-
-
-def _running_id(index: int) -> str:
-    """The id of an image without id or file name: its index, and the rank in distributed runs."""
-    return str(index) if idist.get_world_size() == 1 else f"rank{idist.get_rank()}_{index}"
 
 
 @dataclass
@@ -284,7 +230,7 @@ class SegmentationReportWriter:
         if explicit is not None:
             case_id = str(explicit)
         else:
-            case_id = _file_stem(image_file) if image_file else _running_id(len(self._cases))
+            case_id = file_stem(image_file) if image_file else running_id(len(self._cases))
         case = _Case(case_id, image_file, iou, dice, float(truth.mean()), float(pred.mean()))
         self._cases.append(case)
         drawn: list[np.ndarray] = []

@@ -5,12 +5,15 @@ from __future__ import annotations
 from .binary import binary_classification_metrics, roc_auc, roc_curve
 from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
 from .output_transforms import class_scores_and_indices
+from .segmentation import binary_iou_dice, foreground_mask
 from .selection import class_counts, selection_metric
 
 __all__ = [
     "class_counts",
     "class_scores_and_indices",
     "binary_classification_metrics",
+    "binary_iou_dice",
+    "foreground_mask",
     "multiclass_classification_metrics",
     "one_vs_rest_roc_curves",
     "roc_auc",
