@@ -34,6 +34,22 @@ _SCHEDULE_SHAPE = ("T_max", "eta_min", "milestones", "gamma", "step_size", "tota
                    "end_factor")  # fmt: skip
 
 
+
+def _restart_from_closed_form(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """Set the learning rate a schedule of the new shape has at its saved ``last_epoch``.
+
+    PyTorch's recursive forms (e.g. cosine annealing) compute the next rate from the current one: a
+    finished cosine run sits at ``eta_min`` and would stay there for the added epochs. Schedules with a
+    closed form are put on the new curve instead; others keep the saved rate.
+    """
+    closed_form = getattr(scheduler, "_get_closed_form_lr", None)
+    if closed_form is None:
+        return
+    rates = closed_form()
+    for group, rate in zip(scheduler.optimizer.param_groups, rates):
+        group["lr"] = rate
+    scheduler._last_lr = list(rates)
+
 class ResumeFromCheckpoint(CheckpointLoader):
     """At the first start of a run: resume the run of ``checkpoint_dir``, or check that it holds none.
 
@@ -174,8 +190,12 @@ class ResumeFromCheckpoint(CheckpointLoader):
         except Exception as e:  # unreadable (truncated, not a checkpoint) or not matching the objects
             raise RuntimeError(f"cannot load checkpoint {path}: {e}") from e
         for key, shape in shapes.items():  # the config's schedule shape, the checkpoint's progress
+            scheduler = schedules[key]
+            changed = any(getattr(scheduler, a) != v for a, v in shape.items())
             for attribute, value in shape.items():
-                setattr(schedules[key], attribute, value)
+                setattr(scheduler, attribute, value)
+            if changed:
+                _restart_from_closed_form(scheduler)
         self.loaded = path
         max_epochs = engine.state.max_epochs
         self.logger.info(
@@ -184,8 +204,8 @@ class ResumeFromCheckpoint(CheckpointLoader):
         if saved_length is not None and saved_length != max_epochs:
             self.logger.info(
                 f"run length changed from {saved_length} to {max_epochs} epochs (--num_epochs {max_epochs}): the "
-                f"learning-rate schedule{'s' if len(schedules) != 1 else ''} and the momentum (tau) schedule now end "
-                f"at epoch {max_epochs}."
+                f"learning-rate schedule{'s' if len(schedules) != 1 else ''} and the schedules over optimizer steps "
+                f"(BYOL's momentum tau, the cross-teaching weight) now end at epoch {max_epochs}."
             )
         if engine.state.epoch >= max_epochs:
             self.logger.info(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -70,6 +71,15 @@ def test_resume_with_a_longer_run_makes_the_schedules_follow(tmp_path, caplog):
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] > 0.0  # decreasing towards epoch 4, not 0 at epoch 2
     saved = torch.load(tmp_path / "checkpoint_epoch=4.pt", weights_only=True)
     assert saved["run"]["num_epochs"] == 4 and saved["lr_scheduler"]["T_max"] == 4
+
+
+def test_extending_a_finished_cosine_run_restarts_on_the_longer_curve(tmp_path):
+    _run(tmp_path, 2, resume=False)  # finished: the cosine rate has reached 0
+    trainer, sched, lrs, _ = _run(tmp_path, 4, resume=True)
+    assert trainer.state.epoch == 4
+    # epochs 3 and 4 train on the 4-epoch curve, not at the finished run's 0 (this harness steps the schedule
+    # after the checkpoint is saved, so the saved schedule is one step behind the epoch: steps 1 and 2)
+    assert lrs == pytest.approx([0.1 * (1 + math.cos(math.pi * step / 4)) / 2 for step in (1, 2)])
 
 
 def test_resume_keeps_the_saved_schedule_when_the_length_is_unchanged(tmp_path, caplog):
