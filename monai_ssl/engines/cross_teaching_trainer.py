@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from monai.engines.utils import IterationEvents, default_prepare_batch
+from monai.engines.utils import IterationEvents
 from torch import nn
 from torch.optim.optimizer import Optimizer
 
@@ -40,8 +40,9 @@ class CrossTeachingTrainer(OptimizerStepTrainer):
         max_cross_weight: ``lambda`` at the end of the ramp (paper: 0.1).
         rampup_fraction: the share of the run over which ``lambda`` ramps up (paper: the whole run, 1.0).
         run_name: the run's name in messages.
-        epoch_length, non_blocking, prepare_batch, train_handlers, amp, accumulation_steps, optim_set_to_none,
-        amp_kwargs, to_kwargs, decollate: as :class:`~monai_ssl.engines.OptimizerStepTrainer`.
+        trainer_kwargs: ``epoch_length``, ``non_blocking``, ``prepare_batch``, ``train_handlers``, ``amp``,
+            ``accumulation_steps``, ``optim_set_to_none``, ``amp_kwargs``, ``to_kwargs``, ``decollate``: as
+            :class:`~monai_ssl.engines.OptimizerStepTrainer`.
     """
 
     def __init__(
@@ -56,16 +57,7 @@ class CrossTeachingTrainer(OptimizerStepTrainer):
         max_cross_weight: float = 0.1,
         rampup_fraction: float = 1.0,
         run_name: str = "cross-teaching",
-        epoch_length: int | None = None,
-        non_blocking: bool = False,
-        prepare_batch: Callable = default_prepare_batch,
-        train_handlers: Sequence | None = None,
-        amp: bool = False,
-        accumulation_steps: int = 1,
-        optim_set_to_none: bool = False,
-        amp_kwargs: dict | None = None,
-        to_kwargs: dict | None = None,
-        decollate: bool = False,
+        **trainer_kwargs: Any,
     ) -> None:
         names = list(networks.keys())
         if len(names) != 2:
@@ -78,16 +70,7 @@ class CrossTeachingTrainer(OptimizerStepTrainer):
             train_data_loader=train_data_loader,
             optimizers=optimizers,
             run_name=run_name,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            prepare_batch=prepare_batch,
-            train_handlers=train_handlers,
-            amp=amp,
-            accumulation_steps=accumulation_steps,
-            optim_set_to_none=optim_set_to_none,
-            amp_kwargs=amp_kwargs,
-            to_kwargs=to_kwargs,
-            decollate=decollate,
+            **trainer_kwargs,
         )
         self.network_names = names
         self.networks = [networks[n] for n in names]
