@@ -192,6 +192,12 @@ class OptimizerStepTrainer(Trainer):
         """Optimizer steps of the whole run (the length of a schedule over steps)."""
         return self.optimizer_steps_per_epoch * int(self.state.max_epochs)
 
+    @property
+    def gradient_scaling(self) -> bool:
+        """Whether the loss goes through an enabled gradient scaler (fp16 amp on CUDA; not bf16 on the CPU)."""
+        scaler = self.scaler
+        return bool(self.amp and scaler is not None and getattr(scaler, "is_enabled", lambda: True)())
+
     def _should_step(self) -> tuple[bool, bool]:
         """(zero the gradients before this iteration, step the optimizers after it)."""
         acc = self.accumulation_steps
@@ -225,7 +231,7 @@ class OptimizerStepTrainer(Trainer):
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagate ``loss / accumulation_steps``, through the gradient scaler under amp."""
         scaled = loss / self.accumulation_steps
-        if self.scaler is not None and self.amp:
+        if self.gradient_scaling:
             self.scaler.scale(scaled).backward()
         else:
             scaled.backward()
@@ -237,7 +243,7 @@ class OptimizerStepTrainer(Trainer):
             False when the gradient scaler skipped the step (inf/NaN gradients under fp16): then nothing
             else happens.
         """
-        if self.scaler is not None and self.amp:
+        if self.gradient_scaling:
             stepped = scaled_optimizers_step(self.scaler, self.optimizers)
         else:
             for optimizer in self.optimizers:

@@ -126,3 +126,15 @@ def test_resume_continues_the_ramp_from_the_saved_optimizer_steps():
     resumed.run()
     assert resumed.state.optimizer_steps == 8
     assert seen == pytest.approx([0.1 * math.exp(-5 * (1 - s / 8) ** 2) for s in range(4, 8)])
+
+
+@pytest.mark.filterwarnings("ignore:.*GradScaler.*")
+def test_amp_on_the_cpu_uses_no_gradient_scaling(monkeypatch):
+    import monai_ssl.engines.step_trainer as step_trainer
+
+    calls = []
+    monkeypatch.setattr(step_trainer, "_gradients_finite", lambda opts: calls.append(1) or True)
+    trainer = _trainer(_pair(), max_epochs=1, amp=True)  # MONAI makes a disabled CUDA scaler on a CPU machine
+    trainer.run()
+    assert trainer.state.optimizer_steps == 2 and not trainer.gradient_scaling
+    assert calls == []  # no scaler bookkeeping (or its host syncs) for bf16 autocast on the CPU
