@@ -19,7 +19,6 @@ the same seed).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -29,15 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from monai_ssl.utils.atomic import atomic_directory, is_empty_dir
-
 from .mrnet import MRNET_PLANES, MRNET_SPLITS, MRNET_TASKS
+from .synthetic_common import DEMO_MARKER, build_demo, check_integer, check_range, ensure_demo, is_demo
 
 __all__ = ["DEMO_MARKER", "ensure_mrnet_demo", "is_mrnet_demo", "make_mrnet_demo"]
 
 logger = logging.getLogger("monai_ssl")
 
-DEMO_MARKER = ".monai_ssl_demo"
 _FORMAT = 1
 
 
@@ -51,14 +48,8 @@ def _demo_params(
 ) -> dict[str, Any]:
     """Validate the demo parameters and return them as a JSON-ready dict."""
     for name, value, low in (("n_train", n_train, 2), ("n_valid", n_valid, 2), ("size", size, 32), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"make_mrnet_demo: {name} must be an integer >= {low}, got {value!r}")
-    slices = list(num_slices) if isinstance(num_slices, Sequence) else []
-    integers = len(slices) == 2 and all(isinstance(s, (int, np.integer)) for s in slices)
-    if not integers or not 3 <= slices[0] <= slices[1]:
-        raise ValueError(
-            f"make_mrnet_demo: num_slices must be (low, high) integers with 3 <= low <= high, got {num_slices!r}"
-        )
+        check_integer("make_mrnet_demo", name, value, low)
+    slices = check_range("make_mrnet_demo", "num_slices", num_slices, 3)
     plane_list = [planes] if isinstance(planes, str) else list(planes)
     if not plane_list or len(set(plane_list)) != len(plane_list) or not set(plane_list) <= set(MRNET_PLANES):
         raise ValueError(
@@ -68,7 +59,7 @@ def _demo_params(
         "format": _FORMAT,
         "n_train": int(n_train),
         "n_valid": int(n_valid),
-        "num_slices": [int(s) for s in slices],
+        "num_slices": slices,
         "size": int(size),
         "seed": int(seed),
         "planes": plane_list,
@@ -141,7 +132,7 @@ def _render(rng: np.random.Generator, num_slices: int, size: int, plane: int, ac
 
 
 def _write_demo(folder: Path, params: dict[str, Any]) -> None:
-    """Write every volume, the label CSVs and (last) the marker into ``folder``."""
+    """Write every volume and the label CSVs into ``folder`` (:func:`build_demo` adds the marker)."""
     seed, low, high = params["seed"], params["num_slices"][0], params["num_slices"][1]
     first_id = 0
     for split_index, split in enumerate(MRNET_SPLITS):
@@ -162,12 +153,11 @@ def _write_demo(folder: Path, params: dict[str, Any]) -> None:
                 acl, meniscus = bool(labels["acl"][index]), bool(labels["meniscus"][index])
                 volume = _render(rng, slices, params["size"], plane_index, acl, meniscus)
                 np.save(folder / split / plane / f"{exam:04d}.npy", volume)
-    (folder / DEMO_MARKER).write_text(json.dumps(params, sort_keys=True, indent=1) + "\n", encoding="utf-8")
 
 
 def is_mrnet_demo(root: str | os.PathLike) -> bool:
     """Whether ``root`` is a finished demo made by :func:`make_mrnet_demo` (its marker is present)."""
-    return (Path(root) / DEMO_MARKER).is_file()
+    return is_demo(root, None)
 
 
 def make_mrnet_demo(
@@ -203,7 +193,7 @@ def make_mrnet_demo(
         FileExistsError: ``root`` exists and is not an empty folder.
     """
     params = _demo_params(n_train, n_valid, num_slices, size, seed, planes)
-    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator="make_mrnet_demo (use ensure_mrnet_demo to reuse a finished demo)")
+    root = build_demo(root, params, _write_demo, "make_mrnet_demo (use ensure_mrnet_demo to reuse a finished demo)")
     logger.info("wrote synthetic MRNet demo to %s (%d train, %d valid exams)", root, n_train, n_valid)
     return root
 
@@ -224,24 +214,4 @@ def ensure_mrnet_demo(root: str | os.PathLike, **kwargs: Any) -> Path:
             never written into someone's real data folder; or invalid parameters.
     """
     requested = _demo_params(**kwargs)
-    root = Path(root)
-    if not is_mrnet_demo(root) and (not root.exists() or is_empty_dir(root)):
-        try:
-            return make_mrnet_demo(root, **kwargs)
-        except FileExistsError:
-            if not is_mrnet_demo(root):  # a concurrent creator that finished first is fine
-                raise
-    if is_mrnet_demo(root):
-        try:
-            existing = json.loads((root / DEMO_MARKER).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            existing = None
-        if existing != requested:
-            logger.warning(
-                "reusing the synthetic MRNet demo at %s made with %s; requested %s", root, existing, requested
-            )
-        return root
-    raise ValueError(
-        f"{root} exists, is not empty and is not a monai_ssl demo (no {DEMO_MARKER} marker); refusing to write "
-        "demo files into it: point the demo at a new or empty folder"
-    )
+    return ensure_demo(root, requested, lambda path: make_mrnet_demo(path, **kwargs), kind=None, label="MRNet")

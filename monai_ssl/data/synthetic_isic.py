@@ -21,7 +21,6 @@ splits like the real ids, and created atomically like :func:`~monai_ssl.data.mak
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -30,10 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from monai_ssl.utils.atomic import atomic_directory, is_empty_dir
-
 from .isic import ISIC_FOLDERS, ISIC_MASK_NAME, ISIC_SPLITS
-from .synthetic import DEMO_MARKER
+from .synthetic_common import build_demo, check_integer, check_range, ensure_demo, is_demo
 
 __all__ = ["ensure_isic_demo", "is_isic_demo", "make_isic_demo"]
 
@@ -41,18 +38,6 @@ logger = logging.getLogger("monai_ssl")
 
 _KIND = "isic2017"
 _FORMAT = 1
-
-
-def _range(name: str, value: Sequence[int], low: int) -> list[int]:
-    """Validate an inclusive ``(low, high)`` integer range."""
-    pair = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair) or not (
-        low <= pair[0] <= pair[1]
-    ):
-        raise ValueError(
-            f"make_isic_demo: {name} must be (low, high) integers with {low} <= low <= high, got {value!r}"
-        )
-    return [int(v) for v in pair]
 
 
 def _demo_params(
@@ -66,8 +51,7 @@ def _demo_params(
 ) -> dict[str, Any]:
     """Validate the demo parameters and return them as a JSON-ready dict (with the dataset kind)."""
     for name, value, low in (("n_train", n_train, 2), ("n_val", n_val, 1), ("n_test", n_test, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"make_isic_demo: {name} must be an integer >= {low}, got {value!r}")
+        check_integer("make_isic_demo", name, value, low)
     if not isinstance(hair, bool):
         raise ValueError(f"make_isic_demo: hair must be True or False, got {hair!r}")
     return {
@@ -76,8 +60,8 @@ def _demo_params(
         "n_train": int(n_train),
         "n_val": int(n_val),
         "n_test": int(n_test),
-        "height": _range("height", height, 32),
-        "width": _range("width", width, 32),
+        "height": check_range("make_isic_demo", "height", height, 32),
+        "width": check_range("make_isic_demo", "width", width, 32),
         "hair": hair,
         "seed": int(seed),
     }
@@ -175,7 +159,7 @@ def _render(rng: np.random.Generator, height: int, width: int, hair: bool) -> tu
 
 
 def _write_demo(folder: Path, params: dict[str, Any]) -> None:
-    """Write every image, every mask and (last) the marker into ``folder``."""
+    """Write every image and every mask into ``folder`` (:func:`build_demo` adds the marker)."""
     from PIL import Image
 
     index = 0
@@ -192,25 +176,11 @@ def _write_demo(folder: Path, params: dict[str, Any]) -> None:
             image.save(images / f"{stem}.jpg", format="JPEG", quality=92)
             Image.fromarray(mask).save(masks / ISIC_MASK_NAME.format(stem=stem), format="PNG")
             index += 1
-    (folder / DEMO_MARKER).write_text(json.dumps(params, sort_keys=True, indent=1) + "\n", encoding="utf-8")
-
-
-def _marker(root: Path) -> dict[str, Any] | None:
-    """The marker's parameters, ``{}`` for a marker that is not JSON, ``None`` without a marker."""
-    path = root / DEMO_MARKER
-    if not path.is_file():
-        return None
-    try:
-        params = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return params if isinstance(params, dict) else {}
 
 
 def is_isic_demo(root: str | os.PathLike) -> bool:
     """Whether ``root`` is a finished demo made by :func:`make_isic_demo` (an ISIC marker is present)."""
-    params = _marker(Path(root))
-    return params is not None and params.get("dataset") == _KIND
+    return is_demo(root, _KIND)
 
 
 def make_isic_demo(
@@ -249,8 +219,7 @@ def make_isic_demo(
         FileExistsError: ``root`` exists and is not an empty folder.
     """
     params = _demo_params(n_train, n_val, n_test, height, width, hair, seed)
-    creator = "make_isic_demo (use ensure_isic_demo to reuse a finished demo)"
-    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator=creator)
+    root = build_demo(root, params, _write_demo, "make_isic_demo (use ensure_isic_demo to reuse a finished demo)")
     logger.info("wrote synthetic ISIC 2017 demo to %s (%d train, %d val, %d test images)", root, n_train, n_val, n_test)
     return root
 
@@ -272,22 +241,4 @@ def ensure_isic_demo(root: str | os.PathLike, **kwargs: Any) -> Path:
             folder; or invalid parameters.
     """
     requested = _demo_params(**kwargs)
-    root = Path(root)
-    if _marker(root) is None and (not root.exists() or is_empty_dir(root)):
-        try:
-            return make_isic_demo(root, **kwargs)
-        except FileExistsError:
-            if not is_isic_demo(root):  # a concurrent creator that finished first is fine
-                raise
-    existing = _marker(root)
-    if existing is not None and existing.get("dataset") == _KIND:
-        if existing != requested:
-            logger.warning(
-                "reusing the synthetic ISIC demo at %s made with %s; requested %s", root, existing, requested
-            )
-        return root
-    reason = "its marker belongs to another kind of demo" if existing is not None else f"no {DEMO_MARKER} marker"
-    raise ValueError(
-        f"{root} exists, is not empty and is not a monai_ssl ISIC demo ({reason}); refusing to write demo files "
-        "into it: point the demo at a new or empty folder"
-    )
+    return ensure_demo(root, requested, lambda path: make_isic_demo(path, **kwargs), kind=_KIND, label="ISIC")

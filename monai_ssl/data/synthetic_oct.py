@@ -17,7 +17,6 @@ The tree ``<root>/{train,test}/<class>/<class>-NNNN.jpeg`` is a pure function of
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -26,9 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_ssl.utils.atomic import atomic_directory, is_empty_dir
-
-from .synthetic import DEMO_MARKER
+from .synthetic_common import build_demo, check_integer, check_range, ensure_demo, is_demo
 
 __all__ = ["OCT_CLASSES", "ensure_oct_demo", "is_oct_demo", "make_oct_demo"]
 
@@ -47,16 +44,6 @@ _LEVEL = np.array([10.0, 10.0, 150.0, 150.0, 95.0, 95.0, 50.0, 50.0, 95.0, 95.0,
                    215.0, 110.0, 60.0, 20.0, 20.0], dtype=np.float32)
 
 
-def _range(name: str, value: Sequence[int], low: int) -> list[int]:
-    """Validate an inclusive ``(low, high)`` integer range."""
-    pair = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair) or not (
-        low <= pair[0] <= pair[1]
-    ):
-        raise ValueError(f"make_oct_demo: {name} must be (low, high) integers with {low} <= low <= high, got {value!r}")
-    return [int(v) for v in pair]
-
-
 def _demo_params(
     n_train_per_class: int = 12,
     n_test_per_class: int = 6,
@@ -68,8 +55,7 @@ def _demo_params(
     """Validate the demo parameters and return them as a JSON-ready dict (with the dataset kind)."""
     for name, value, low in (("n_train_per_class", n_train_per_class, 2), ("n_test_per_class", n_test_per_class, 1),
                              ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"make_oct_demo: {name} must be an integer >= {low}, got {value!r}")
+        check_integer("make_oct_demo", name, value, low)
     names = [classes] if isinstance(classes, str) else list(classes)
     if len(names) < 2 or len(set(names)) != len(names) or not set(names) <= set(OCT_CLASSES):
         raise ValueError(
@@ -80,8 +66,8 @@ def _demo_params(
         "format": _FORMAT,
         "n_train_per_class": int(n_train_per_class),
         "n_test_per_class": int(n_test_per_class),
-        "height": _range("height", height, 48),
-        "width": _range("width", width, 48),
+        "height": check_range("make_oct_demo", "height", height, 48),
+        "width": check_range("make_oct_demo", "width", width, 48),
         "seed": int(seed),
         "classes": names,
     }
@@ -134,7 +120,7 @@ def _render(rng: np.random.Generator, height: int, width: int, kind: str) -> np.
 
 
 def _write_demo(folder: Path, params: dict[str, Any]) -> None:
-    """Write every JPEG and (last) the marker into ``folder``."""
+    """Write every JPEG into ``folder`` (:func:`build_demo` adds the marker)."""
     from PIL import Image
 
     seed = params["seed"]
@@ -148,25 +134,11 @@ def _write_demo(folder: Path, params: dict[str, Any]) -> None:
                 w = int(rng.integers(params["width"][0], params["width"][1] + 1))
                 pixels = _render(rng, h, w, name)
                 Image.fromarray(pixels).save(folder / split / name / f"{name}-{i:04d}.jpeg", format="JPEG", quality=92)
-    (folder / DEMO_MARKER).write_text(json.dumps(params, sort_keys=True, indent=1) + "\n", encoding="utf-8")
-
-
-def _marker(root: Path) -> dict[str, Any] | None:
-    """The marker's parameters, ``{}`` for a marker that is not JSON, ``None`` without a marker."""
-    path = root / DEMO_MARKER
-    if not path.is_file():
-        return None
-    try:
-        params = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return params if isinstance(params, dict) else {}
 
 
 def is_oct_demo(root: str | os.PathLike) -> bool:
     """Whether ``root`` is a finished demo made by :func:`make_oct_demo` (an OCT marker is present)."""
-    params = _marker(Path(root))
-    return params is not None and params.get("dataset") == _KIND
+    return is_demo(root, _KIND)
 
 
 def make_oct_demo(
@@ -202,7 +174,7 @@ def make_oct_demo(
         FileExistsError: ``root`` exists and is not an empty folder.
     """
     params = _demo_params(n_train_per_class, n_test_per_class, height, width, seed, classes)
-    root = atomic_directory(root, lambda tmp: _write_demo(tmp, params), creator="make_oct_demo (use ensure_oct_demo to reuse a finished demo)")
+    root = build_demo(root, params, _write_demo, "make_oct_demo (use ensure_oct_demo to reuse a finished demo)")
     logger.info(
         "wrote synthetic OCT demo to %s (%d classes, %d train and %d test images per class)",
         root, len(params["classes"]), n_train_per_class, n_test_per_class,
@@ -227,20 +199,4 @@ def ensure_oct_demo(root: str | os.PathLike, **kwargs: Any) -> Path:
             real data folder; or invalid parameters.
     """
     requested = _demo_params(**kwargs)
-    root = Path(root)
-    if _marker(root) is None and (not root.exists() or is_empty_dir(root)):
-        try:
-            return make_oct_demo(root, **kwargs)
-        except FileExistsError:
-            if not is_oct_demo(root):  # a concurrent creator that finished first is fine
-                raise
-    existing = _marker(root)
-    if existing is not None and existing.get("dataset") == _KIND:
-        if existing != requested:
-            logger.warning("reusing the synthetic OCT demo at %s made with %s; requested %s", root, existing, requested)
-        return root
-    reason = "its marker belongs to another kind of demo" if existing is not None else f"no {DEMO_MARKER} marker"
-    raise ValueError(
-        f"{root} exists, is not empty and is not a monai_ssl OCT demo ({reason}); refusing to write demo files "
-        "into it: point the demo at a new or empty folder"
-    )
+    return ensure_demo(root, requested, lambda path: make_oct_demo(path, **kwargs), kind=_KIND, label="OCT")
