@@ -17,6 +17,19 @@ def tiny_encoder() -> TinyEncoder:
     return TinyEncoder()
 
 
+@pytest.fixture(scope="module")
+def one_intra_op_thread():
+    """Train and infer in this process on one intra-op thread, for the module's tests.
+
+    On 2 CPU cores shared with other work, SwinUNETR's backward pass on 2 OpenMP threads is some 30x
+    slower than on one (each thread waits on the busy core); no assertion depends on the thread count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _propagate_monai_ssl_logs():
     """Let caplog see the package's log records, and undo what a bundle run's logging set-up did."""

@@ -70,7 +70,7 @@ _SUPERPIXELS = re.compile(r".*_superpixels\.[^.]+", re.IGNORECASE)
 _LAYOUTS = (
     "accepted layouts: the ISIC 2017 challenge folders <dataset_dir>/ISIC-2017_{Training,Validation,Test_v2}_Data "
     "+ ISIC-2017_{...}_Part1_GroundTruth (split 'train', 'val' or 'test'); <dataset_dir>/<split>/images + "
-    "<dataset_dir>/<split>/masks; images/ + masks/ directly in <dataset_dir> (split=None); or images and masks "
+    "<dataset_dir>/<split>/masks; images/ + masks/ directly in <dataset_dir> (split=None; on the command line --split '$None'); or images and masks "
     "side by side in <dataset_dir>/<split> or <dataset_dir>"
 )
 

@@ -30,6 +30,23 @@ TINY_2D = {
     "projection_dim": 16,
 }
 
+ISIC = REPO / "bundles" / "isic_cross_teaching" / "configs"
+
+# the ISIC cross-teaching bundle at its smallest: 64-pixel patches (SwinUNETR needs a multiple of 32, and its
+# deepest feature map more than 1x1 pixel in training, so 32 fails) cut from images resized to 96x96 (the sliding
+# window then takes 4 patches per image), a SwinUNETR of feature size 12, 2 labeled + 2 unlabeled images per step
+TINY_ISIC = {
+    "patch_size": 64,
+    "working_size": 96,
+    "swin_feature_size": 12,
+    "labeled_batch_size": 2,
+    "unlabeled_batch_size": 2,
+    "num_workers": 0,
+    "num_epochs": 1,
+}
+# the settings of TINY_ISIC that evaluate.json and inference.json have (they train nothing)
+TINY_ISIC_EVAL = {key: TINY_ISIC[key] for key in ("patch_size", "working_size", "swin_feature_size", "num_workers")}
+
 # environment variable of the `gpu` tests: unset (or "cuda") runs them on the GPU, "cpu" is a dry run on
 # the CPU that checks the tests' own logic on a machine without CUDA (the cuda assertions are skipped)
 TEST_DEVICE_ENV = "MONAI_SSL_TEST_DEVICE"

@@ -8,7 +8,9 @@ CPU there. These tests build each config's postprocessing and metrics with ``dev
 ``meta`` device instead, feed them per-sample outputs exactly as MONAI's ``SupervisedEvaluator``
 hands them over (predictions on the device, labels decollated), and require every tensor the
 metrics receive to be on ``meta``: a tensor made on the CPU stands out as it would next to ``cuda``.
-No data is read and no network is built.
+The ISIC evaluation configs invert their resizing (``Invertd``) to score each mask at its image's
+size; their outputs come from the config's own preprocessing (after the file loader) applied to
+random arrays. No file is read and no network is built.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
-from monai.data import decollate_batch, list_data_collate
-from monai.transforms import EnsureTyped
+from monai.data import MetaTensor, decollate_batch, list_data_collate
+from monai.engines.utils import engine_apply_transform
+from monai.transforms import Compose, EnsureTyped
 
-from bundle_helpers import BYOLMED2D, OCT
+from bundle_helpers import BYOLMED2D, ISIC, OCT
 
 DEVICE = "$torch.device('meta')"
 
@@ -34,9 +37,11 @@ OCT_LABELS: list[Any] = [0, 3, 1]
 MRNET_LABELS: list[Any] = [np.array([1.0], dtype=np.float32), np.array([0.0], dtype=np.float32),
                            np.array([1.0], dtype=np.float32)]
 OCT_OVERRIDES = {"num_classes": 4}  # data-dependent in the config (the class folders)
+# ISIC validation masks as the training preprocessing gives them: (1, H, W) float 0/1 at the working size
+MASK_LABELS: list[Any] = [np.random.default_rng(i).integers(0, 2, (1, 8, 8)).astype(np.float32) for i in range(3)]
 
 
-def evaluator_outputs(labels: Sequence[Any] | None, num_outputs: int) -> list[dict[str, Any]]:
+def evaluator_outputs(labels: Sequence[Any] | None, num_outputs: int | Sequence[int]) -> list[dict[str, Any]]:
     """Per-sample outputs as a ``SupervisedEvaluator`` passes them to its postprocessing, on ``meta``.
 
     The labels go through the preprocessing's last step (``EnsureTyped``) and the ``DataLoader``'s
@@ -46,10 +51,11 @@ def evaluator_outputs(labels: Sequence[Any] | None, num_outputs: int) -> list[di
 
     Args:
         labels: one dataset label per sample; ``None`` for unlabeled data (inference).
-        num_outputs: size of the network's output per sample.
+        num_outputs: size of the network's output per sample, or its shape (``(channels, H, W)`` for segmentation).
     """
     count = len(labels) if labels is not None else 2
-    batch: dict[str, Any] = {"pred": torch.randn(count, num_outputs)}
+    shape = (num_outputs,) if isinstance(num_outputs, int) else tuple(num_outputs)
+    batch: dict[str, Any] = {"pred": torch.randn(count, *shape)}
     if labels is not None:
         items = [EnsureTyped(keys="label", track_meta=False)({"label": label}) for label in labels]
         batch["label"] = list_data_collate(items)["label"]
@@ -129,6 +135,56 @@ def misplaced_postprocessed_tensors(
     return problems
 
 
+def inverted_evaluator_outputs(
+    preprocessing: Compose, labeled: bool, channels: int, size: tuple[int, int] = (40, 30)
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(batch item, output item)`` pairs of a segmentation evaluator whose postprocessing inverts its preprocessing.
+
+    Two images of ``size`` (as the loader gives them, with a mask when ``labeled``) go through
+    ``preprocessing`` after its first transform (the file loader; the same transform objects, so
+    ``Invertd`` finds their records) and the ``DataLoader``'s collation on the CPU. The evaluator
+    moves the image and label to its device (``meta``), the prediction has the network input's
+    transform record (as ``SlidingWindowInferer`` gives it), and batch and output are decollated.
+    """
+    rng = np.random.default_rng(0)
+    items = []
+    for index in range(2):
+        image = torch.as_tensor(rng.integers(0, 256, (3, *size)), dtype=torch.float32)
+        item: dict[str, Any] = {"image": MetaTensor(image, meta={"filename_or_obj": f"case{index}.jpg"})}
+        if labeled:
+            item["label"] = MetaTensor(torch.as_tensor(rng.integers(0, 2, (1, *size)) * 255.0, dtype=torch.float32))
+        items.append(Compose(preprocessing.transforms[1:])(item))
+    batch = list_data_collate(items)
+    inputs = batch["image"].to("meta")
+    pred = MetaTensor(torch.randn(inputs.shape[0], channels, *inputs.shape[2:], device="meta"))
+    pred.copy_meta_from(inputs)
+    output = {"image": inputs, "pred": pred, **({"label": batch["label"].to("meta")} if labeled else {})}
+    return list(zip(decollate_batch(batch, detach=True), decollate_batch(output, detach=True)))
+
+
+def misplaced_inverted_tensors(
+    config_files: Sequence[Path], labeled: bool, channels: int, overrides: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Tensors that a segmentation evaluate/inference config's ``postprocessing`` puts off the device.
+
+    The postprocessing sees each output item merged over its batch item (MONAI's ``engine_apply_transform``);
+    the output's tensors must stay on ``meta``. ``SaveImaged`` is left out: it writes files, and moves
+    what it writes to the CPU itself. The prediction must come back at the loaded image's size.
+    """
+    parser = _parser(config_files, overrides or {})
+    transforms = parser.get_parsed_content("postprocessing").transforms
+    postprocessing = Compose([t for t in transforms if type(t).__name__ != "SaveImaged"])
+    problems = []
+    for i, (batch, output) in enumerate(inverted_evaluator_outputs(parser.get_parsed_content("preprocessing"),
+                                                                  labeled, channels)):
+        _, result = engine_apply_transform(batch, output, postprocessing)
+        assert result["pred"].shape == (1, 40, 30), result["pred"].shape  # inverted to the original size
+        for where, value in _leaves(result, f"sample {i}"):
+            if isinstance(value, torch.Tensor) and value.device.type != "meta":
+                problems.append(f"{where} is on {value.device}, not on the evaluator's device")
+    return problems
+
+
 def test_decollated_labels_are_what_the_bundles_get():
     """The premise: OCT labels reach the postprocessing as Python ints, MRNet labels as (1,) tensors."""
     oct_outputs = evaluator_outputs(OCT_LABELS, 4)
@@ -149,6 +205,29 @@ def test_oct_validation_metrics_get_tensors_on_the_device(overlays):
 
 def test_byolmed2d_validation_metrics_get_tensors_on_the_device():
     assert misplaced_metric_inputs([BYOLMED2D / "finetune.json"], MRNET_LABELS, 1) == []
+
+
+@pytest.mark.parametrize(
+    ("config", "channels"),
+    [pytest.param("train.json", 4, id="cross_teaching"), pytest.param("supervised_train.json", 2, id="supervised")],
+)
+def test_isic_validation_metrics_get_tensors_on_the_device(config, channels):
+    """Cross-teaching validates the pair's concatenated logits (4 channels), each network's IoU and Dice."""
+    assert misplaced_metric_inputs([ISIC / config], MASK_LABELS, (channels, 8, 8)) == []
+
+
+@pytest.mark.parametrize(("config", "labeled"), [("evaluate.json", True), ("inference.json", False)],
+                         ids=["isic-evaluate", "isic-inference"])
+def test_isic_evaluation_postprocessing_keeps_tensors_on_the_device(config, labeled):
+    assert misplaced_inverted_tensors([ISIC / config], labeled, 2) == []
+
+
+def test_the_segmentation_check_flags_a_prediction_made_anew_without_a_device():
+    moved = {"_target_": "Lambdad", "keys": "pred", "func": "$lambda pred: torch.zeros(pred.shape)"}
+    transforms = json.loads((ISIC / "evaluate.json").read_text())["postprocessing"]["transforms"]
+    overrides = {"postprocessing#transforms": [*transforms, moved]}
+    problems = misplaced_inverted_tensors([ISIC / "evaluate.json"], True, 2, overrides)
+    assert problems == [f"sample {i}['pred'] is on cpu, not on the evaluator's device" for i in range(2)]
 
 
 @pytest.mark.parametrize(

@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 import torch
 from monai.bundle import run, verify_net_in_out
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import BYOLMED2D, OCT, REPO, TEST_DEVICE_ENV, TINY, TINY_2D
+from bundle_helpers import BYOLMED2D, ISIC, OCT, REPO, TEST_DEVICE_ENV, TINY, TINY_2D, TINY_ISIC, TINY_ISIC_EVAL
 from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.data import make_oct_demo
 
@@ -250,6 +251,97 @@ def test_verify_and_export_a_model_trained_on_the_device(bundle, request, tmp_pa
     assert os.listdir(tmp_path / "checkout") == ["bundles"]  # nothing written into the current folder
     scripted = torch.jit.load(str(models / "model.ts"), map_location="cpu")  # bundles/<name>/models/model.ts
     assert scripted(torch.rand(*shape)).shape == outputs
+
+
+# ----------------------------------------------------------------------------------------------- ISIC
+
+ISIC_TEST_IDS = ["ISIC_0000010", "ISIC_0000011"]  # the 2 test images of the tiny_isic demo
+
+
+@pytest.fixture(scope="module")
+def isic_root(tmp_path_factory, tiny_isic) -> Path:
+    """ISIC ``train.json``: one epoch of cross-teaching (UNet and SwinUNETR, two optimizers) with validation."""
+    root = tmp_path_factory.mktemp("gpu_isic")
+    _run(ISIC / "train.json", bundle_root=root, dataset_dir=tiny_isic, **TINY_ISIC)
+    return root
+
+
+@pytest.fixture(scope="module")
+def isic_supervised(isic_root, tiny_isic) -> Path:
+    """ISIC ``supervised_train.json``: one epoch of the ResNet-34 U-Net baseline, next to the cross-teaching model."""
+    _run(ISIC / "supervised_train.json", bundle_root=isic_root, dataset_dir=tiny_isic, **TINY_ISIC)
+    return isic_root
+
+
+def test_isic_train(isic_root):
+    models = isic_root / "models"
+    _assert_saved_on_device(models / "model.pt")  # the best-IoU pair, saved by the validation run
+    checkpoint = torch.load(models / "cross_teaching" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 2  # 4 labeled images, batch 2
+    _assert_saved_on_device(checkpoint["network"])
+    for name in ("cnn", "transformer"):  # both optimizers stepped, their state on the device
+        states = checkpoint[f"optimizer_{name}"]["state"].values()
+        assert states and all(s["exp_avg"].device.type == DEVICE_TYPE for s in states)
+    # training on the device (both losses of both networks) and validation there (IoU of each network)
+    assert {"train/supervised_loss/cnn", "train/supervised_loss/transformer", "train/cross_loss/cnn",
+            "train/cross_loss/transformer", "train/cross_weight", "val_iou", "val_dice", "val_iou_cnn",
+            "val_iou_transformer"} <= _scalar_tags(isic_root / "runs" / "cross_teaching")
+
+
+def test_isic_supervised_train(isic_supervised):
+    models = isic_supervised / "models"
+    _assert_saved_on_device(models / "supervised_model.pt")
+    checkpoint = torch.load(models / "supervised" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["iteration"] == 2
+    _assert_saved_on_device(checkpoint["network"])
+    assert {"train/loss", "val_iou", "val_dice"} <= _scalar_tags(isic_supervised / "runs" / "supervised")
+
+
+@pytest.mark.parametrize("architecture", ["cross_teaching", "supervised"])
+def test_isic_evaluate(isic_supervised, tiny_isic, architecture, tmp_path):
+    _run(ISIC / "evaluate.json", bundle_root=isic_supervised, dataset_dir=tiny_isic, architecture=architecture,
+         output_dir=tmp_path, **TINY_ISIC_EVAL)
+    rows = _rows(tmp_path / "per_image.csv")
+    assert [r["id"] for r in rows] == ISIC_TEST_IDS
+    assert all(0.0 <= float(r["iou"]) <= 1.0 and 0.0 <= float(r["dice"]) <= 1.0 for r in rows)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["n_images"] == 2 and report["architecture"] == architecture
+    assert len(list((tmp_path / "cases").glob("*.png"))) == 4
+
+
+def test_isic_inference(isic_root, tiny_isic, tmp_path):
+    images = tiny_isic / "ISIC-2017_Test_v2_Data"
+    _run(ISIC / "inference.json", bundle_root=isic_root, input_dir=images, output_dir=tmp_path, **TINY_ISIC_EVAL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{i}_mask.png" for i in ISIC_TEST_IDS]
+    for case in ISIC_TEST_IDS:
+        mask = Image.open(tmp_path / f"{case}_mask.png")
+        assert mask.mode == "L" and mask.size == Image.open(images / f"{case}.jpg").size
+        assert set(mask.getdata()) <= {0, 255}
+
+
+def test_isic_verify_and_export_a_model_trained_on_the_device(isic_root, tmp_path):
+    """``verify_net_in_out`` (on ``cuda`` when there is one) and ``ckpt_export`` of the device-saved pair."""
+    verify_net_in_out(net_id="network_def", device=None if ON_CUDA else "cpu", meta_file=str(ISIC / "metadata.json"),
+                      config_file=str(ISIC / "inference.json"), swin_feature_size=12)
+    models = isic_root / "models"
+    command = documented_command("isic_cross_teaching.md", "python -m monai.bundle ckpt_export")
+    command += ["--swin_feature_size", "12"]
+    result = run_in_repo_layout(command, tmp_path / "checkout", "isic_cross_teaching", models)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "checkout") == ["bundles"]  # nothing written into the current folder
+    scripted = torch.jit.load(str(models / "model.ts"), map_location="cpu")
+    assert scripted(torch.rand(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_isic_multi_gpu_train_with_torchrun(tiny_isic, tmp_path):
+    """ISIC ``torchrun --nproc_per_node=1 ... "['train.json','multi_gpu_train.json']"``: DDP around each network."""
+    result = _torchrun(ISIC, {"bundle_root": tmp_path, "dataset_dir": tiny_isic, **TINY_ISIC})
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "models" / "cross_teaching" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 2
+    _assert_saved_on_device(checkpoint["network"])
+    _assert_saved_on_device(tmp_path / "models" / "model.pt")
+    assert len(list((tmp_path / "runs" / "cross_teaching").glob("events.out.tfevents.*"))) == 1
 
 
 # ------------------------------------------------------------------------------------------ multi-GPU
