@@ -49,7 +49,7 @@ for _path in (REPO_ROOT, BENCH_DIR):  # run from a checkout without installing; 
 import torch  # noqa: E402
 from bench_byol_pretraining import _fmt_s, _fmt_us, _log, _median, _peak_rss_mib, _proc_status_kib  # noqa: E402
 from bench_byol_pretraining import _sync, machine_info  # noqa: E402
-from bench_pseudo_label_scoring import contention_probe  # noqa: E402
+from bench_pseudo_label_scoring import _median_call, contention_probe  # noqa: E402
 
 SECTION_HEADING = "# Cross-teaching (ISIC bundle)"
 TARGET_THROUGHPUT_RATIO = 0.90  # trainer it/s >= 0.9 x bare it/s
@@ -320,16 +320,7 @@ def time_trainer_extras(
         "gradients_finite": lambda: _gradients_finite(optimizers),
         "cross_teaching_scalars": lambda: cross_teaching_scalars(output),
     }
-    result = {}
-    for name, fn in pieces.items():
-        times = []
-        for _ in range(calls):
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            times.append(time.perf_counter() - start)
-        result[name] = _median(times)
+    result = {name: _median_call(fn, calls, device) for name, fn in pieces.items()}
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=False)
     return result
