@@ -12,6 +12,7 @@ from .dermoscopy import (
     LoadDermoscopyd,
     NormalizeRedChanneld,
     binarize_mask,
+    log_mask_threshold_summary,
     mask_threshold_summary,
     normalize_red_channel,
     reset_mask_threshold_summary,

@@ -224,6 +224,22 @@ def mask_threshold_summary() -> tuple[int, str | None]:
     return _thresholded_count, _first_thresholded
 
 
+def log_mask_threshold_summary(*datasets: object) -> int:
+    """Log how many masks were thresholded so far in this process (one warning when any were); return the count.
+
+    Call it after the cached datasets are built (pass them, so a bundle config builds them first):
+    ``"$monai_ssl.transforms.log_mask_threshold_summary(@train#dataset, @validate#dataset)"``.
+    """
+    del datasets  # only referenced so that they are built (and their masks read) before the count is taken
+    count, first = mask_threshold_summary()
+    if count:
+        logger.warning(
+            "%d lesion mask(s) held values other than 0 and 255 and were thresholded at 128 (first: %s); "
+            "save masks as PNG with values 0 and 255 to avoid this.", count, first,
+        )
+    return count
+
+
 def reset_mask_threshold_summary() -> None:
     """Forget the thresholded masks (the next one logs its warning again); for tests and new runs."""
     global _thresholded_count, _first_thresholded

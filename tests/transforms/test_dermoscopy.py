@@ -18,6 +18,7 @@ from monai_ssl.transforms.dermoscopy import (
     LoadDermoscopyd,
     NormalizeRedChanneld,
     mask_threshold_summary,
+    log_mask_threshold_summary,
     reset_mask_threshold_summary,
     to_mask_channel,
     to_rgb,
@@ -231,8 +232,14 @@ def test_jpeg_masks_are_thresholded_with_one_warning_and_counted(tmp_path, caplo
     assert len(warnings) == 1
     assert paths[0] in warnings[0].getMessage() and "counted" in warnings[0].getMessage()
     assert mask_threshold_summary() == (3, paths[0])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monai_ssl"):
+        assert log_mask_threshold_summary() == 3
+    assert "3 lesion mask(s)" in caplog.text and paths[0] in caplog.text
     reset_mask_threshold_summary()
     assert mask_threshold_summary() == (0, None)
+    caplog.clear()
+    assert log_mask_threshold_summary() == 0 and not caplog.records
 
 
 def test_in_memory_masks_are_named_by_item():
