@@ -6,16 +6,8 @@ from __future__ import annotations
 from .classification import classification_datalist, image_datalist
 from .folders import VOLUME_SUFFIXES, volume_datalist
 from .image_folder import IMAGE_SUFFIXES, image_folder_datalist, validate_image_file
-from .isic import (
-    ISIC_IMAGE_GLOB,
-    ISIC_MASK_NAME,
-    ISIC_SPLITS,
-    require_unlabeled_pool,
-    segmentation_datalist,
-    split_labeled_pool,
-    unlabeled_image_datalist,
-    unlabeled_stream_datalist,
-)
+from .isic import ISIC_IMAGE_GLOB, ISIC_MASK_NAME, ISIC_SPLITS, segmentation_datalist, unlabeled_image_datalist
+from .labeled_pool import require_unlabeled_pool, split_labeled_pool, unlabeled_stream_datalist
 from .label_split import split_labeled
 from .medmnist import MEDMNIST_SPLITS, medmnist_class_count, medmnist_datalist
 from .mrnet import (

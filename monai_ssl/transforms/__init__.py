@@ -7,15 +7,12 @@ from .views import BYOLViewsd, ViewAugmentation, byol_view_pair
 from .io import LoadVolumed, load_volume
 from .image2d import LoadImage2Dd, load_image_2d
 from .pair_prediction import SplitPairPredictiond
-from .dermoscopy import (
+from .dermoscopy import LoadDermoscopyd, to_mask_channel, to_rgb
+from .lesion_mask import (
     BinarizeMaskd,
-    LoadDermoscopyd,
-    NormalizeRedChanneld,
     binarize_mask,
     log_mask_threshold_summary,
     mask_threshold_summary,
-    normalize_red_channel,
     reset_mask_threshold_summary,
-    to_mask_channel,
-    to_rgb,
 )
+from .red_channel import NormalizeRedChanneld, normalize_red_channel

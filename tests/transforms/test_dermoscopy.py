@@ -13,12 +13,12 @@ from monai.data import MetaTensor
 from monai.transforms import SaveImaged
 from PIL import Image
 
-from monai_ssl.transforms.dermoscopy import (
+from monai_ssl.transforms import (
     BinarizeMaskd,
     LoadDermoscopyd,
     NormalizeRedChanneld,
-    mask_threshold_summary,
     log_mask_threshold_summary,
+    mask_threshold_summary,
     reset_mask_threshold_summary,
     to_mask_channel,
     to_rgb,
