@@ -17,7 +17,7 @@ import numpy as np
 from .label_split import split_labeled
 from .mrnet import _first
 
-__all__ = ["require_unlabeled_pool", "split_labeled_pool", "unlabeled_stream_datalist"]
+__all__ = ["require_unlabeled_pool", "seeded_share", "split_labeled_pool", "unlabeled_stream_datalist"]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -58,21 +58,37 @@ def split_labeled_pool(
     Raises:
         ValueError: a bad fraction or seed, an empty datalist, a missing or repeated id.
     """
-    fraction = _check_fraction(fraction, "split_labeled_pool")
+    labeled, rest = seeded_share(datalist, fraction, seed, "split_labeled_pool")
+    return labeled, [_without_label(item, label_key) for item in rest]
+
+
+def seeded_share(
+    datalist: Sequence[Mapping[str, Any]], fraction: float, seed: int = 0, who: str = "seeded_share"
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """``(chosen, rest)``, both sorted by id: ``max(1, round(fraction * n))`` items chosen by a permutation of the ids.
+
+    The permutation is seeded by ``seed`` (:func:`~monai_ssl.data.split_labeled` with one stratum), so the
+    choice does not depend on the input order and is nested across fractions. Items are returned as given.
+
+    Raises:
+        ValueError: a bad fraction or seed, an empty datalist, a missing or repeated id (named with ``who``).
+    """
+    fraction = _check_fraction(fraction, who)
     if not datalist:
-        raise ValueError("split_labeled_pool: the datalist is empty")
+        raise ValueError(f"{who}: the datalist is empty")
     count = max(1, int(math.floor(round(fraction * len(datalist), 9) + 0.5)))
     strata = []
     for position, item in enumerate(datalist):
         if "id" not in item:
-            raise ValueError(f"split_labeled_pool: item {position} has no 'id' key; ids make the choice reproducible")
+            raise ValueError(f"{who}: item {position} has no 'id' key; ids make the choice reproducible")
         strata.append({"id": str(item["id"]), "stratum": 0})
     chosen, _ = split_labeled(strata, per_class=count, seed=seed, label_key="stratum")
     chosen_ids = {entry["id"] for entry in chosen}
     ordered = sorted(datalist, key=lambda item: str(item["id"]))
-    labeled = [item for item in ordered if str(item["id"]) in chosen_ids]
-    unlabeled = [_without_label(item, label_key) for item in ordered if str(item["id"]) not in chosen_ids]
-    return labeled, unlabeled
+    return (
+        [item for item in ordered if str(item["id"]) in chosen_ids],
+        [item for item in ordered if str(item["id"]) not in chosen_ids],
+    )
 
 
 def require_unlabeled_pool(unlabeled: Sequence[Mapping[str, Any]], fraction: float) -> Sequence[Mapping[str, Any]]:

@@ -12,9 +12,8 @@ import logging
 import os
 from typing import Any
 
-import numpy as np
-
 from .isic import segmentation_datalist
+from .labeled_pool import seeded_share
 from .validation_split import check_selection_split
 
 __all__ = ["segmentation_splits"]
@@ -23,16 +22,15 @@ logger = logging.getLogger("monai_ssl")
 
 
 def _hold_out(items: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """(kept, held out): ``round(fraction * n)`` items (at least 1) drawn by a permutation seeded with ``seed``."""
+    """(kept, held out): a seeded share of ``items`` set aside, leaving at least one item to train on."""
     if not 0 < fraction < 1:
         raise ValueError(f"segmentation_splits: val_fraction must be in (0, 1), got {fraction!r}.")
     if len(items) < 2:
         raise ValueError(f"segmentation_splits: {len(items)} training image(s) cannot be split into training and validation.")
-    ordered = sorted(items, key=lambda item: str(item["id"]))
-    order = np.random.default_rng(seed).permutation(len(ordered))
-    count = min(max(1, int(round(fraction * len(ordered)))), len(ordered) - 1)
-    held = {int(i) for i in order[:count]}
-    return [x for i, x in enumerate(ordered) if i not in held], [x for i, x in enumerate(ordered) if i in held]
+    held, kept = seeded_share(items, fraction, seed, "segmentation_splits")
+    if not kept:  # a fraction that rounds up to every item
+        held, kept = held[:-1], held[-1:]
+    return kept, held
 
 
 def segmentation_splits(
