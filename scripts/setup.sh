@@ -2,6 +2,11 @@
 # Set up monai_ssl in ./.venv: PyTorch (the CPU build where no NVIDIA GPU is present), then the
 # package with MONAI and the test tools. Safe to run again: it skips the work once done.
 #
+# Usage: bash scripts/setup.sh [--label]
+#   --label  also install MONAI Label (the server of apps/monai_ssl, docs/monai_label.md) without its
+#            declared dependencies (they pull torchvision, sam2 and a CUDA torch), then the packages
+#            it imports (setup.cfg's [label] extra, which pins pydicom 2.4.4 for pydicom-seg).
+#
 # Environment:
 #   PYTHON           interpreter for the virtual environment (default: python3)
 #   TORCH_INDEX_URL  a pip index to take torch from (for example PyTorch's CPU wheel index on a
@@ -9,12 +14,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+LABEL=0
+for arg in "$@"; do
+    case "$arg" in
+        --label) LABEL=1 ;;
+        *) echo "setup: unknown option $arg (expected --label)" >&2; exit 2 ;;
+    esac
+done
+MONAILABEL_VERSION=0.8.5
+
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.monai_ssl-setup
-WANT="$(cat setup.cfg scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+WANT="$( (cat setup.cfg scripts/setup.sh; echo "label=$LABEL") | sha256sum | cut -d' ' -f1)"
+CHECK="import monai_ssl, torch"
+[ "$LABEL" = 1 ] && CHECK="$CHECK, monailabel"
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$VENV/bin/python" -c "import monai_ssl, torch" 2>/dev/null; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
     echo "setup: $VENV is up to date"
     exit 0
 fi
@@ -36,7 +52,15 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     fi
 fi
 
-echo "setup: installing monai_ssl with MONAI and the test tools"
-"${PIP[@]}" -e ".[test]"
+if [ "$LABEL" = 1 ]; then
+    echo "setup: installing monai_ssl with MONAI, the test tools and MONAI Label $MONAILABEL_VERSION"
+    "${PIP[@]}" -e ".[test,label]"
+    "${PIP[@]}" --no-deps "monailabel==$MONAILABEL_VERSION"
+    "$VENV/bin/python" -c "import monailabel.interfaces.app, monai_ssl.label.app" \
+        || { echo "setup: MONAI Label does not import; see the error above" >&2; exit 1; }
+else
+    echo "setup: installing monai_ssl with MONAI and the test tools"
+    "${PIP[@]}" -e ".[test]"
+fi
 "$VENV/bin/python" -c "import monai_ssl, torch, monai; print(f'setup: monai_ssl {monai_ssl.__version__}, torch {torch.__version__}, monai {monai.__version__}')"
 echo "$WANT" > "$STAMP"

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .folders import _missing_folder_hint
 from .image_folder import IMAGE_SUFFIXES, image_folder_datalist, validate_image_file
 from .medmnist import medmnist_class_count, medmnist_datalist
 
@@ -42,8 +43,14 @@ def classification_datalist(
     return image_folder_datalist(path, split=split, class_names=class_names, skip_unreadable=skip_unreadable)
 
 
-def image_datalist(folder: str | os.PathLike, skip_unreadable: bool = False) -> list[dict]:
+def image_datalist(folder: str | os.PathLike, skip_unreadable: bool = False, setting: str | None = None) -> list[dict]:
     """``[{"image": path, "id": file name}, ...]`` for the images directly in ``folder`` (for inference).
+
+    Args:
+        folder: a folder of images.
+        skip_unreadable: drop unreadable images with one warning giving their count, instead of raising.
+        setting: the bundle setting that gave ``folder`` (e.g. ``"input_dir"``); a missing folder's
+            error then says to pass ``--<setting>``.
 
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
@@ -52,7 +59,10 @@ def image_datalist(folder: str | os.PathLike, skip_unreadable: bool = False) -> 
     """
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"input folder not found: {root} (expected a folder of {', '.join(IMAGE_SUFFIXES)} files)")
+        raise FileNotFoundError(
+            f"input folder not found: {root} (expected a folder of {', '.join(IMAGE_SUFFIXES)} files)"
+            + _missing_folder_hint(setting)
+        )
     files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"{root} holds no image (expected {', '.join(IMAGE_SUFFIXES)})")

@@ -15,6 +15,11 @@ logger = logging.getLogger("monai_ssl")
 VOLUME_SUFFIXES: tuple[str, ...] = (".npy", ".nii", ".nii.gz", ".dcm")
 
 
+def _missing_folder_hint(setting: str | None) -> str:
+    """``"; pass the folder to read with --<setting> <folder>"``, or ``""`` when ``setting`` is None."""
+    return f"; pass the folder to read with --{setting} <folder>" if setting else ""
+
+
 def _stem(path: Path) -> str:
     name = path.name
     for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
@@ -23,7 +28,7 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def volume_datalist(folder: str | os.PathLike, skip_unreadable: bool = False) -> list[dict]:
+def volume_datalist(folder: str | os.PathLike, skip_unreadable: bool = False, setting: str | None = None) -> list[dict]:
     """``[{"image": path, "id": stem}, ...]`` for every volume file in ``folder``, sorted by name.
 
     ``.npy`` files are checked without reading their voxels (see
@@ -34,6 +39,8 @@ def volume_datalist(folder: str | os.PathLike, skip_unreadable: bool = False) ->
             ``.dcm`` files.
         skip_unreadable: drop unreadable ``.npy`` files with one warning giving their count,
             instead of raising.
+        setting: the bundle setting that gave ``folder`` (e.g. ``"input_dir"``); a missing folder's
+            error then says to pass ``--<setting>``.
 
     Raises:
         FileNotFoundError: ``folder`` is not a folder.
@@ -41,7 +48,10 @@ def volume_datalist(folder: str | os.PathLike, skip_unreadable: bool = False) ->
     """
     root = Path(folder)
     if not root.is_dir():
-        raise FileNotFoundError(f"input folder not found: {root} (expected a folder of {', '.join(VOLUME_SUFFIXES)} files)")
+        raise FileNotFoundError(
+            f"input folder not found: {root} (expected a folder of {', '.join(VOLUME_SUFFIXES)} files)"
+            + _missing_folder_hint(setting)
+        )
     files = sorted(
         p for p in root.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(VOLUME_SUFFIXES)
     )

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .folders import _missing_folder_hint
 from .mrnet import _first
 
 __all__ = [
@@ -321,6 +322,7 @@ def unlabeled_image_datalist(
     image_glob: str = ISIC_IMAGE_GLOB,
     mask_name: str = ISIC_MASK_NAME,
     min_size: int | None = None,
+    setting: str | None = None,
 ) -> list[dict]:
     """List a folder of extra unlabeled images (e.g. more ISIC archive images), skipping masks and superpixels.
 
@@ -330,6 +332,8 @@ def unlabeled_image_datalist(
         mask_name: files named like masks (``mask_name`` with any stem) are skipped, as are
             ``*_superpixels.*`` files.
         min_size: when given, an image whose shorter side is below this many pixels is an error.
+        setting: the bundle setting that gave ``folder`` (e.g. ``"input_dir"``); a missing folder's
+            error then says to pass ``--<setting>``.
 
     Returns:
         Items ``{"id": image stem, "image": absolute path}`` sorted by id.
@@ -344,7 +348,10 @@ def unlabeled_image_datalist(
     root = Path(os.path.abspath(folder))
     if not root.is_dir():
         kind = "is not a folder" if root.exists() else "not found"
-        raise FileNotFoundError(f"unlabeled image folder {kind}: {root}; expected a folder of {image_glob} images")
+        raise FileNotFoundError(
+            f"unlabeled image folder {kind}: {root}; expected a folder of {image_glob} images"
+            + _missing_folder_hint(setting)
+        )
     images = _list_images(root, image_glob, pattern)
     if not images:
         raise _no_images_error(root, image_glob)

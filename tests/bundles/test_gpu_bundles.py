@@ -241,7 +241,7 @@ def test_verify_and_export_a_model_trained_on_the_device(bundle, request, tmp_pa
         shape, outputs, heads = (1, 1, 4, 32, 32), (1, 1), []
     else:
         configs, name, guide = OCT, "oct_byol_pseudolabel", "oct_byol_pseudolabel.md"
-        models = request.getfixturevalue("oct_pseudolabeled") / "models"  # ... models/pseudolabel/best_model.pt
+        models = request.getfixturevalue("oct_pseudolabeled") / "models"  # ... models/model.pt (best round)
         shape, outputs, heads = (2, 1, 32, 32), (2, 4), ["--hidden_dim", "64", "--projection_dim", "16"]
     files = {"meta_file": str(configs / "metadata.json"), "config_file": str(configs / "inference.json")}
     verify_net_in_out(net_id="network_def", device=None if ON_CUDA else "cpu", **files)

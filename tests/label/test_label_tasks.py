@@ -1,0 +1,141 @@
+"""The MONAI Label tasks without a server: infer, active-learning scores and the training overrides."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
+
+from conftest import OCT_SIZES, copy_bundle  # noqa: E402
+from monai_ssl.label import read_served_bundle  # noqa: E402
+from monai_ssl.label.active_learning import BundleScorer  # noqa: E402
+from monai_ssl.label.infer import BundleInfer, classification_result  # noqa: E402
+from monai_ssl.label.train import cross_teaching_overrides  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
+
+
+class FakeDatastore:
+    """The part of MONAI Label's datastore the scorer uses, in memory."""
+
+    def __init__(self, images: dict[str, str]) -> None:
+        self.images = images
+        self.info: dict[str, dict] = {i: {} for i in images}
+
+    def get_image_uri(self, image_id):
+        return self.images.get(image_id, "")
+
+    def get_image_info(self, image_id):
+        return dict(self.info[image_id])
+
+    def update_image_info(self, image_id, info):
+        self.info[image_id].update(info)
+
+    def get_unlabeled_images(self, *args):
+        return list(self.images)
+
+
+def _train_images(isic_data):
+    return sorted((isic_data / "ISIC-2017_Training_Data").glob("ISIC_*.jpg"))
+
+
+def test_segmentation_answer_is_a_mask_of_the_original_size(isic_bundle, isic_data):
+    task = BundleInfer(read_served_bundle(isic_bundle))
+    image = _train_images(isic_data)[0]
+    label_file, result = task({"image": str(image), "device": "cpu"})
+    try:
+        mask = np.asarray(Image.open(label_file))
+        assert mask.shape == np.asarray(Image.open(image)).shape[:2]
+        assert set(np.unique(mask)) <= {0, 1}
+        assert result["label_names"] == {"lesion": 1}
+    finally:
+        os.remove(label_file)
+
+
+def test_classification_answer_has_class_and_probabilities(tmp_path):
+    folder = copy_bundle("oct_byol_pseudolabel", tmp_path / "bundles", OCT_SIZES)
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    parser["bundle_root"] = str(folder)
+    (folder / "models").mkdir()
+    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    image = tmp_path / "scan.jpeg"
+    Image.fromarray((np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)).save(image)
+    label_file, result = BundleInfer(read_served_bundle(folder))({"image": str(image), "device": "cpu"})
+    assert label_file is None
+    assert result["class"] in {"CNV", "DME", "DRUSEN", "NORMAL"}
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert max(result["probabilities"], key=result["probabilities"].get) == result["class"]
+
+
+def test_classification_result_of_one_logit():
+    result = classification_result([0.8], ["negative", "acl tear"])
+    assert result["class"] == "acl tear"
+    assert result["probabilities"] == {"negative": pytest.approx(0.2), "acl tear": pytest.approx(0.8)}
+    with pytest.raises(ValueError, match="3 probabilities for the 2 classes"):
+        classification_result([0.2, 0.3, 0.5], ["a", "b"])
+
+
+def test_scores_are_cached_per_model_version_and_unreadable_images_skipped(isic_bundle, isic_data, tmp_path):
+    images = {p.stem: str(p) for p in _train_images(isic_data)[:3]}
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    images["broken"] = str(broken)
+    store = FakeDatastore(images)
+    scorer = BundleScorer(BundleInfer(read_served_bundle(isic_bundle)))
+    assert scorer.score_name == "disagreement"
+    scores, skipped = scorer.update(store, sorted(images))
+    assert skipped == 1 and sorted(scores) == sorted(set(images) - {"broken"})
+    assert all(0.0 <= s <= 1.0 for s in scores.values())
+
+    calls = []
+    scorer.score = lambda path, device="cpu": calls.append(path) or 0.5
+    again, _ = scorer.update(store, sorted(set(images) - {"broken"}))
+    assert again == scores and calls == []  # cached: nothing scored twice for the same model
+    model = isic_bundle / "models" / "model.pt"
+    stat = model.stat()
+    os.utime(model, (stat.st_atime, stat.st_mtime + 10))  # a training replaced the model
+    try:
+        fresh, _ = scorer.update(store, sorted(set(images) - {"broken"}))
+        assert len(calls) == 3 and set(fresh.values()) == {0.5}
+    finally:
+        os.utime(model, (stat.st_atime, stat.st_mtime))
+
+
+def _items(n, labeled=True):
+    return [{"id": f"img{i}", "image": f"/data/img{i}.jpg", **({"label": f"/data/labels/img{i}.png"} if labeled else {})} for i in range(n)]
+
+
+def test_training_overrides_pass_labeled_and_unlabeled_images(isic_bundle):
+    bundle = read_served_bundle(isic_bundle)
+    o = cross_teaching_overrides(bundle, _items(10), _items(12, labeled=False)[10:] + [{"id": "u", "image": "/u.jpg"}],
+                                 studies="/data", num_epochs=2, val_split=0.2)
+    assert len(o["labeled"]) == 8 and len(o["validate#datalist"]) == 2
+    assert not {i["id"] for i in o["labeled"]} & {i["id"] for i in o["validate#datalist"]}
+    assert [i["id"] for i in o["unlabeled"]] == ["img10", "img11", "u"] and all("label" not in i for i in o["unlabeled"])
+    assert (o["labeled_batch_size"], o["unlabeled_batch_size"]) == (8, 3)
+    assert o["dataset_dir"] == "/data" and o["num_epochs"] == 2 and o["existing_checkpoints"] == "replace"
+    assert o["bundle_root"] == str(isic_bundle.resolve()) and "load_weights" in o["network"]
+    # the same labeled images give the same validation share, whatever their order
+    again = cross_teaching_overrides(bundle, _items(10)[::-1], [], studies="/data", num_epochs=1)
+    assert {i["id"] for i in again["validate#datalist"]} == {i["id"] for i in o["validate#datalist"]}
+    # every image labeled: the labeled training images, without masks, are the unlabeled stream
+    assert {i["id"] for i in again["unlabeled"]} == {i["id"] for i in again["labeled"]}
+    assert all("label" not in i for i in again["unlabeled"])
+
+
+def test_training_needs_two_labeled_images(isic_bundle):
+    bundle = read_served_bundle(isic_bundle)
+    with pytest.raises(ValueError, match="at least 2 labeled images .* has 1"):
+        cross_teaching_overrides(bundle, _items(1), _items(3, labeled=False), studies="/d", num_epochs=1)
+    two = cross_teaching_overrides(bundle, _items(2), [], studies="/d", num_epochs=1, val_split=0.9)
+    assert len(two["labeled"]) == 1 and len(two["validate#datalist"]) == 1
+    with pytest.raises(ValueError, match="val_split"):
+        cross_teaching_overrides(bundle, _items(4), [], studies="/d", num_epochs=1, val_split=1.0)
