@@ -8,7 +8,7 @@ Started with ``monailabel start_server --app apps/monai_ssl --studies <images> -
 - ``preload``: ``true`` loads every network at start-up.
 
 Each bundle with ``configs/inference.json`` and ``models/model.pt`` becomes an infer task of its
-folder's name; cross-teaching bundles also get a training task and the ``disagreement`` strategy,
+folder's name and a training task; cross-teaching bundles also get the ``disagreement`` strategy,
 classifiers the ``least_confidence`` strategy. A bundle that cannot be served is logged at start-up
 and listed under ``not_loaded`` in ``/info/`` with the reason; the others load.
 """
@@ -31,7 +31,8 @@ import monai_ssl
 from monai_ssl.label.active_learning import BundleScorer, DisagreementStrategy, LeastConfidenceStrategy, UnlabeledScoring
 from monai_ssl.label.infer import BundleInfer
 from monai_ssl.label.served_bundle import discover_bundles
-from monai_ssl.label.train import CrossTeachingTrain
+from monai_ssl.label.train_classifier import ClassifierTrain
+from monai_ssl.label.train_cross_teaching import CrossTeachingTrain
 
 __all__ = ["DATASTORE_EXTENSIONS", "MonaiSSLApp"]
 
@@ -87,8 +88,15 @@ class MonaiSSLApp(MONAILabelApp):
         self._scorers = {name: BundleScorer(task) for name, task in infers.items()}
         return infers
 
-    def init_trainers(self) -> dict[str, CrossTeachingTrain]:  # noqa: D102
-        return {name: CrossTeachingTrain(b, self.studies) for name, b in self.served.items() if b.is_pair}
+    def init_trainers(self) -> dict[str, Any]:
+        """Cross-teaching for segmentation pairs, fine-tuning for classifiers that have a ``finetune.json``."""
+        trainers: dict[str, Any] = {}
+        for name, bundle in self.served.items():
+            if bundle.is_pair:
+                trainers[name] = CrossTeachingTrain(bundle, self.studies)
+            elif bundle.kind == "classification" and (bundle.path / "configs" / "finetune.json").is_file():
+                trainers[name] = ClassifierTrain(bundle, self.studies)
+        return trainers
 
     def _scorers_of(self, score_name: str) -> dict[str, BundleScorer]:
         return {n: s for n, s in self._scorers.items() if s.score_name == score_name}
@@ -113,6 +121,16 @@ class MonaiSSLApp(MONAILabelApp):
         info = super().info()
         info["not_loaded"] = dict(self.not_loaded)
         return info
+
+    def next_sample(self, request: dict[str, Any]) -> dict[str, Any]:
+        """MONAI Label's active learning, with 404 for an unknown strategy or a model it cannot score with."""
+        strategy = request.get("strategy") or "random"
+        if strategy not in self._strategies:
+            raise HTTPException(status_code=404, detail=f"unknown strategy {strategy!r}; strategies: {sorted(self._strategies)}")
+        try:
+            return super().next_sample(request)
+        except ValueError as err:
+            raise HTTPException(status_code=404, detail=str(err)) from err
 
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> Any:
         """MONAI Label's infer, with 4xx answers for an unknown model or image and an unreadable image."""

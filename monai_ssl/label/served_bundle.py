@@ -40,6 +40,7 @@ class ServedBundle:
         description: ``metadata.json``'s description.
         version: ``metadata.json``'s version.
         model_file: ``<path>/models/model.pt``.
+        num_outputs: the network's output channels (1 for a single-logit binary classifier).
         is_pair: the network is a :class:`~monai_ssl.networks.SegmentationPair` (cross-teaching), whose
             two members can be asked to disagree.
         metadata: ``metadata.json`` as read.
@@ -53,6 +54,7 @@ class ServedBundle:
     description: str
     version: str
     model_file: Path
+    num_outputs: int = 0
     is_pair: bool = False
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -115,6 +117,7 @@ def read_served_bundle(path: str | os.PathLike, check_weights: bool = True) -> S
     kind = CLASSIFICATION if pred.get("format") == "classes" else SEGMENTATION
     channel_def = pred.get("channel_def") or {}
     class_names = [str(channel_def[k]) for k in sorted(channel_def, key=int)]
+    num_outputs = len(class_names)
     if not class_names:
         raise BundleNotServable(f"{path / 'configs' / 'metadata.json'}: the output has no channel_def (label names).")
     if kind == CLASSIFICATION and len(class_names) == 1:
@@ -129,6 +132,7 @@ def read_served_bundle(path: str | os.PathLike, check_weights: bool = True) -> S
         description=str(metadata.get("description", "")),
         version=str(metadata.get("version", "")),
         model_file=path / "models" / "model.pt",
+        num_outputs=num_outputs,
         metadata=metadata,
     )
     if not bundle.model_file.is_file():

@@ -50,3 +50,12 @@ TINY_ISIC_EVAL = {key: TINY_ISIC[key] for key in ("patch_size", "working_size", 
 # environment variable of the `gpu` tests: unset (or "cuda") runs them on the GPU, "cpu" is a dry run on
 # the CPU that checks the tests' own logic on a machine without CUDA (the cuda assertions are skipped)
 TEST_DEVICE_ENV = "MONAI_SSL_TEST_DEVICE"
+
+
+def error_messages(error: BaseException | None) -> list[str]:
+    """The messages of ``error`` and of the errors it was raised from (MONAI wraps config errors)."""
+    messages = []
+    while error is not None:
+        messages.append(str(error))
+        error = error.__cause__ or error.__context__
+    return messages

@@ -20,7 +20,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser, run
 
-from bundle_helpers import REPO, TINY_2D, TINY_ISIC_EVAL
+from bundle_helpers import REPO, TINY_2D, TINY_ISIC_EVAL, error_messages
 from monai_ssl.data import make_isic_demo, make_mrnet_demo, make_oct_demo
 
 BUNDLES = ("byolmed2d", "oct_byol_pseudolabel", "isic_cross_teaching")
@@ -60,15 +60,6 @@ def _parser(root: Path, *configs: str, **overrides) -> ConfigParser:
 def _tree(folder: Path) -> set[str]:
     """Every path under ``folder``, relative to it (empty when it does not exist)."""
     return {str(p.relative_to(folder)) for p in folder.rglob("*")} if folder.exists() else set()
-
-
-def _messages(error: BaseException | None) -> list[str]:
-    """The messages of ``error`` and of the errors it was raised from (MONAI wraps config errors)."""
-    messages = []
-    while error is not None:
-        messages.append(str(error))
-        error = error.__cause__ or error.__context__
-    return messages
 
 
 def _make_demo(name: str, folder: Path) -> Path:
@@ -149,7 +140,7 @@ def test_a_missing_input_folder_is_named_with_the_setting_to_pass(name, tmp_path
     parser = _parser(root, "inference.json")
     with pytest.raises(Exception) as info:
         parser.get_parsed_content(DATALIST_KEY[name])
-    messages = _messages(info.value)
+    messages = error_messages(info.value)
     folder = parser.get_parsed_content("input_dir")
     assert any(folder in m and "--input_dir" in m for m in messages), messages
     assert not (root / "demo_data").exists()

@@ -22,7 +22,7 @@ from monai.bundle import ConfigParser, run, verify_net_in_out
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import ISIC, REPO, TINY_ISIC, TINY_ISIC_EVAL
+from bundle_helpers import ISIC, REPO, TINY_ISIC, TINY_ISIC_EVAL, error_messages
 from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.losses import cross_teaching_weight
 
@@ -37,15 +37,6 @@ pytestmark = pytest.mark.usefixtures("one_intra_op_thread")  # before the module
 TEST_IDS = ["ISIC_0000010", "ISIC_0000011"]  # the demo numbers its images through train (8), val (2), test (2)
 CHECKPOINT_ENTRIES = {"network", "optimizer_cnn", "optimizer_transformer", "lr_scheduler_cnn",
                       "lr_scheduler_transformer", "best_model", "run", "trainer"}
-
-
-def _messages(error: BaseException | None) -> list[str]:
-    """The messages of ``error`` and of the errors it was raised from (MONAI wraps config errors)."""
-    messages = []
-    while error is not None:
-        messages.append(str(error))
-        error = error.__cause__ or error.__context__
-    return messages
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -199,7 +190,7 @@ def test_evaluate_refuses_an_existing_report_unless_overwrite(supervised, tiny_i
     (tmp_path / "eval" / "metrics.json").write_text('{"earlier": true}')
     with pytest.raises(Exception) as info:
         run(config_file=EVALUATE, **settings)
-    messages = _messages(info.value)
+    messages = error_messages(info.value)
     assert any("already holds an evaluation" in m and "--overwrite True" in m for m in messages), messages
     assert (tmp_path / "eval" / "metrics.json").read_text() == '{"earlier": true}'
 
@@ -292,7 +283,7 @@ def test_a_fraction_that_labels_every_image_below_one_is_an_error(tiny_isic, tmp
     with pytest.raises(Exception) as info:
         run(config_file=TRAIN, bundle_root=str(tmp_path), dataset_dir=str(tiny_isic),
             **{**TINY_ISIC, "labeled_fraction": 0.95})
-    messages = _messages(info.value)
+    messages = error_messages(info.value)
     assert any("the unlabeled pool is empty at labeled fraction 0.95" in m for m in messages), messages
     assert not (tmp_path / "models" / "model.pt").exists()
 
@@ -317,7 +308,7 @@ def test_a_labeled_image_without_a_mask_is_named(tiny_isic, tmp_path):
     (data / "ISIC-2017_Training_Part1_GroundTruth" / "ISIC_0000003_segmentation.png").unlink()
     with pytest.raises(Exception) as info:
         run(config_file=TRAIN, bundle_root=str(tmp_path / "bundle"), dataset_dir=str(data), **TINY_ISIC)
-    messages = _messages(info.value)
+    messages = error_messages(info.value)
     assert any("ISIC_0000003.jpg" in m and "have no mask" in m and "ISIC_0000003_segmentation.png" in m
                for m in messages), messages
 

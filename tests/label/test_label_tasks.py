@@ -12,32 +12,13 @@ from PIL import Image
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 
 from conftest import OCT_SIZES, copy_bundle  # noqa: E402
+from fake_datastore import FakeDatastore  # noqa: E402
 from monai_ssl.label import read_served_bundle  # noqa: E402
 from monai_ssl.label.active_learning import BundleScorer  # noqa: E402
 from monai_ssl.label.infer import BundleInfer, classification_result  # noqa: E402
-from monai_ssl.label.train import cross_teaching_overrides  # noqa: E402
+from monai_ssl.label.train_cross_teaching import cross_teaching_overrides  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
-
-
-class FakeDatastore:
-    """The part of MONAI Label's datastore the scorer uses, in memory."""
-
-    def __init__(self, images: dict[str, str]) -> None:
-        self.images = images
-        self.info: dict[str, dict] = {i: {} for i in images}
-
-    def get_image_uri(self, image_id):
-        return self.images.get(image_id, "")
-
-    def get_image_info(self, image_id):
-        return dict(self.info[image_id])
-
-    def update_image_info(self, image_id, info):
-        self.info[image_id].update(info)
-
-    def get_unlabeled_images(self, *args):
-        return list(self.images)
 
 
 def _train_images(isic_data):

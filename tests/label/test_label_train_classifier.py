@@ -1,0 +1,87 @@
+"""Fine-tuning a classifier bundle from the classes saved in a MONAI Label datastore."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
+
+from conftest import OCT_SIZES, copy_bundle  # noqa: E402
+from fake_datastore import FakeDatastore  # noqa: E402
+from monai_ssl.label import read_served_bundle  # noqa: E402
+from monai_ssl.label.datastore_items import class_index  # noqa: E402
+from monai_ssl.label.train_classifier import ClassifierTrain, classifier_overrides  # noqa: E402
+
+NAMES = ["CNV", "DME", "DRUSEN", "NORMAL"]
+
+
+def test_class_index_reads_params_json_text_and_indices(tmp_path):
+    assert class_index({"label_info": {"class": "drusen"}}, NAMES) == 2
+    (tmp_path / "a.json").write_text(json.dumps({"class": "DME"}))
+    assert class_index({"label": str(tmp_path / "a.json")}, NAMES) == 1
+    (tmp_path / "b.txt").write_text("NORMAL\n")
+    assert class_index({"label": str(tmp_path / "b.txt")}, NAMES) == 3
+    assert class_index({"label_info": {"class": 0}}, NAMES) == 0
+    with pytest.raises(ValueError, match=r"image 'scan7'.*'GLAUCOMA'.*expected one of \['CNV'"):
+        class_index({"id": "scan7", "label_info": {"class": "GLAUCOMA"}}, NAMES)
+
+
+@pytest.fixture
+def oct_bundle(tmp_path):
+    """A tiny OCT bundle serving the weights of its own network (no training needed to serve)."""
+    from monai.bundle import ConfigParser
+
+    folder = copy_bundle("oct_byol_pseudolabel", tmp_path / "bundles", OCT_SIZES)
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    parser["bundle_root"] = str(folder)
+    (folder / "models").mkdir()
+    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    return read_served_bundle(folder)
+
+
+def _store(tmp_path, classes):
+    rng = np.random.default_rng(0)
+    images, labels = {}, {}
+    for n, name in enumerate(classes):
+        path = tmp_path / f"scan{n}.jpeg"
+        Image.fromarray((rng.random((40, 48)) * 255).astype(np.uint8)).save(path)
+        images[f"scan{n}"] = str(path)
+        if name is not None:
+            label = tmp_path / f"scan{n}.json"
+            label.write_text("{}")
+            labels[f"scan{n}"] = (str(label), {"class": name})
+    return FakeDatastore(images, labels)
+
+
+def test_overrides_set_datalists_classes_and_batch_size(oct_bundle, tmp_path):
+    store = _store(tmp_path, ["CNV", "DME", "NORMAL", "NORMAL", "DRUSEN", None])
+    from monai_ssl.label.datastore_items import datastore_items
+
+    labeled, unlabeled = datastore_items(store)
+    assert len(labeled) == 5 and [i["id"] for i in unlabeled] == ["scan5"]
+    o = classifier_overrides(oct_bundle, labeled, studies=str(tmp_path), num_epochs=1)
+    assert len(o["train#datalist"]) == 4 and len(o["validate#datalist"]) == 1
+    assert {i["id"]: i["label"] for i in o["train#datalist"] + o["validate#datalist"]} == {
+        "scan0": 0, "scan1": 1, "scan2": 3, "scan3": 3, "scan4": 2}
+    assert o["class_names"] == NAMES and o["batch_size"] == 4
+    assert o["run_name"] == "monailabel" and o["existing_checkpoints"] == "replace"
+
+
+def test_training_from_the_datastore_replaces_the_served_model(oct_bundle, tmp_path):
+    store = _store(tmp_path, ["CNV", "DME", "NORMAL", "DRUSEN", "CNV", None])
+    model = oct_bundle.model_file
+    before = {k: v.clone() for k, v in torch.load(model, weights_only=True).items()}
+    task = ClassifierTrain(oct_bundle, str(tmp_path))
+    assert task.config()["max_epochs"] == 2  # the bundle's default_num_epochs
+    task({"max_epochs": 1, "device": "cpu"}, store)
+    after = torch.load(model, weights_only=True)
+    assert after.keys() == before.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # trained, from the served weights
+    assert list((oct_bundle.path / "models" / "monailabel").glob("checkpoint*.pt"))
+    assert not (oct_bundle.path / "demo_data").exists()  # the datastore is the data, no demo is made
