@@ -120,3 +120,24 @@ def test_training_needs_two_labeled_images(isic_bundle):
     assert len(two["labeled"]) == 1 and len(two["validate#datalist"]) == 1
     with pytest.raises(ValueError, match="val_split"):
         cross_teaching_overrides(bundle, _items(4), [], studies="/d", num_epochs=1, val_split=1.0)
+
+
+def test_knee_mri_answer_is_finding_probability(tmp_path):
+    from monai.bundle import ConfigParser
+
+    from monai_ssl.data import make_mrnet_demo
+
+    folder = copy_bundle("byolmed2d", tmp_path / "bundles", {"image_size": 32, "num_slices": 4})
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    parser["bundle_root"] = str(folder)
+    (folder / "models").mkdir()
+    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    root = make_mrnet_demo(tmp_path / "mrnet", n_train=2, n_valid=2, num_slices=(5, 5), size=32, planes=("sagittal",))
+    exam = sorted((root / "valid" / "sagittal").glob("*.npy"))[0]
+    bundle = read_served_bundle(folder)
+    assert bundle.dimension == 3 and bundle.num_outputs == 1
+    label_file, result = BundleInfer(bundle)({"image": str(exam), "device": "cpu"})
+    assert label_file is None
+    assert list(result["probabilities"]) == ["negative", bundle.class_names[1]]
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
