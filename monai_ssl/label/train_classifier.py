@@ -17,7 +17,7 @@ from typing import Any
 
 from monai_ssl.label.datastore_items import class_index, datastore_items, validation_share
 from monai_ssl.label.served_bundle import ServedBundle
-from monai_ssl.label.train_task import DatastoreTrain, common_overrides
+from monai_ssl.label.train_task import DatastoreTrain, RunSettings, common_overrides
 
 __all__ = ["ClassifierTrain", "classifier_overrides"]
 
@@ -32,39 +32,22 @@ def _item(item: Mapping[str, Any], bundle: ServedBundle) -> dict[str, Any]:
     return {"id": item["id"], "image": item["image"], "label": label}
 
 
-def classifier_overrides(
-    bundle: ServedBundle,
-    labeled: Sequence[Mapping[str, Any]],
-    *,
-    studies: str,
-    num_epochs: int,
-    val_split: float = 0.2,
-    seed: int = 0,
-    device: str = "cpu",
-    init_from_model: bool = True,
-) -> dict[str, Any]:
+def classifier_overrides(bundle: ServedBundle, labeled: Sequence[Mapping[str, Any]], settings: RunSettings) -> dict[str, Any]:
     """Overrides of a classifier bundle's ``finetune.json`` that train it on a datastore's class labels.
 
     Args:
         bundle: the served classifier bundle.
         labeled: ``{"id", "image", "label", "label_info"}`` items (see :func:`~monai_ssl.label.datastore_items.class_index`).
-        studies: the datastore folder; becomes ``dataset_dir``, so no demo data is made.
-        num_epochs: epochs of this training.
-        val_split: share of the labeled images held out for validation.
-        seed: the validation choice's seed.
-        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        init_from_model: start from the served ``models/model.pt`` when it exists.
+        settings: the request's settings (epochs, validation share, device, starting weights).
 
     Raises:
         ValueError: fewer than two labeled images, a label without a known class (naming the image),
             a ``val_split`` outside (0, 1), or ``num_epochs < 1``.
     """
     items = [_item(i, bundle) for i in labeled]
-    train, validation = validation_share(items, val_split, seed, who=f"training {bundle.name}")
+    train, validation = validation_share(items, settings.val_split, settings.seed, who=f"training {bundle.name}")
     parser = bundle.config(CONFIG)
-    overrides = common_overrides(
-        bundle, parser.config, studies=studies, num_epochs=num_epochs, device=device, init_from_model=init_from_model
-    )
+    overrides = common_overrides(bundle, parser.config, settings)
     overrides.update({
         "train#datalist": [dict(i) for i in train],
         "validate#datalist": [dict(i) for i in validation],
@@ -74,7 +57,7 @@ def classifier_overrides(
         overrides["class_names"] = list(bundle.class_names)
     logger.info(
         "%s: fine-tuning on %d labeled image(s), validating on %d, for %d epoch(s)",
-        bundle.name, len(train), len(validation), num_epochs,
+        bundle.name, len(train), len(validation), settings.num_epochs,
     )
     return overrides
 
@@ -85,14 +68,6 @@ class ClassifierTrain(DatastoreTrain):
     def __init__(self, bundle: ServedBundle, studies: str) -> None:
         super().__init__(bundle, studies, CONFIG, f"Fine-tuning of the {bundle.name} classifier on the saved classes")
 
-    def overrides(self, request: dict[str, Any], datastore: Any, device: str) -> dict[str, Any]:  # noqa: D102
+    def overrides(self, datastore: Any, settings: RunSettings) -> dict[str, Any]:  # noqa: D102
         labeled, _ = datastore_items(datastore)
-        return classifier_overrides(
-            self.bundle,
-            labeled,
-            studies=self.studies,
-            num_epochs=int(request.get("max_epochs", self.default_epochs)),
-            val_split=float(request.get("val_split", 0.2)),
-            device=device,
-            init_from_model=bool(request.get("pretrained", True)),
-        )
+        return classifier_overrides(self.bundle, labeled, settings)

@@ -19,7 +19,7 @@ from typing import Any
 
 from monai_ssl.label.datastore_items import datastore_items, readable_image, validation_share
 from monai_ssl.label.served_bundle import ServedBundle
-from monai_ssl.label.train_task import DatastoreTrain, common_overrides
+from monai_ssl.label.train_task import DatastoreTrain, RunSettings, common_overrides
 
 __all__ = ["CrossTeachingTrain", "cross_teaching_overrides"]
 
@@ -32,16 +32,7 @@ def _image_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def cross_teaching_overrides(
-    bundle: ServedBundle,
-    labeled: Sequence[Mapping[str, Any]],
-    unlabeled: Sequence[Mapping[str, Any]],
-    *,
-    studies: str,
-    num_epochs: int,
-    val_split: float = 0.2,
-    seed: int = 0,
-    device: str = "cpu",
-    init_from_model: bool = True,
+    bundle: ServedBundle, labeled: Sequence[Mapping[str, Any]], unlabeled: Sequence[Mapping[str, Any]], settings: RunSettings
 ) -> dict[str, Any]:
     """Overrides of the cross-teaching ``train.json`` that train it on a datastore's images.
 
@@ -49,23 +40,14 @@ def cross_teaching_overrides(
         bundle: the served cross-teaching bundle.
         labeled: ``{"id", "image", "label"}`` items (at least two: one to train on, one to validate).
         unlabeled: ``{"id", "image"}`` items, possibly empty.
-        studies: the datastore folder; becomes ``dataset_dir``, so no demo data is made.
-        num_epochs: epochs of this training.
-        val_split: share of the labeled images held out for validation (see
-            :func:`~monai_ssl.label.datastore_items.validation_share`).
-        seed: the validation choice's seed.
-        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        init_from_model: start from the served ``models/model.pt`` when it exists.
+        settings: the request's settings (epochs, validation share, device, starting weights).
 
     Raises:
         ValueError: fewer than two labeled images, a ``val_split`` outside (0, 1), or ``num_epochs < 1``.
     """
-    train, validation = validation_share(labeled, val_split, seed, who=f"training {bundle.name}")
+    train, validation = validation_share(labeled, settings.val_split, settings.seed, who=f"training {bundle.name}")
     pool = [_image_item(i) for i in unlabeled] or [_image_item(i) for i in train]
-    overrides = common_overrides(
-        bundle, bundle.config("train.json").config, studies=studies, num_epochs=num_epochs, device=device,
-        init_from_model=init_from_model,
-    )
+    overrides = common_overrides(bundle, bundle.config("train.json").config, settings)
     overrides.update({
         "labeled": [{k: i[k] for k in ("id", "image", "label")} for i in train],
         "unlabeled": pool,
@@ -75,7 +57,7 @@ def cross_teaching_overrides(
     })
     logger.info(
         "%s: training on %d labeled + %d unlabeled image(s), validating on %d, for %d epoch(s)",
-        bundle.name, len(train), len(pool), len(validation), num_epochs,
+        bundle.name, len(train), len(pool), len(validation), settings.num_epochs,
     )
     return overrides
 
@@ -86,15 +68,6 @@ class CrossTeachingTrain(DatastoreTrain):
     def __init__(self, bundle: ServedBundle, studies: str) -> None:
         super().__init__(bundle, studies, "train.json", f"Cross-teaching (labeled + unlabeled images) of {bundle.name}")
 
-    def overrides(self, request: dict[str, Any], datastore: Any, device: str) -> dict[str, Any]:  # noqa: D102
+    def overrides(self, datastore: Any, settings: RunSettings) -> dict[str, Any]:  # noqa: D102
         labeled, unlabeled = datastore_items(datastore, readable=readable_image)
-        return cross_teaching_overrides(
-            self.bundle,
-            labeled,
-            unlabeled,
-            studies=self.studies,
-            num_epochs=int(request.get("max_epochs", self.default_epochs)),
-            val_split=float(request.get("val_split", 0.2)),
-            device=device,
-            init_from_model=bool(request.get("pretrained", True)),
-        )
+        return cross_teaching_overrides(self.bundle, labeled, unlabeled, settings)

@@ -27,6 +27,19 @@ def copy_bundle(name: str, bundles_dir: Path, settings: dict) -> Path:
     return folder
 
 
+def save_network_weights(folder: Path) -> Path:
+    """``models/model.pt`` of the bundle's own ``network_def`` (what a training writes), without training."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(folder / "configs" / "inference.json"))
+    parser["bundle_root"] = str(folder)
+    (folder / "models").mkdir(exist_ok=True)
+    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    return folder
+
+
 ISIC_SIZES = {k: v for k, v in TINY_ISIC.items() if k != "num_epochs"}
 OCT_SIZES = {k: v for k, v in TINY_2D.items() if k != "num_epochs"}
 

@@ -7,27 +7,15 @@ import shutil
 import pytest
 import torch
 
-from conftest import ISIC_SIZES, OCT_SIZES, copy_bundle
+from conftest import ISIC_SIZES, OCT_SIZES, copy_bundle, save_network_weights
 from monai_ssl.label import BundleNotServable, discover_bundles, read_served_bundle
-
-
-def _save_random_weights(folder):
-    """Weights of the bundle's own network_def (what a training writes), without training."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    network = parser.get_parsed_content("network_def")
-    (folder / "models").mkdir(exist_ok=True)
-    torch.save(network.state_dict(), folder / "models" / "model.pt")
 
 
 @pytest.fixture
 def bundles(tmp_path):
     root = tmp_path / "bundles"
-    _save_random_weights(copy_bundle("isic_cross_teaching", root, ISIC_SIZES))
-    _save_random_weights(copy_bundle("oct_byol_pseudolabel", root, OCT_SIZES))
+    save_network_weights(copy_bundle("isic_cross_teaching", root, ISIC_SIZES))
+    save_network_weights(copy_bundle("oct_byol_pseudolabel", root, OCT_SIZES))
     copy_bundle("byolmed2d", root, {})  # never trained: no models/model.pt
     return root
 
@@ -53,7 +41,7 @@ def test_bundle_without_weights_is_listed_with_the_reason(bundles):
 def test_single_logit_classifier_gets_two_class_names(bundles):
     folder = bundles / "byolmed2d"
     shutil.rmtree(folder)
-    _save_random_weights(copy_bundle("byolmed2d", bundles, {"image_size": 32, "num_slices": 4}))
+    save_network_weights(copy_bundle("byolmed2d", bundles, {"image_size": 32, "num_slices": 4}))
     bundle = read_served_bundle(folder)
     assert bundle.kind == "classification" and bundle.dimension == 3
     assert bundle.class_names[0] == "negative" and len(bundle.class_names) == 2

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 requests = pytest.importorskip("requests")
 
 from bundle_helpers import REPO  # noqa: E402
-from conftest import OCT_SIZES, copy_bundle  # noqa: E402
+from conftest import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
 
 pytestmark = pytest.mark.monailabel
 
@@ -43,24 +42,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _save_network_weights(folder: Path) -> None:
-    """models/model.pt of the bundle's own network (as a training writes it)."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    (folder / "models").mkdir(exist_ok=True)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, isic_bundle, isic_data):
     """``monailabel start_server --app apps/monai_ssl ...`` on a free port; yields ``(url, paths)``; stopped after."""
     root = tmp_path_factory.mktemp("label_server")
     bundles = root / "bundles"
     shutil.copytree(isic_bundle, bundles / "isic_cross_teaching")
-    _save_network_weights(copy_bundle("oct_byol_pseudolabel", bundles, OCT_SIZES))
+    save_network_weights(copy_bundle("oct_byol_pseudolabel", bundles, OCT_SIZES))
     copy_bundle("byolmed2d", bundles, {})  # no weights: listed as not loaded
 
     studies = root / "studies"

@@ -6,17 +6,17 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 
-from conftest import OCT_SIZES, copy_bundle  # noqa: E402
+from conftest import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
 from fake_datastore import FakeDatastore  # noqa: E402
 from monai_ssl.label import read_served_bundle  # noqa: E402
 from monai_ssl.label.active_learning import BundleScorer  # noqa: E402
 from monai_ssl.label.infer import BundleInfer, classification_result  # noqa: E402
 from monai_ssl.label.train_cross_teaching import cross_teaching_overrides  # noqa: E402
+from monai_ssl.label.train_task import RunSettings  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
@@ -39,14 +39,7 @@ def test_segmentation_answer_is_a_mask_of_the_original_size(isic_bundle, isic_da
 
 
 def test_classification_answer_has_class_and_probabilities(tmp_path):
-    folder = copy_bundle("oct_byol_pseudolabel", tmp_path / "bundles", OCT_SIZES)
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    (folder / "models").mkdir()
-    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    folder = save_network_weights(copy_bundle("oct_byol_pseudolabel", tmp_path / "bundles", OCT_SIZES))
     image = tmp_path / "scan.jpeg"
     Image.fromarray((np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)).save(image)
     label_file, result = BundleInfer(read_served_bundle(folder))({"image": str(image), "device": "cpu"})
@@ -97,7 +90,7 @@ def _items(n, labeled=True):
 def test_training_overrides_pass_labeled_and_unlabeled_images(isic_bundle):
     bundle = read_served_bundle(isic_bundle)
     o = cross_teaching_overrides(bundle, _items(10), _items(12, labeled=False)[10:] + [{"id": "u", "image": "/u.jpg"}],
-                                 studies="/data", num_epochs=2, val_split=0.2)
+                                 RunSettings(studies="/data", num_epochs=2, val_split=0.2))
     assert len(o["labeled"]) == 8 and len(o["validate#datalist"]) == 2
     assert not {i["id"] for i in o["labeled"]} & {i["id"] for i in o["validate#datalist"]}
     assert [i["id"] for i in o["unlabeled"]] == ["img10", "img11", "u"] and all("label" not in i for i in o["unlabeled"])
@@ -105,7 +98,7 @@ def test_training_overrides_pass_labeled_and_unlabeled_images(isic_bundle):
     assert o["dataset_dir"] == "/data" and o["num_epochs"] == 2 and o["existing_checkpoints"] == "replace"
     assert o["bundle_root"] == str(isic_bundle.resolve()) and "load_weights" in o["network"]
     # the same labeled images give the same validation share, whatever their order
-    again = cross_teaching_overrides(bundle, _items(10)[::-1], [], studies="/data", num_epochs=1)
+    again = cross_teaching_overrides(bundle, _items(10)[::-1], [], RunSettings(studies="/data", num_epochs=1))
     assert {i["id"] for i in again["validate#datalist"]} == {i["id"] for i in o["validate#datalist"]}
     # every image labeled: the labeled training images, without masks, are the unlabeled stream
     assert {i["id"] for i in again["unlabeled"]} == {i["id"] for i in again["labeled"]}
@@ -115,24 +108,19 @@ def test_training_overrides_pass_labeled_and_unlabeled_images(isic_bundle):
 def test_training_needs_two_labeled_images(isic_bundle):
     bundle = read_served_bundle(isic_bundle)
     with pytest.raises(ValueError, match="at least 2 labeled images .* has 1"):
-        cross_teaching_overrides(bundle, _items(1), _items(3, labeled=False), studies="/d", num_epochs=1)
-    two = cross_teaching_overrides(bundle, _items(2), [], studies="/d", num_epochs=1, val_split=0.9)
+        cross_teaching_overrides(bundle, _items(1), _items(3, labeled=False), RunSettings(studies="/d", num_epochs=1))
+    two = cross_teaching_overrides(bundle, _items(2), [], RunSettings(studies="/d", num_epochs=1, val_split=0.9))
     assert len(two["labeled"]) == 1 and len(two["validate#datalist"]) == 1
     with pytest.raises(ValueError, match="val_split"):
-        cross_teaching_overrides(bundle, _items(4), [], studies="/d", num_epochs=1, val_split=1.0)
+        cross_teaching_overrides(bundle, _items(4), [], RunSettings(studies="/d", num_epochs=1, val_split=1.0))
+    with pytest.raises(ValueError, match="max_epochs must be at least 1"):
+        cross_teaching_overrides(bundle, _items(4), [], RunSettings(studies="/d", num_epochs=0))
 
 
 def test_knee_mri_answer_is_finding_probability(tmp_path):
-    from monai.bundle import ConfigParser
-
     from monai_ssl.data import make_mrnet_demo
 
-    folder = copy_bundle("byolmed2d", tmp_path / "bundles", {"image_size": 32, "num_slices": 4})
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    (folder / "models").mkdir()
-    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
+    folder = save_network_weights(copy_bundle("byolmed2d", tmp_path / "bundles", {"image_size": 32, "num_slices": 4}))
     root = make_mrnet_demo(tmp_path / "mrnet", n_train=2, n_valid=2, num_slices=(5, 5), size=32, planes=("sagittal",))
     exam = sorted((root / "valid" / "sagittal").glob("*.npy"))[0]
     bundle = read_served_bundle(folder)

@@ -11,11 +11,12 @@ from PIL import Image
 
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 
-from conftest import OCT_SIZES, copy_bundle  # noqa: E402
+from conftest import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
 from fake_datastore import FakeDatastore  # noqa: E402
 from monai_ssl.label import read_served_bundle  # noqa: E402
 from monai_ssl.label.datastore_items import class_index  # noqa: E402
 from monai_ssl.label.train_classifier import ClassifierTrain, classifier_overrides  # noqa: E402
+from monai_ssl.label.train_task import RunSettings  # noqa: E402
 
 NAMES = ["CNV", "DME", "DRUSEN", "NORMAL"]
 
@@ -34,15 +35,7 @@ def test_class_index_reads_params_json_text_and_indices(tmp_path):
 @pytest.fixture
 def oct_bundle(tmp_path):
     """A tiny OCT bundle serving the weights of its own network (no training needed to serve)."""
-    from monai.bundle import ConfigParser
-
-    folder = copy_bundle("oct_byol_pseudolabel", tmp_path / "bundles", OCT_SIZES)
-    parser = ConfigParser()
-    parser.read_config(str(folder / "configs" / "inference.json"))
-    parser["bundle_root"] = str(folder)
-    (folder / "models").mkdir()
-    torch.save(parser.get_parsed_content("network_def").state_dict(), folder / "models" / "model.pt")
-    return read_served_bundle(folder)
+    return read_served_bundle(save_network_weights(copy_bundle("oct_byol_pseudolabel", tmp_path / "bundles", OCT_SIZES)))
 
 
 def _store(tmp_path, classes):
@@ -65,7 +58,7 @@ def test_overrides_set_datalists_classes_and_batch_size(oct_bundle, tmp_path):
 
     labeled, unlabeled = datastore_items(store)
     assert len(labeled) == 5 and [i["id"] for i in unlabeled] == ["scan5"]
-    o = classifier_overrides(oct_bundle, labeled, studies=str(tmp_path), num_epochs=1)
+    o = classifier_overrides(oct_bundle, labeled, RunSettings(studies=str(tmp_path), num_epochs=1))
     assert len(o["train#datalist"]) == 4 and len(o["validate#datalist"]) == 1
     assert {i["id"]: i["label"] for i in o["train#datalist"] + o["validate#datalist"]} == {
         "scan0": 0, "scan1": 1, "scan2": 3, "scan3": 3, "scan4": 2}
