@@ -30,7 +30,7 @@ from monailabel.tasks.activelearning.random import Random
 import monai_ssl
 from monai_ssl.label.active_learning import BundleScorer, DisagreementStrategy, LeastConfidenceStrategy, UnlabeledScoring
 from monai_ssl.label.infer import BundleInfer
-from monai_ssl.label.served_bundle import discover_bundles
+from monai_ssl.label.served_bundle import CLASSIFICATION, discover_bundles
 from monai_ssl.label.train_classifier import ClassifierTrain
 from monai_ssl.label.train_cross_teaching import CrossTeachingTrain
 
@@ -39,7 +39,7 @@ __all__ = ["DATASTORE_EXTENSIONS", "MonaiSSLApp"]
 logger = logging.getLogger(__name__)
 
 # MONAI Label's defaults plus the formats the bundles read (MRNet volumes are .npy, OCT images .jpeg).
-DATASTORE_EXTENSIONS = sorted({*settings.MONAI_LABEL_DATASTORE_FILE_EXT, "*.jpeg", "*.npy", "*.nii.gz", "*.dcm"})
+DATASTORE_EXTENSIONS = sorted({*settings.MONAI_LABEL_DATASTORE_FILE_EXT, "*.jpeg", "*.npy", "*.dcm"})
 
 REPO_BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 
@@ -94,7 +94,7 @@ class MonaiSSLApp(MONAILabelApp):
         for name, bundle in self.served.items():
             if bundle.is_pair:
                 trainers[name] = CrossTeachingTrain(bundle, self.studies)
-            elif bundle.kind == "classification" and (bundle.path / "configs" / "finetune.json").is_file():
+            elif bundle.kind == CLASSIFICATION and (bundle.path / "configs" / "finetune.json").is_file():
                 trainers[name] = ClassifierTrain(bundle, self.studies)
         return trainers
 

@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
+from monai_ssl.data.image_folder import validate_image_file
 from monai_ssl.data.labeled_pool import seeded_share
 
-__all__ = ["class_index", "datastore_items", "readable_image", "validation_share"]
+__all__ = ["class_index", "datastore_items", "validation_share"]
 
 logger = logging.getLogger(__name__)
 
 FINAL = "final"
 
 
-def readable_image(*paths: str) -> bool:
-    """Whether every file opens as an image (header and data checked by PIL, without decoding all of it)."""
-    try:
-        for path in paths:
-            with Image.open(path) as image:
-                image.verify()
-    except Exception:  # PIL raises many kinds of errors on broken files
-        return False
-    return True
-
-
-def datastore_items(
-    datastore: Any, readable: Callable[..., bool] | None = None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def datastore_items(datastore: Any, check_images: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(labeled, unlabeled)`` datalists of a MONAI Label datastore, with ids, sorted by id.
 
     Labeled items are the images with a final label (``{"id", "image", "label", "label_info"}``:
@@ -40,8 +26,9 @@ def datastore_items(
 
     Args:
         datastore: MONAI Label's datastore.
-        readable: a check of the image (and label) files, e.g. :func:`readable_image`; items that fail
-            it are left out, each named in a warning, so one broken file does not stop a training.
+        check_images: check that each image (and label) file opens as an image
+            (:func:`~monai_ssl.data.validate_image_file`, without decoding the pixels); items that fail
+            are left out, each named with its problem in a warning, so one broken file does not stop a training.
     """
     labeled = []
     for image_id in sorted(datastore.get_labeled_images()):
@@ -53,16 +40,17 @@ def datastore_items(
             "label_info": dict(datastore.get_label_info(label_id, FINAL) or {}),
         })
     unlabeled = [{"id": i, "image": datastore.get_image_uri(i)} for i in sorted(datastore.get_unlabeled_images())]
-    if readable is None:
+    if not check_images:
         return labeled, unlabeled
-    kept = []
-    for items in (labeled, unlabeled):
-        ok = [i for i in items if readable(i["image"], *([i["label"]] if "label" in i else []))]
+    kept: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for items, ok in zip((labeled, unlabeled), kept):
         for item in items:
-            if item not in ok:
-                logger.warning("left out of the training: %s (or its label) cannot be read as an image", item["image"])
-        kept.append(ok)
-    return kept[0], kept[1]
+            problem = next(filter(None, (validate_image_file(item[k]) for k in ("image", "label") if k in item)), None)
+            if problem:
+                logger.warning("left out of the training: %s or its label: %s", item["image"], problem)
+            else:
+                ok.append(item)
+    return kept
 
 
 def validation_share(

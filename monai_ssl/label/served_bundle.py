@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser
 
+from monai_ssl.networks import SegmentationPair, load_weights
+
 __all__ = ["BundleNotServable", "ServedBundle", "discover_bundles", "read_served_bundle"]
 
 SEGMENTATION = "segmentation"
@@ -141,7 +143,7 @@ def read_served_bundle(path: str | os.PathLike, check_weights: bool = True) -> S
             f"(see bundles/{name}/docs/README.md), then restart the server."
         )
     network = _build_network(bundle)
-    bundle.is_pair = hasattr(network, "members") and hasattr(network, "output")
+    bundle.is_pair = isinstance(network, SegmentationPair)
     if check_weights:
         _check_weights(bundle, network)
     return bundle
@@ -155,8 +157,6 @@ def _build_network(bundle: ServedBundle) -> torch.nn.Module:
 
 
 def _check_weights(bundle: ServedBundle, network: torch.nn.Module) -> None:
-    from monai_ssl.networks import load_weights
-
     try:
         load_weights(network, bundle.model_file, produced_by=f"bundles/{bundle.name} training")
     except (ValueError, KeyError, FileNotFoundError) as err:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monai_ssl.label.datastore_items import datastore_items, readable_image, validation_share
+from monai_ssl.label.datastore_items import datastore_items, validation_share
 from monai_ssl.label.served_bundle import ServedBundle
 from monai_ssl.label.train_task import DatastoreTrain, RunSettings, common_overrides
 
@@ -69,5 +69,5 @@ class CrossTeachingTrain(DatastoreTrain):
         super().__init__(bundle, studies, "train.json", f"Cross-teaching (labeled + unlabeled images) of {bundle.name}")
 
     def overrides(self, datastore: Any, settings: RunSettings) -> dict[str, Any]:  # noqa: D102
-        labeled, unlabeled = datastore_items(datastore, readable=readable_image)
+        labeled, unlabeled = datastore_items(datastore, check_images=True)
         return cross_teaching_overrides(self.bundle, labeled, unlabeled, settings)

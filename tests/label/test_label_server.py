@@ -174,6 +174,7 @@ def test_save_label_train_from_the_datastore_and_propose_the_next_image(server):
     details = "\n".join(status.get("details", []))  # MONAI Label keeps the task's last 20 output lines
     assert status["status"] == "DONE", details[-3000:]
     assert 'Result: {"model_file": ' in details
+    assert "Epoch[1] Complete" in details  # the bundle's progress reaches MONAI Label's train status
     log = paths["log"].read_text()
     assert "training on 2 labeled + 5 unlabeled image(s), validating on 1, for 1 epoch(s)" in log
     assert "Key metric: val_iou best value" in log  # the bundle's validation chose the model

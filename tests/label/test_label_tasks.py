@@ -129,3 +129,22 @@ def test_knee_mri_answer_is_finding_probability(tmp_path):
     assert label_file is None
     assert list(result["probabilities"]) == ["negative", bundle.class_names[1]]
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_training_datalists_leave_out_unreadable_files(isic_data, tmp_path, caplog):
+    from monai_ssl.label.datastore_items import datastore_items
+
+    images = _train_images(isic_data)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    bad_label = tmp_path / "bad_label.png"
+    bad_label.write_bytes(b"")
+    store = FakeDatastore(
+        {"a": str(images[0]), "b": str(images[1]), "c": str(images[2]), "broken": str(broken)},
+        {"a": (str(isic_data / "ISIC-2017_Training_Part1_GroundTruth" / f"{images[0].stem}_segmentation.png"), {}),
+         "b": (str(bad_label), {})},
+    )
+    assert [i["id"] for i in datastore_items(store)[1]] == ["broken", "c"]  # unchecked: everything
+    labeled, unlabeled = datastore_items(store, check_images=True)
+    assert [i["id"] for i in labeled] == ["a"] and [i["id"] for i in unlabeled] == ["c"]
+    assert "broken.jpg" in caplog.text and "empty file (0 bytes)" in caplog.text  # each named, with its problem

@@ -14,7 +14,7 @@ pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scri
 from conftest import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
 from fake_datastore import FakeDatastore  # noqa: E402
 from monai_ssl.label import read_served_bundle  # noqa: E402
-from monai_ssl.label.datastore_items import class_index  # noqa: E402
+from monai_ssl.label.datastore_items import class_index, datastore_items  # noqa: E402
 from monai_ssl.label.train_classifier import ClassifierTrain, classifier_overrides  # noqa: E402
 from monai_ssl.label.train_task import RunSettings  # noqa: E402
 
@@ -54,8 +54,6 @@ def _store(tmp_path, classes):
 
 def test_overrides_set_datalists_classes_and_batch_size(oct_bundle, tmp_path):
     store = _store(tmp_path, ["CNV", "DME", "NORMAL", "NORMAL", "DRUSEN", None])
-    from monai_ssl.label.datastore_items import datastore_items
-
     labeled, unlabeled = datastore_items(store)
     assert len(labeled) == 5 and [i["id"] for i in unlabeled] == ["scan5"]
     o = classifier_overrides(oct_bundle, labeled, RunSettings(studies=str(tmp_path), num_epochs=1))
@@ -78,3 +76,28 @@ def test_training_from_the_datastore_replaces_the_served_model(oct_bundle, tmp_p
     assert any(not torch.equal(before[k], after[k]) for k in before)  # trained, from the served weights
     assert list((oct_bundle.path / "models" / "monailabel").glob("checkpoint*.pt"))
     assert not (oct_bundle.path / "demo_data").exists()  # the datastore is the data, no demo is made
+
+
+def test_knee_classifier_trains_from_saved_classes_in_its_own_folders(tmp_path):
+    """byolmed2d: one logit (the class index becomes a float target), fixed run folders moved to monailabel/."""
+    from monai_ssl.data import make_mrnet_demo
+
+    bundle = read_served_bundle(save_network_weights(copy_bundle(
+        "byolmed2d", tmp_path / "bundles", {"image_size": 32, "num_slices": 4, "num_workers": 0})))
+    root = make_mrnet_demo(tmp_path / "mrnet", n_train=4, n_valid=2, num_slices=(5, 5), size=32, planes=("sagittal",))
+    exams = sorted((root / "train" / "sagittal").glob("*.npy"))
+    finding = bundle.class_names[1]
+    store = FakeDatastore(
+        {p.stem: str(p) for p in exams},
+        {p.stem: (str(p), {"class": c}) for p, c in zip(exams, ["negative", finding, "negative", finding])},
+    )
+    o = classifier_overrides(bundle, datastore_items(store)[0],
+                             RunSettings(studies=str(tmp_path), num_epochs=1))
+    assert sorted(i["label"] for i in o["train#datalist"] + o["validate#datalist"]) == [[0.0], [0.0], [1.0], [1.0]]
+    before = torch.load(bundle.model_file, weights_only=True)
+    ClassifierTrain(bundle, str(tmp_path))({"max_epochs": 1, "device": "cpu"}, store)
+    after = torch.load(bundle.model_file, weights_only=True)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert list((bundle.path / "models" / "monailabel").glob("checkpoint*.pt"))
+    assert not (bundle.path / "models" / "finetune").exists()  # the command-line run's folder is left alone
+    assert (bundle.path / "runs" / "monailabel").is_dir()
