@@ -12,7 +12,7 @@ import torch
 from monai.bundle import run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import OCT, REPO, TINY_2D
+from bundle_helpers import OCT, REPO, TINY_2D, error_messages
 from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.data import make_oct_demo
 
@@ -31,15 +31,6 @@ def _with(*overlays: str) -> list[str]:
 def _rows(path):
     with open(path) as f:
         return list(csv.DictReader(f))
-
-
-def _messages(error):
-    """The messages of ``error`` and of the errors it was raised from (MONAI wraps config errors)."""
-    messages = []
-    while error is not None:
-        messages.append(str(error))
-        error = error.__cause__ or error.__context__
-    return messages
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +97,7 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     (eval_dir / "metrics.json").write_text('{"earlier": true}')
     with pytest.raises(Exception) as info:
         run(config_file=EVALUATE, **evaluation)
-    messages = _messages(info.value)
+    messages = error_messages(info.value)
     assert any(f"{eval_dir} already holds an evaluation" in m and "--output_dir <new folder>" in m
                and "--overwrite True" in m for m in messages), messages
     assert (eval_dir / "metrics.json").read_text() == '{"earlier": true}'
@@ -183,3 +174,12 @@ def test_an_overlay_run_alone_names_its_base_config(tmp_path, overlay):
         messages.append(str(error))
         error = error.__cause__ or error.__context__
     assert any(f"{overlay}.json is an overlay of finetune.json" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("overlay", ["pseudolabel", "supervised"])
+def test_an_overlay_run_alone_as_documented_names_its_base_config(overlay):
+    """The documented command, without --bundle_root: the overlay's own bundle_root gives the base config's path."""
+    with pytest.raises(Exception) as info:
+        run(config_file=str(OCT / f"{overlay}.json"))
+    wanted = f"'bundles/oct_byol_pseudolabel/configs/finetune.json','bundles/oct_byol_pseudolabel/configs/{overlay}.json'"
+    assert any(wanted in m for m in error_messages(info.value)), error_messages(info.value)
