@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from .cross_teaching_trainer import CrossTeachingTrainer, cross_teaching_scalars
 from .byol_trainer import BYOLTrainer, byol_scalars, prepare_views
+from .device_views import DeviceViews, views_on_device
 from .step_trainer import OptimizerStepTrainer, scaled_optimizers_step
 from .steps import require_training_steps
 
 __all__ = [
     "BYOLTrainer",
     "CrossTeachingTrainer",
+    "DeviceViews",
     "OptimizerStepTrainer",
     "byol_scalars",
     "cross_teaching_scalars",
     "prepare_views",
     "require_training_steps",
     "scaled_optimizers_step",
+    "views_on_device",
 ]

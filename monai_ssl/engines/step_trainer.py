@@ -23,7 +23,24 @@ from torch.optim.optimizer import Optimizer
 
 from monai_ssl.engines.steps import require_training_steps
 
-__all__ = ["OptimizerStepTrainer", "scaled_optimizers_step"]
+__all__ = ["OptimizerStepTrainer", "out_of_memory_message", "scaled_optimizers_step"]
+
+
+def out_of_memory_message(engine: Any) -> str:
+    """What a run out of GPU memory tells the user: the batch size, the memory in use, what to lower."""
+    device = torch.device(engine.state.device) if getattr(engine.state, "device", None) is not None else None
+    batch_size = getattr(getattr(engine, "data_loader", None), "batch_size", None)
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(device).total_memory
+        used = f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB at peak of {total / 2**30:.1f} GiB on {device}"
+    else:
+        used = f"memory in use unknown on {device}"
+    lower = f" (e.g. --batch_size {batch_size // 2})" if isinstance(batch_size, int) and batch_size > 2 else ""
+    return (
+        f"{engine.run_name} ran out of GPU memory at batch size {batch_size} ({used}). Lower --batch_size{lower}; to "
+        "keep the effective batch, raise --accumulation_steps by the same factor; or turn on amp (bf16 halves "
+        "activations)."
+    )
 
 
 def _step_observed(optimizer: Optimizer, step: Callable[[], Any]) -> bool:
@@ -107,7 +124,12 @@ class OptimizerStepTrainer(Trainer):
     - **After each real step** :meth:`after_optimizer_step` runs (before the count advances), where BYOL
       moves its target and cross-teaching advances its ramp.
     - **NaN guard.** :meth:`check_finite` stops the run with a ``FloatingPointError`` naming the epoch and
-      iteration instead of training on.
+      iteration instead of training on. With ``finite_check_interval`` = N > 1 the check runs on the device
+      (the first non-finite iteration and its value are kept there) and the host reads it every N iterations
+      and at the end of each epoch, so a GPU is not made to wait for the host at every step; a NaN run still
+      stops within N iterations, before the epoch's checkpoint, with the same message.
+    - **Out of GPU memory.** :meth:`run` turns ``torch.OutOfMemoryError`` into one naming the batch size, the
+      memory in use and what to lower.
     - **No empty runs.** :meth:`run` refuses an epoch of zero iterations
       (:func:`~monai_ssl.engines.require_training_steps`).
 
@@ -127,6 +149,7 @@ class OptimizerStepTrainer(Trainer):
         amp_kwargs: arguments of ``torch.autocast``.
         to_kwargs: extra arguments of ``Tensor.to`` for the batch.
         decollate: MONAI's ``decollate`` of the iteration output.
+        finite_check_interval: read the NaN guard every this many iterations (1: at every iteration).
     """
 
     def __init__(
@@ -146,6 +169,7 @@ class OptimizerStepTrainer(Trainer):
         amp_kwargs: dict | None = None,
         to_kwargs: dict | None = None,
         decollate: bool = False,
+        finite_check_interval: int = 1,
     ) -> None:
         if accumulation_steps < 1:
             raise ValueError(f"`accumulation_steps` must be a positive integer, got {accumulation_steps!r}.")
@@ -169,6 +193,10 @@ class OptimizerStepTrainer(Trainer):
         self.run_name = run_name
         self.accumulation_steps = accumulation_steps
         self.optim_set_to_none = optim_set_to_none
+        if int(finite_check_interval) < 1:
+            raise ValueError(f"`finite_check_interval` must be a positive integer, got {finite_check_interval!r}.")
+        self.finite_check_interval = int(finite_check_interval)
+        self._nonfinite: tuple[torch.Tensor, torch.Tensor, str] | None = None
         self.state.optimizer_steps = 0
         self.state_dict_user_keys.append("optimizer_steps")
 
@@ -180,7 +208,10 @@ class OptimizerStepTrainer(Trainer):
                 none): MONAI's ``Workflow.run`` would only warn and return, and the run would look successful.
         """
         require_training_steps(self.data_loader, self.run_name)
-        super().run()
+        try:
+            super().run()
+        except torch.OutOfMemoryError as err:
+            raise torch.OutOfMemoryError(out_of_memory_message(self)) from err
 
     @property
     def optimizer_steps_per_epoch(self) -> int:
@@ -196,6 +227,8 @@ class OptimizerStepTrainer(Trainer):
     def gradient_scaling(self) -> bool:
         """Whether the loss goes through an enabled gradient scaler (fp16 amp on CUDA; not bf16 on the CPU)."""
         scaler = self.scaler
+        if self.amp_kwargs.get("dtype") == torch.bfloat16:  # bf16 has fp32's exponent range: nothing to scale
+            return False
         return bool(self.amp and scaler is not None and getattr(scaler, "is_enabled", lambda: True)())
 
     def _should_step(self) -> tuple[bool, bool]:
@@ -216,17 +249,49 @@ class OptimizerStepTrainer(Trainer):
         return torch.autocast(torch.device(self.state.device).type, enabled=self.amp, **self.amp_kwargs)
 
     def check_finite(self, loss: torch.Tensor, what: str = "loss") -> None:
-        """Stop the run when ``loss`` is NaN/inf (one host sync).
+        """Stop the run when ``loss`` is NaN/inf.
+
+        With ``finite_check_interval`` = 1 the host reads the check at once (one sync per iteration). Otherwise
+        the first non-finite iteration is recorded on the device and read by :meth:`raise_if_nonfinite` every
+        ``finite_check_interval`` iterations and at the last iteration of each epoch.
 
         Raises:
             FloatingPointError: naming ``what``, the value, the epoch and the iteration.
         """
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{self.run_name}: {what} is {loss.item()} at epoch {self.state.epoch}, iteration "
-                f"{self.state.iteration}; stopping instead of training on. Lower the learning rate, check the "
-                "input intensities, or disable amp."
-            )
+        if self.finite_check_interval == 1:
+            if not torch.isfinite(loss):
+                self._raise_nonfinite(what, loss.item(), self.state.iteration)
+            return
+        loss = loss.detach().float()
+        if self._nonfinite is None:
+            self._nonfinite = (torch.zeros((), dtype=torch.long, device=loss.device), torch.zeros_like(loss), what)
+        first, value, _ = self._nonfinite
+        new = ~torch.isfinite(loss) & (first == 0)
+        self._nonfinite = (torch.where(new, self.state.iteration, first), torch.where(new, loss, value), what)
+        local = (self.state.iteration - 1) % self.state.epoch_length + 1
+        if self.state.iteration % self.finite_check_interval == 0 or local == self.state.epoch_length:
+            self.raise_if_nonfinite()
+
+    def raise_if_nonfinite(self) -> None:
+        """Read the device-side NaN guard (one host sync) and stop when a loss was not finite.
+
+        Raises:
+            FloatingPointError: naming the first non-finite iteration since the run started.
+        """
+        if self._nonfinite is None:
+            return
+        first, value, what = self._nonfinite
+        iteration = int(first)
+        if iteration:
+            self._raise_nonfinite(what, float(value), iteration)
+
+    def _raise_nonfinite(self, what: str, value: float, iteration: int) -> None:
+        epoch = (iteration - 1) // max(1, self.state.epoch_length or 1) + 1
+        checked = "" if self.finite_check_interval == 1 else f" (read every {self.finite_check_interval} iterations)"
+        raise FloatingPointError(
+            f"{self.run_name}: {what} is {value} at epoch {epoch}, iteration {iteration}{checked}; stopping instead of "
+            "training on. Lower the learning rate, check the input intensities, or disable amp."
+        )
 
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagate ``loss / accumulation_steps``, through the gradient scaler under amp."""

@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Callable
 
+import torch
 from ignite.engine import Engine, Events
 
 __all__ = ["CollapseMonitor"]
@@ -19,7 +20,8 @@ class CollapseMonitor:
     ``1/sqrt(D)`` (solo-learn logs the same signal). The trainer puts it in its output as
     ``projection_std`` (and ``projection_dim``). This handler averages it over each epoch, stores
     the average as ``engine.state.metrics["projection_std"]`` and logs a warning when
-    ``mean_std * sqrt(D) < threshold``.
+    ``mean_std * sqrt(D) < threshold``. The sum stays on the training device until the epoch ends, so
+    watching it does not make the host wait for a GPU at every iteration.
 
     Args:
         threshold: warn below this fraction of the ``1/sqrt(D)`` reference (0.1).
@@ -36,7 +38,7 @@ class CollapseMonitor:
         self.threshold = threshold
         self.output_transform = output_transform
         self.logger = logging.getLogger(logger_name)
-        self._sum = 0.0
+        self._sum: torch.Tensor | float = 0.0
         self._count = 0
         self._dim = 1
         self.warnings = 0
@@ -51,14 +53,14 @@ class CollapseMonitor:
 
     def _collect(self, engine: Engine) -> None:
         std, dim = self.output_transform(engine.state.output)
-        self._sum += float(std)
+        self._sum = self._sum + (std.detach().float() if isinstance(std, torch.Tensor) else float(std))
         self._count += 1
         self._dim = int(dim)
 
     def _check(self, engine: Engine) -> None:
         if self._count == 0:
             return
-        mean_std = self._sum / self._count
+        mean_std = float(self._sum) / self._count
         engine.state.metrics["projection_std"] = mean_std
         ratio = mean_std * math.sqrt(self._dim)
         if ratio < self.threshold:

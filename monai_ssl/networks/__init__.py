@@ -8,6 +8,7 @@ from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained
 from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
+from .placement import place_network
 from .resnet import ResNetEncoder, resnet18_encoder
 from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
@@ -27,6 +28,7 @@ __all__ = [
     "maybe_sync_batchnorm",
     "unwrap_parallel",
     "momentum_update",
+    "place_network",
     "resnet18_encoder",
     "split_pair_logits",
 ]

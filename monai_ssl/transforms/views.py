@@ -41,14 +41,14 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import MAX_SEED
 
-__all__ = ["BYOLViewsd", "ViewAugmentation", "byol_view_pair"]
+__all__ = ["BYOLViewsd", "ViewAugmentation", "ViewParams", "byol_view_pair"]
 
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 _JITTER_OPS = ("brightness", "contrast", "saturation", "hue")
 
 
 @dataclass
-class _ViewParams:
+class ViewParams:
     """Parameters sampled once per view and shared by every slice of a volume."""
 
     crop: tuple[int, int, int, int]  # top, left, height, width in input pixels
@@ -116,8 +116,12 @@ def _adjust_saturation_(x: torch.Tensor, factor: float) -> torch.Tensor:
     return x.mul_(factor).add_(gray, alpha=1.0 - factor).clamp_(0.0, 1.0)
 
 
-def _adjust_hue(x: torch.Tensor, shift: float) -> torch.Tensor:
-    """Rotate the hue of RGB ``x`` by ``shift`` turns (RGB -> HSV -> RGB)."""
+def _adjust_hue(x: torch.Tensor, shift: float | torch.Tensor) -> torch.Tensor:
+    """Rotate the hue of RGB ``x`` ``(N, 3, ...)`` by ``shift`` turns (RGB -> HSV -> RGB).
+
+    ``shift`` is one number, or a tensor broadcastable to ``x`` without its channel axis (one shift
+    per image of a batch: shape ``(N, 1, ...)``).
+    """
     r, g, b = x.unbind(1)
     value = x.amax(1)
     delta = value - x.amin(1)
@@ -129,7 +133,7 @@ def _adjust_hue(x: torch.Tensor, shift: float) -> torch.Tensor:
     hue = torch.where(delta > 0, hue / 6.0, torch.zeros_like(hue))
     hue = (hue + shift) % 1.0
     # HSV -> RGB: channel n in (R, G, B) = (5, 3, 1) is V - V S clamp(min(k, 4 - k), 0, 1), k = (n + 6H) mod 6.
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    n = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, *([1] * (x.ndim - 2)))
     k = (n + 6.0 * hue.unsqueeze(1)) % 6.0
     weight = torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
     value, sat = value.unsqueeze(1), sat.unsqueeze(1)
@@ -282,7 +286,12 @@ class ViewAugmentation(Randomizable, Transform):
         self.extra_contrast = _range(extra_contrast, "extra_contrast")
         self.extra_brightness_prob = float(extra_brightness_prob)
         self.extra_brightness = _range(extra_brightness, "extra_brightness")
-        self._params: _ViewParams | None = None
+        self._params: ViewParams | None = None
+
+    @property
+    def sampled_params(self) -> ViewParams | None:
+        """The parameters of the last :meth:`randomize` (None before the first)."""
+        return self._params
 
     # ----------------------------------------------------------------------------- sampling
     def _sample_box(
@@ -351,7 +360,7 @@ class ViewAugmentation(Randomizable, Transform):
         blur_sigma = float(R.uniform(*self.blur_sigma)) if R.rand() < self.blur_prob else None
         solarize = R.rand() < self.solarize_prob
         cutout = self._sample_cutout() if R.rand() < self.cutout_prob else None
-        self._params = _ViewParams(
+        self._params = ViewParams(
             crop=crop,
             flip=bool(flip),
             jitter_order=order if jitter else None,
@@ -365,7 +374,7 @@ class ViewAugmentation(Randomizable, Transform):
         )
 
     # ---------------------------------------------------------------------------- applying
-    def _apply(self, x: torch.Tensor, p: _ViewParams) -> torch.Tensor:
+    def _apply(self, x: torch.Tensor, p: ViewParams) -> torch.Tensor:
         """Apply sampled parameters to a batch of slices ``(N, C, H, W)``.
 
         ``x`` may be a view of the caller's input; it is never written to: the resize makes the
