@@ -118,6 +118,8 @@ class PseudoLabelRounds(Engine):
             (defaults: ``batch_size=32``, ``num_workers=0``, ``pin_memory`` on CUDA; no shuffling).
         device: where the network lives.
         amp: autocast when scoring the pool.
+        amp_dtype: its dtype (default bfloat16 where the device has it, else float16).
+        channels_last: score NHWC image batches (faster on tensor cores).
         metric_name: key of the validation metric in ``evaluator.state.metrics``.
         resume: continue from the last ``round_{r}.pt`` in ``output_dir`` when there is one.
         score_transform: transform of the pool items when scoring (the evaluator's, without random
@@ -165,6 +167,8 @@ class PseudoLabelRounds(Engine):
         rescore_pseudo_labels: bool = False,
         restart_each_round: bool = False,
         best_epoch_per_round: bool = False,
+        amp_dtype: torch.dtype | str | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__(self._run_round)
         if isinstance(num_rounds, bool) or not isinstance(num_rounds, (int, np.integer)) or num_rounds < 0:
@@ -204,6 +208,8 @@ class PseudoLabelRounds(Engine):
         self.score_loader_kwargs = score_loader_kwargs
         self.device = torch.device(device)
         self.amp = amp
+        self.amp_dtype = amp_dtype
+        self.channels_last = channels_last
         self.metric_name = metric_name
         self.resume = resume
         self.score_transform = score_transform
@@ -267,7 +273,9 @@ class PseudoLabelRounds(Engine):
         kwargs = {"batch_size": 32, "num_workers": 0, "pin_memory": self.device.type == "cuda"}
         kwargs.update(self.score_loader_kwargs, shuffle=False)
         loader = DataLoader(Dataset(candidates, transform=self.score_transform), **kwargs)
-        probabilities, ids = score_pool(self.network, loader, self.device, amp=self.amp)
+        probabilities, ids = score_pool(
+            self.network, loader, self.device, amp=self.amp, amp_dtype=self.amp_dtype, channels_last=self.channels_last
+        )
         n = self.num_samples
         if self.rescore_pseudo_labels and n is not None:
             n *= r  # the whole set so far: r rounds of num_samples

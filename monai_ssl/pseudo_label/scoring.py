@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["logits_to_probabilities", "score_pool"]
+__all__ = ["autocast_dtype", "logits_to_probabilities", "score_pool"]
 
 
 def logits_to_probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -54,6 +54,8 @@ def score_pool(
     amp: bool = False,
     image_key: str = "image",
     id_key: str = "id",
+    amp_dtype: torch.dtype | str | None = None,
+    channels_last: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """Predict the class probabilities of every item of ``data_loader``.
 
@@ -63,9 +65,14 @@ def score_pool(
     :func:`logits_to_probabilities`. Every module's training flag is restored afterwards (also on
     error), so a partly frozen network comes back exactly as it was.
 
-    Images are copied with ``non_blocking=True`` on CUDA, so a loader with ``pin_memory=True``
-    overlaps copies and compute. With ``amp`` the forward runs under ``torch.autocast`` of the
-    device type (float16 on CUDA, bfloat16 on CPU); the probabilities are computed in float32.
+    The host never waits for the device inside the loop: images are copied with ``non_blocking=True``
+    on CUDA (a loader with ``pin_memory=True`` overlaps copies and compute), the probabilities of each
+    batch stay on the device, and they come back in one copy at the end. With ``amp`` the forward runs
+    under ``torch.autocast`` of the device type in ``amp_dtype`` (default: bfloat16 where the device has
+    it, else float16); the probabilities are computed in float32. With ``channels_last`` 2D image
+    batches go to the network in ``torch.channels_last`` memory format (give it a network stored so:
+    :func:`~monai_ssl.networks.place_network`). Scoring holds no gradients, so it takes batches several
+    times larger than training.
 
     Args:
         network: the classifier, returning (B, K) logits or a single binary logit.
@@ -75,6 +82,8 @@ def score_pool(
         amp: autocast the forward pass.
         image_key: key of the image batch.
         id_key: key of the item ids (a list of strings after collation).
+        amp_dtype: the autocast dtype (``torch.bfloat16``, ``"float16"``, ...).
+        channels_last: NHWC image batches.
 
     Returns:
         ``(probabilities, ids)``: a float32 ``(N, K)`` array and the N ids, in loader order. An
@@ -85,8 +94,9 @@ def score_pool(
     """
     device = torch.device(device)
     non_blocking = device.type == "cuda"
+    dtype = autocast_dtype(device, amp_dtype)
     modes = [(m, m.training) for m in network.modules()]
-    chunks: list[np.ndarray] = []
+    chunks: list[torch.Tensor] = []
     ids: list[str] = []
     network.eval()
     try:
@@ -98,13 +108,31 @@ def score_pool(
                 if hasattr(images, "as_tensor"):  # MONAI MetaTensor: plain tensor, no metadata tracking
                     images = images.as_tensor()
                 images = images.to(device, non_blocking=non_blocking)
+                if channels_last and images.ndim == 4:
+                    images = images.contiguous(memory_format=torch.channels_last)
                 ids += _batch_ids(batch, id_key, images.shape[0])
-                with torch.autocast(device.type, enabled=amp):
+                with torch.autocast(device.type, enabled=amp, dtype=dtype):
                     logits = network(images)
-                chunks.append(logits_to_probabilities(logits).cpu().numpy())
+                chunks.append(logits_to_probabilities(logits))
     finally:
         for module, training in modes:
             module.training = training
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32), []
-    return np.concatenate(chunks, axis=0).astype(np.float32, copy=False), ids
+    return torch.cat(chunks).cpu().numpy().astype(np.float32, copy=False), ids
+
+
+def autocast_dtype(device: torch.device, amp_dtype: torch.dtype | str | None = None) -> torch.dtype:
+    """The autocast dtype: ``amp_dtype`` (a dtype or its name), else bfloat16 where ``device`` has it, else float16.
+
+    Raises:
+        ValueError: ``amp_dtype`` names no floating dtype.
+    """
+    if amp_dtype is None:
+        if device.type == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+            return torch.float16
+        return torch.bfloat16
+    dtype = getattr(torch, amp_dtype, None) if isinstance(amp_dtype, str) else amp_dtype
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"amp_dtype must be a floating dtype such as 'bfloat16' or 'float16', got {amp_dtype!r}.")
+    return dtype
