@@ -45,9 +45,10 @@ class ProgressDisplay:
         self.bar = ProgressBar(persist=persist, desc=desc)
 
     def _due(self, engine: Engine, iteration: int) -> bool:
+        """Every ``update_every``-th iteration of an epoch, and its last."""
         epoch_length = engine.state.epoch_length or 0
-        last_of_epoch = bool(epoch_length) and (iteration - 1) % epoch_length + 1 == epoch_length
-        return iteration % self.update_every == 0 or last_of_epoch
+        local = (iteration - 1) % epoch_length + 1 if epoch_length else iteration
+        return local % self.update_every == 0 or local == epoch_length
 
     def attach(self, engine: Engine) -> None:  # noqa: D102
         event = Events.ITERATION_COMPLETED if self.update_every == 1 else Events.ITERATION_COMPLETED(event_filter=self._due)

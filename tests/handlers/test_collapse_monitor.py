@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import logging
 
-from ignite.engine import Engine
+import pytest
+import torch
+from ignite.engine import Engine, Events
 
 from monai_ssl.handlers.collapse_monitor import CollapseMonitor
 
@@ -26,3 +28,17 @@ def test_warns_when_collapsed(caplog):
 def test_silent_when_spread(caplog):
     monitor, _ = _run(1 / 16, caplog)  # 1/sqrt(256)
     assert monitor.warnings == 0 and "collapsing" not in caplog.text
+
+
+def test_tensor_values_are_summed_on_their_device_and_read_once_per_epoch(caplog):
+    """The per-iteration values stay tensors (no host read) until the epoch ends."""
+    values = iter([0.02, 0.04, 0.06, 0.08])
+    engine = Engine(lambda e, b: {"projection_std": torch.tensor(next(values)), "projection_dim": 256})
+    monitor = CollapseMonitor(threshold=0.1)
+    monitor.attach(engine)
+    sums = []
+    engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: sums.append(type(monitor._sum)))
+    engine.run([0, 1], max_epochs=2)
+    assert sums == [torch.Tensor] * 4
+    assert engine.state.metrics["projection_std"] == pytest.approx(0.07)
+    assert monitor.warnings == 0
