@@ -99,8 +99,11 @@ class BYOLViewParamsd(BYOLViewsd):
     device by :class:`~monai_ssl.engines.DeviceViews`. For a volume ``(C, S, H, W)`` one vector serves
     every slice, as on the CPU path.
 
-    Every image of a batch must have the same spatial size (the batch is one tensor); for folders of
-    mixed sizes resize in the workers first (``Resized`` to a working size).
+    A batch is one tensor, so for images of mixed sizes collate with
+    ``monai.transforms.PadListDataCollate(method="end", mode="edge")``: each image is padded at its
+    bottom and right edges, its crop box (drawn for its own size) never reaches the padding, and
+    replicated edge values leave its minimum and maximum (the intensity scaling) unchanged. The views
+    are then exactly those of the CPU path. (Or resize to a working size in the workers first.)
 
     Args:
         keys: the one source key (for example ``"image"``); it is kept.

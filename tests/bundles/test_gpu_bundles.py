@@ -186,6 +186,21 @@ def test_oct_train(oct_root):
     assert {"byol/loss", "byol/tau"} <= _scalar_tags(oct_root / "runs" / "pretrain")
 
 
+@pytest.mark.parametrize("bundle", ["byolmed2d", "oct"])
+@pytest.mark.parametrize("views, compile", [("cpu", False), ("gpu", True)], ids=["cpu-views", "gpu-views-compiled"])
+def test_pretraining_with_each_views_path(bundle, views, compile, request, tmp_path):
+    """The fixtures above pre-train with the defaults (GPU views on CUDA); here the CPU views on the GPU, and the
+    GPU views with ``--compile True`` (the dry run on the CPU skips compiling: it would only test the C++ toolchain)."""
+    data = request.getfixturevalue("tiny_mrnet" if bundle == "byolmed2d" else "oct_data")
+    configs, tiny = (BYOLMED2D, TINY) if bundle == "byolmed2d" else (OCT, TINY_2D)
+    _run(configs / "train.json", bundle_root=tmp_path, dataset_dir=data, **tiny, views=views, compile=compile and ON_CUDA)
+    checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] >= 1
+    _assert_saved_on_device(checkpoint["network"])
+    assert not any(k.startswith("_orig_mod") for k in checkpoint["network"])  # compiling kept the keys
+    _assert_saved_on_device(tmp_path / "models" / "encoder.pt")
+
+
 @pytest.mark.parametrize(
     ("overlays", "overrides", "run_name"),
     [

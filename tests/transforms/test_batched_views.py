@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from monai.transforms import ScaleIntensity
+from monai.transforms import PadListDataCollate, ScaleIntensity
 
 from monai_ssl.transforms import (
     VIEW_PARAM_FIELDS,
@@ -66,6 +66,20 @@ def test_rectangular_output_and_uint8_free_inputs() -> None:
     expected, got, _ = _both_paths(images, seed=1, spatial_size=(20, 28))
     assert got[0].shape == (6, 3, 20, 28)
     assert (got[0] - expected[0]).abs().max() < TOLERANCE
+
+
+def test_images_of_mixed_sizes_padded_at_the_end_give_the_cpu_views() -> None:
+    """The bundles' collate pads each image at its bottom/right edge; crops drawn for its own size never reach it."""
+    g = torch.Generator().manual_seed(6)
+    sizes = [(30, 40), (44, 36), (28, 60), (44, 60)]
+    images = [(torch.rand(1, h, w, generator=g) * 200 + 30).round().to(torch.uint8) for h, w in sizes]
+    cpu = BYOLViewsd(keys="image", spatial_size=16).set_random_state(2)
+    params = BYOLViewParamsd(keys="image", spatial_size=16).set_random_state(2)
+    expected = [cpu({"image": ScaleIntensity(minv=0.0, maxv=1.0)(img.float())})["view2"] for img in images]
+    batch = PadListDataCollate(method="end", mode="edge")([params({"image": img}) for img in images])
+    assert batch["image"].shape == (4, 1, 44, 60)
+    got = apply_view_params(scale_intensity_batch(batch["image"].as_tensor()), batch["view2_params"])
+    assert (got - torch.stack(expected)).abs().max() < TOLERANCE
 
 
 @pytest.mark.parametrize("start, length, in_size, out_size", [(3, 30, 48, 16), (0, 48, 48, 48), (5, 7, 20, 24), (2, 9, 9 + 2, 5)])
