@@ -135,7 +135,8 @@ def _coefficients(params: torch.Tensor, rgb: bool) -> tuple[torch.Tensor, dict[s
         is_b, is_c = jitter & (op == 0), jitter & (op == 1)
         is_s = jitter & (op == 2) & rgb
         is_h = jitter & (op == 3) & rgb & (col("hue") != 0)
-        a = torch.where(is_b | is_c | is_s, factors.gather(1, op.clamp(max=2)[:, None])[:, 0], torch.ones_like(jitter, dtype=params.dtype))
+        chosen = factors.gather(1, op.clamp(max=2)[:, None])[:, 0]  # the factor of this position's operation
+        a = torch.where(is_b | is_c | is_s, chosen, torch.ones_like(chosen))
         columns += [a, torch.where(is_c, 1.0 - a, 0.0), torch.where(is_s, 1.0 - a, 0.0), torch.where(is_h, col("hue"), 0.0)]
         needs[f"affine{k}"] = bool((is_b | is_c | is_s).any())
         needs[f"contrast{k}"] = bool(is_c.any())
@@ -166,7 +167,7 @@ def _to_device(table: torch.Tensor, device: torch.device) -> torch.Tensor:
     return table.to(device)
 
 
-def apply_view_params(images: torch.Tensor, params: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+def apply_view_params(images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """One BYOL view of every image of a batch, on the images' device.
 
     Args:
@@ -174,7 +175,6 @@ def apply_view_params(images: torch.Tensor, params: torch.Tensor, channels_last:
             values in [0, 1], on any device (all slices of a volume share its parameters).
         params: ``(B, len(VIEW_PARAM_FIELDS))`` parameter vectors (:class:`~monai_ssl.transforms.BYOLViewParamsd`),
             best left on the host: the stages to run are decided from them without a device sync.
-        channels_last: return 2D views in ``torch.channels_last`` memory format.
 
     Returns:
         float32 views ``(B, C, out_height, out_width)`` or ``(B, C, S, out_height, out_width)`` in [0, 1].
@@ -200,7 +200,8 @@ def apply_view_params(images: torch.Tensor, params: torch.Tensor, channels_last:
     b, c, s, h, w = x.shape
     rgb = c == 3
 
-    geometry = _to_device(params[:, [_FIELD[k] for k in ("crop_top", "crop_height", "crop_left", "crop_width", "flip")]].float(), device)
+    geometry_fields = [_FIELD[k] for k in ("crop_top", "crop_height", "crop_left", "crop_width", "flip")]
+    geometry = _to_device(params[:, geometry_fields].float(), device)
     rows = resize_matrices(geometry[:, 0], geometry[:, 1], h, out_h)
     cols = resize_matrices(geometry[:, 2], geometry[:, 3], w, out_w, flip=geometry[:, 4] > 0)
     x = rows[:, None] @ x.float().reshape(b, c * s, h, w) @ cols.transpose(1, 2)[:, None]
@@ -229,12 +230,14 @@ def apply_view_params(images: torch.Tensor, params: torch.Tensor, channels_last:
     if needs["blur"]:
         on = blur > 0
         flat = x.reshape(b, c * s, out_h, out_w)
-        flat = _blur_matrices(sigma, on, out_h)[:, None] @ flat @ _blur_matrices(sigma, on, out_w).transpose(1, 2)[:, None]
+        blur_rows, blur_cols = _blur_matrices(sigma, on, out_h), _blur_matrices(sigma, on, out_w)
+        flat = blur_rows[:, None] @ flat @ blur_cols.transpose(1, 2)[:, None]
         x = flat.reshape(b, c, s, out_h, out_w)
     if needs["solarize"]:
         x = torch.where(per(solarize > 0) & (x >= per(threshold)), 1.0 - x, x)
     if needs["cutout"]:
-        box = _to_device(params[:, [_FIELD[k] for k in ("cutout_on", "cutout_top", "cutout_height", "cutout_left", "cutout_width")]].float(), device)
+        box_fields = [_FIELD[k] for k in ("cutout_on", "cutout_top", "cutout_height", "cutout_left", "cutout_width")]
+        box = _to_device(params[:, box_fields].float(), device)
         r = torch.arange(out_h, device=device, dtype=torch.float32)
         q = torch.arange(out_w, device=device, dtype=torch.float32)
         in_rows = (r[None] >= box[:, 1:2]) & (r[None] < box[:, 1:2] + box[:, 2:3]) & (box[:, 0:1] > 0)
@@ -244,5 +247,4 @@ def apply_view_params(images: torch.Tensor, params: torch.Tensor, channels_last:
     x = x.clamp_(0.0, 1.0)
     if volume:
         return x
-    x = x[:, :, 0]
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    return x[:, :, 0]
