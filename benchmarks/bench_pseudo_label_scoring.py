@@ -182,7 +182,7 @@ def section(result: dict[str, Any], args: argparse.Namespace, session: H.Session
         "memory (pinned on CUDA), and over a new `monai.data.DataLoader(Dataset(pool, validate#preprocessing), "
         "shuffle=False, pin_memory on CUDA)` per run, as `PseudoLabelRounds` builds one per round, with `--num-workers` workers (default "
         "`default_num_workers()`). The bundle gives that loader `score_batch_size` (4 x the training batch) and "
-        "`finetune.json`'s `num_workers` (2).",
+        "`finetune.json`'s `num_workers` (the same default).",
         "- images/s = pool size / median run time; `/ bare` = ratio of throughputs. Variants alternate their order "
         "round by round (`benchmarks/harness.py`).",
         "",
