@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import harness  # noqa: E402
+import harness  # benchmarks/harness.py, on the path through setup.cfg's pytest `pythonpath`
 
 PAGE = """# Intro
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import ISIC_SIZES, OCT_SIZES, copy_bundle, save_network_weights
+from label_helpers import ISIC_SIZES, OCT_SIZES, copy_bundle, save_network_weights
 from monai_ssl.label import BundleNotServable, discover_bundles, read_served_bundle
 
 

@@ -27,7 +27,7 @@ pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scri
 requests = pytest.importorskip("requests")
 
 from bundle_helpers import REPO  # noqa: E402
-from conftest import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
+from label_helpers import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
 
 pytestmark = pytest.mark.monailabel
 

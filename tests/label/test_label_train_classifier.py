@@ -11,7 +11,7 @@ from PIL import Image
 
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 
-from conftest import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
+from label_helpers import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
 from fake_datastore import FakeDatastore  # noqa: E402
 from monai_ssl.label import read_served_bundle  # noqa: E402
 from monai_ssl.label.datastore_items import class_index, datastore_items  # noqa: E402
