@@ -22,9 +22,10 @@ import torch
 from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.tasks.scoring import ScoringMethod
 from monailabel.interfaces.tasks.strategy import Strategy
-from monailabel.utils.others.generic import name_to_device
 
-from monai_ssl.label.infer import BundleInfer
+from monai_ssl.label.image_checks import size_problem
+from monai_ssl.label.infer import INFERENCE_LOCK, BundleInfer
+from monai_ssl.label.request_values import device_name
 from monai_ssl.label.scores import least_confidence, pair_disagreement
 from monai_ssl.networks import split_pair_logits
 
@@ -40,10 +41,12 @@ class BundleScorer:
 
     Args:
         task: the bundle's infer task (its network, pre-processing and inferer are reused).
+        max_megapixels: images above it are skipped, not decoded.
     """
 
-    def __init__(self, task: BundleInfer) -> None:
+    def __init__(self, task: BundleInfer, max_megapixels: float = 100.0) -> None:
         self.task = task
+        self.max_megapixels = max_megapixels
         self.score_name = "disagreement" if task.bundle.is_pair else "least_confidence"
         self._network: torch.nn.Module | None = None
         self._network_key: tuple[str, float] | None = None
@@ -64,7 +67,18 @@ class BundleScorer:
         return self._network
 
     def score(self, image_path: str, device: str = "cpu") -> float:
-        """The score of one image file (higher: more worth labeling)."""
+        """The score of one image file (higher: more worth labeling).
+
+        Raises:
+            ValueError: the image is above ``max_megapixels``.
+        """
+        problem = size_problem(image_path, self.max_megapixels)
+        if problem:
+            raise ValueError(problem)
+        with INFERENCE_LOCK:  # one image at a time: an infer request waits for one image, not the whole pool
+            return self._score(image_path, device)
+
+    def _score(self, image_path: str, device: str) -> float:
         data: dict[str, Any] = {"image": image_path, "image_path": image_path}
         for transform in self.task.pre_transforms(data):
             data = transform(data)
@@ -140,7 +154,7 @@ class _ScoreStrategy(Strategy):
         if not images:
             logger.info("%s: every image is labeled", scorer.score_name)
             return None
-        scores, skipped = scorer.update(datastore, images, name_to_device(request.get("device")))
+        scores, skipped = scorer.update(datastore, images, device_name(request.get("device")))
         if not scores:
             return None
         best = max(sorted(scores), key=lambda i: scores[i])
@@ -178,7 +192,7 @@ class UnlabeledScoring(ScoringMethod):
 
     def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any]:  # noqa: D102
         images = sorted(datastore.get_unlabeled_images())
-        device = name_to_device(request.get("device"))
+        device = device_name(request.get("device"))
         result = {}
         for name, scorer in sorted(self.scorers.items()):
             scores, skipped = scorer.update(datastore, images, device)

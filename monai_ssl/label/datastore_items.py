@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_ssl.data.image_folder import validate_image_file
 from monai_ssl.data.labeled_pool import seeded_share
+from monai_ssl.label.image_checks import DecodeCache, decode_problem, label_problem, size_problem
 
-__all__ = ["class_index", "datastore_items", "validation_share"]
+__all__ = ["class_index", "datastore_items", "usable_items", "validation_share"]
 
 logger = logging.getLogger(__name__)
 
 FINAL = "final"
 
 
-def datastore_items(datastore: Any, check_images: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def datastore_items(
+    datastore: Any, check_images: bool = False, labels: str = "mask", max_megapixels: float = 100.0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(labeled, unlabeled)`` datalists of a MONAI Label datastore, with ids, sorted by id.
 
     Labeled items are the images with a final label (``{"id", "image", "label", "label_info"}``:
@@ -26,9 +29,10 @@ def datastore_items(datastore: Any, check_images: bool = False) -> tuple[list[di
 
     Args:
         datastore: MONAI Label's datastore.
-        check_images: check that each image (and label) file opens as an image
-            (:func:`~monai_ssl.data.validate_image_file`, without decoding the pixels); items that fail
-            are left out, each named with its problem in a warning, so one broken file does not stop a training.
+        check_images: leave out what a training cannot use (:func:`usable_items`), each named with
+            its problem in a warning, so one broken file does not stop a training.
+        labels: ``"mask"`` (a label must be an image of its image's size) or ``"class"``.
+        max_megapixels: images above it are left out.
     """
     labeled = []
     for image_id in sorted(datastore.get_labeled_images()):
@@ -42,15 +46,60 @@ def datastore_items(datastore: Any, check_images: bool = False) -> tuple[list[di
     unlabeled = [{"id": i, "image": datastore.get_image_uri(i)} for i in sorted(datastore.get_unlabeled_images())]
     if not check_images:
         return labeled, unlabeled
+    labeled, unlabeled, _ = usable_items(labeled, unlabeled, labels, max_megapixels, cache_dir=_cache_dir(datastore))
+    return labeled, unlabeled
+
+
+def _cache_dir(datastore: Any) -> Path | None:
+    path = getattr(datastore, "_datastore_path", None)
+    return Path(path) / ".monai_ssl" if path else None
+
+
+def usable_items(
+    labeled: Sequence[Mapping[str, Any]],
+    unlabeled: Sequence[Mapping[str, Any]],
+    labels: str = "mask",
+    max_megapixels: float = 100.0,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+    """The items a training can use, and why each other one is left out.
+
+    An image is used when its header gives at most ``max_megapixels`` and the whole file decodes (a
+    truncated JPEG does not); a mask label when it is a readable image of its image's spatial size.
+    Decoding results are kept in ``<cache_dir>/decode_checks.json`` by file size and time, so each file
+    is decoded once.
+
+    Args:
+        labeled: ``{"id", "image", "label", ...}`` items.
+        unlabeled: ``{"id", "image"}`` items.
+        labels: ``"mask"`` checks the label files; ``"class"`` leaves them to :func:`class_index`.
+        max_megapixels: the size limit.
+        cache_dir: where the decode cache lives (no cache when ``None``).
+
+    Returns:
+        ``(labeled, unlabeled, left_out)``: the usable items, and image file name -> problem.
+    """
+    cache = DecodeCache(Path(cache_dir) / "decode_checks.json") if cache_dir else None
+    check = cache.problem if cache else decode_problem
+    left_out: dict[str, str] = {}
     kept: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
     for items, ok in zip((labeled, unlabeled), kept):
         for item in items:
-            problem = next(filter(None, (validate_image_file(item[k]) for k in ("image", "label") if k in item)), None)
+            image = str(item["image"])
+            try:
+                problem = size_problem(image, max_megapixels) or check(image)
+            except Exception as err:  # noqa: BLE001 - no readable header
+                problem = f"not a readable image ({type(err).__name__}: {err})"
+            if not problem and labels == "mask" and item.get("label"):
+                problem = label_problem(image, item["label"])
             if problem:
-                logger.warning("left out of the training: %s or its label: %s", item["image"], problem)
+                left_out[Path(image).name] = problem
+                logger.warning("left out of the training: %s or its label: %s", image, problem)
             else:
-                ok.append(item)
-    return kept
+                ok.append(dict(item))
+    if cache:
+        cache.save()
+    return kept[0], kept[1], left_out
 
 
 def validation_share(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,7 +30,11 @@ from monailabel.transform.writer import Writer
 
 from monai_ssl.label.served_bundle import CLASSIFICATION, ServedBundle
 
-__all__ = ["BundleInfer", "classification_result"]
+__all__ = ["INFERENCE_LOCK", "BundleInfer", "classification_result"]
+
+INFERENCE_LOCK = threading.Lock()
+"""Held while a model of the server works on one image (an infer, or one image of active-learning scoring):
+requests run in FastAPI's thread pool, and one model at a time keeps memory bounded on a busy server."""
 
 
 def classification_result(probabilities: Any, class_names: Sequence[str]) -> dict[str, Any]:

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monai_ssl.label.datastore_items import class_index, datastore_items, validation_share
+from monai_ssl.label.datastore_items import class_index, validation_share
 from monai_ssl.label.served_bundle import ServedBundle
-from monai_ssl.label.train_task import DatastoreTrain, RunSettings, common_overrides
+from monai_ssl.label.train_task import DatastoreTrain, RunSettings, common_overrides, datalist_overrides
 
 __all__ = ["ClassifierTrain", "classifier_overrides"]
 
@@ -48,11 +48,11 @@ def classifier_overrides(bundle: ServedBundle, labeled: Sequence[Mapping[str, An
     train, validation = validation_share(items, settings.val_split, settings.seed, who=f"training {bundle.name}")
     parser = bundle.config(CONFIG)
     overrides = common_overrides(bundle, parser.config, settings)
-    overrides.update({
+    overrides.update(datalist_overrides(bundle, {
         "train#datalist": [dict(i) for i in train],
         "validate#datalist": [dict(i) for i in validation],
-        "batch_size": max(1, min(int(parser.get_parsed_content("batch_size")), len(train))),
-    })
+    }, segmentation=False))
+    overrides["batch_size"] = max(1, min(int(parser.get_parsed_content("batch_size")), len(train)))
     if "class_names" in parser.config:
         overrides["class_names"] = list(bundle.class_names)
     logger.info(
@@ -65,9 +65,9 @@ def classifier_overrides(bundle: ServedBundle, labeled: Sequence[Mapping[str, An
 class ClassifierTrain(DatastoreTrain):
     """Fine-tune a classifier bundle from MONAI Label's datastore (see the module docstring)."""
 
-    def __init__(self, bundle: ServedBundle, studies: str) -> None:
-        super().__init__(bundle, studies, CONFIG, f"Fine-tuning of the {bundle.name} classifier on the saved classes")
+    def __init__(self, bundle: ServedBundle, studies: str, max_megapixels: float = 100.0) -> None:
+        super().__init__(bundle, studies, CONFIG, f"Fine-tuning of the {bundle.name} classifier on the saved classes",
+                         labels="class", max_megapixels=max_megapixels)
 
-    def overrides(self, datastore: Any, settings: RunSettings) -> dict[str, Any]:  # noqa: D102
-        labeled, _ = datastore_items(datastore)
+    def overrides(self, labeled: list[dict[str, Any]], unlabeled: list[dict[str, Any]], settings: RunSettings) -> dict[str, Any]:  # noqa: D102
         return classifier_overrides(self.bundle, labeled, settings)

@@ -17,9 +17,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monai_ssl.label.datastore_items import datastore_items, validation_share
+from monai_ssl.label.datastore_items import validation_share
 from monai_ssl.label.served_bundle import ServedBundle
-from monai_ssl.label.train_task import DatastoreTrain, RunSettings, common_overrides
+from monai_ssl.label.train_task import DatastoreTrain, RunSettings, common_overrides, datalist_overrides
 
 __all__ = ["CrossTeachingTrain", "cross_teaching_overrides"]
 
@@ -48,13 +48,12 @@ def cross_teaching_overrides(
     train, validation = validation_share(labeled, settings.val_split, settings.seed, who=f"training {bundle.name}")
     pool = [_image_item(i) for i in unlabeled] or [_image_item(i) for i in train]
     overrides = common_overrides(bundle, bundle.config("train.json").config, settings)
-    overrides.update({
+    overrides.update(datalist_overrides(bundle, {
         "labeled": [{k: i[k] for k in ("id", "image", "label")} for i in train],
         "unlabeled": pool,
         "validate#datalist": [{k: i[k] for k in ("id", "image", "label")} for i in validation],
-        "labeled_batch_size": min(8, len(train)),
-        "unlabeled_batch_size": min(8, len(pool)),
-    })
+    }, segmentation=True))
+    overrides.update({"labeled_batch_size": min(8, len(train)), "unlabeled_batch_size": min(8, len(pool))})
     logger.info(
         "%s: training on %d labeled + %d unlabeled image(s), validating on %d, for %d epoch(s)",
         bundle.name, len(train), len(pool), len(validation), settings.num_epochs,
@@ -65,9 +64,9 @@ def cross_teaching_overrides(
 class CrossTeachingTrain(DatastoreTrain):
     """Train a cross-teaching bundle from MONAI Label's datastore (see the module docstring)."""
 
-    def __init__(self, bundle: ServedBundle, studies: str) -> None:
-        super().__init__(bundle, studies, "train.json", f"Cross-teaching (labeled + unlabeled images) of {bundle.name}")
+    def __init__(self, bundle: ServedBundle, studies: str, max_megapixels: float = 100.0) -> None:
+        super().__init__(bundle, studies, "train.json", f"Cross-teaching (labeled + unlabeled images) of {bundle.name}",
+                         labels="mask", max_megapixels=max_megapixels)
 
-    def overrides(self, datastore: Any, settings: RunSettings) -> dict[str, Any]:  # noqa: D102
-        labeled, unlabeled = datastore_items(datastore, check_images=True)
+    def overrides(self, labeled: list[dict[str, Any]], unlabeled: list[dict[str, Any]], settings: RunSettings) -> dict[str, Any]:  # noqa: D102
         return cross_teaching_overrides(self.bundle, labeled, unlabeled, settings)

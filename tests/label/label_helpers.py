@@ -37,3 +37,22 @@ def save_network_weights(folder: Path) -> Path:
 
 ISIC_SIZES = {k: v for k, v in TINY_ISIC.items() if k != "num_epochs"}
 OCT_SIZES = {k: v for k, v in TINY_2D.items() if k != "num_epochs"}
+
+
+def parsed_datalists(overrides: dict) -> dict:
+    """The datalists a training run reads: each ``*datalist``/``labeled``/``unlabeled`` override resolved by
+    MONAI's config parser, as the bundle run resolves it (the items come from the datalist file)."""
+    from monai.bundle import ConfigParser
+
+    ids = [k for k in overrides if k in ("labeled", "unlabeled") or k.endswith("#datalist")]
+    parser = ConfigParser({"monailabel_datalist": overrides["monailabel_datalist"]})
+    for config_id in ids:
+        parser[config_id.replace("#", "_")] = overrides[config_id]
+    return {config_id: parser.get_parsed_content(config_id.replace("#", "_")) for config_id in ids}
+
+
+def served_bundles(bundles: Path, isic_bundle: Path) -> Path:
+    """``bundles/`` of a test server: the trained tiny cross-teaching bundle and an OCT classifier with weights."""
+    shutil.copytree(isic_bundle, bundles / "isic_cross_teaching")
+    save_network_weights(copy_bundle("oct_byol_pseudolabel", bundles, OCT_SIZES))
+    return bundles

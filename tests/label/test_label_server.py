@@ -10,14 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,29 +19,17 @@ from PIL import Image
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 requests = pytest.importorskip("requests")
 
-from bundle_helpers import REPO  # noqa: E402
-from label_helpers import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
+from label_helpers import copy_bundle, served_bundles  # noqa: E402
+from label_server import label_server, wait_for_training  # noqa: E402
 
 pytestmark = pytest.mark.monailabel
-
-APP = REPO / "apps" / "monai_ssl"
-START_TIMEOUT_S = 120
-TRAIN_TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, isic_bundle, isic_data):
     """``monailabel start_server --app apps/monai_ssl ...`` on a free port; yields ``(url, paths)``; stopped after."""
     root = tmp_path_factory.mktemp("label_server")
-    bundles = root / "bundles"
-    shutil.copytree(isic_bundle, bundles / "isic_cross_teaching")
-    save_network_weights(copy_bundle("oct_byol_pseudolabel", bundles, OCT_SIZES))
+    bundles = served_bundles(root / "bundles", isic_bundle)
     copy_bundle("byolmed2d", bundles, {})  # no weights: listed as not loaded
 
     studies = root / "studies"
@@ -63,45 +44,8 @@ def server(tmp_path_factory, isic_bundle, isic_data):
     broken = root / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
 
-    port = _free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MONAI_LABEL_SESSION_PATH": str(root / "sessions")}
-    log = open(root / "server.log", "w")
-    command = [shutil.which("monailabel", path=env["PATH"]), "start_server", "--app", str(APP), "--studies", str(studies),
-               "--conf", "models", "all", "--conf", "bundles", str(bundles), "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"server exited ({process.returncode}):\n{(root / 'server.log').read_text()[-3000:]}"
-            try:
-                if requests.get(f"{url}/info/", timeout=5).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"server not up in {START_TIMEOUT_S} s:\n{(root / 'server.log').read_text()[-3000:]}"
-            time.sleep(1)
+    with label_server(root, studies, bundles) as url:
         yield url, {"studies": studies, "bundles": bundles, "scan": scan, "broken": broken, "truth": truth, "log": root / "server.log"}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-        log.close()
-
-
-def _wait_for_status(url: str, *wanted: str) -> dict:
-    """The training status once it is one of ``wanted`` (or finished), within TRAIN_TIMEOUT_S."""
-    deadline = time.monotonic() + TRAIN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        status = requests.get(f"{url}/train/", timeout=10).json()
-        if status.get("status") in (*wanted, "DONE", "ERROR"):
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"training status not in {wanted} within {TRAIN_TIMEOUT_S} s")
 
 
 def test_info_lists_models_labels_and_the_bundle_without_weights(server):
@@ -128,7 +72,9 @@ def test_infer_segmentation_returns_a_mask_of_the_image_size(server):
 
 def test_infer_classification_returns_class_and_probabilities(server):
     url, paths = server
-    answer = requests.post(f"{url}/infer/oct_byol_pseudolabel", params={"image": str(paths["scan"]), "output": "json"}, timeout=120)
+    with open(paths["scan"], "rb") as scan:  # an image that is not in the datastore is uploaded with the request
+        answer = requests.post(f"{url}/infer/oct_byol_pseudolabel", params={"output": "json"},
+                               files={"file": ("oct_scan.jpeg", scan)}, timeout=120)
     assert answer.status_code == 200, answer.text
     result = answer.json()
     assert result["class"] in result["probabilities"]
@@ -143,8 +89,9 @@ def test_bad_requests_get_4xx_and_the_server_keeps_serving(server):
     assert not_loaded.status_code == 404 and "no trained weights" in not_loaded.json()["detail"]
     unknown_image = requests.post(f"{url}/infer/isic_cross_teaching", params={"image": "ISIC_9999999"}, timeout=30)
     assert unknown_image.status_code == 404 and "unknown image" in unknown_image.json()["detail"]
-    unreadable = requests.post(f"{url}/infer/isic_cross_teaching", params={"image": str(paths["broken"])}, timeout=60)
-    assert unreadable.status_code == 422 and "cannot process image" in unreadable.json()["detail"]
+    unreadable = requests.post(f"{url}/infer/isic_cross_teaching", files={"file": ("broken.jpg", paths["broken"].read_bytes())},
+                               timeout=60)
+    assert unreadable.status_code == 422 and "not a readable image" in unreadable.json()["detail"]
     no_strategy = requests.post(f"{url}/activelearning/nope", json={}, timeout=30)
     assert no_strategy.status_code == 404 and "unknown strategy 'nope'" in no_strategy.json()["detail"]
     wrong_model = requests.post(f"{url}/activelearning/least_confidence", json={"model": "isic_cross_teaching"}, timeout=30)
@@ -167,10 +114,10 @@ def test_save_label_train_from_the_datastore_and_propose_the_next_image(server):
     before = model.stat().st_mtime_ns
     started = requests.post(f"{url}/train/isic_cross_teaching", json={"max_epochs": 1, "device": "cpu"}, timeout=30)
     assert started.status_code == 200, started.text
-    _wait_for_status(url, "RUNNING")  # MONAI Label refuses a second training once the first one's process runs
+    wait_for_training(url, "RUNNING")  # MONAI Label refuses a second training once the first one's process runs
     again = requests.post(f"{url}/train/isic_cross_teaching", json={"max_epochs": 1}, timeout=30)
     assert again.status_code == 429  # one training at a time
-    status = _wait_for_status(url, "DONE", "ERROR")
+    status = wait_for_training(url, "DONE", "ERROR")
     details = "\n".join(status.get("details", []))  # MONAI Label keeps the task's last 20 output lines
     assert status["status"] == "DONE", details[-3000:]
     assert 'Result: {"model_file": ' in details

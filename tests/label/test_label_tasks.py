@@ -10,7 +10,7 @@ from PIL import Image
 
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 
-from label_helpers import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
+from label_helpers import OCT_SIZES, copy_bundle, parsed_datalists, save_network_weights  # noqa: E402
 from fake_datastore import FakeDatastore  # noqa: E402
 from monai_ssl.label import read_served_bundle  # noqa: E402
 from monai_ssl.label.active_learning import BundleScorer  # noqa: E402
@@ -89,8 +89,9 @@ def _items(n, labeled=True):
 
 def test_training_overrides_pass_labeled_and_unlabeled_images(isic_bundle):
     bundle = read_served_bundle(isic_bundle)
-    o = cross_teaching_overrides(bundle, _items(10), _items(12, labeled=False)[10:] + [{"id": "u", "image": "/u.jpg"}],
-                                 RunSettings(studies="/data", num_epochs=2, val_split=0.2))
+    overrides = cross_teaching_overrides(bundle, _items(10), _items(12, labeled=False)[10:] + [{"id": "u", "image": "/u.jpg"}],
+                                         RunSettings(studies="/data", num_epochs=2, val_split=0.2))
+    o = {**overrides, **parsed_datalists(overrides)}
     assert len(o["labeled"]) == 8 and len(o["validate#datalist"]) == 2
     assert not {i["id"] for i in o["labeled"]} & {i["id"] for i in o["validate#datalist"]}
     assert [i["id"] for i in o["unlabeled"]] == ["img10", "img11", "u"] and all("label" not in i for i in o["unlabeled"])
@@ -98,7 +99,7 @@ def test_training_overrides_pass_labeled_and_unlabeled_images(isic_bundle):
     assert o["dataset_dir"] == "/data" and o["num_epochs"] == 2 and o["existing_checkpoints"] == "replace"
     assert o["bundle_root"] == str(isic_bundle.resolve()) and "load_weights" in o["network"]
     # the same labeled images give the same validation share, whatever their order
-    again = cross_teaching_overrides(bundle, _items(10)[::-1], [], RunSettings(studies="/data", num_epochs=1))
+    again = parsed_datalists(cross_teaching_overrides(bundle, _items(10)[::-1], [], RunSettings(studies="/data", num_epochs=1)))
     assert {i["id"] for i in again["validate#datalist"]} == {i["id"] for i in o["validate#datalist"]}
     # every image labeled: the labeled training images, without masks, are the unlabeled stream
     assert {i["id"] for i in again["unlabeled"]} == {i["id"] for i in again["labeled"]}
@@ -109,7 +110,7 @@ def test_training_needs_two_labeled_images(isic_bundle):
     bundle = read_served_bundle(isic_bundle)
     with pytest.raises(ValueError, match="at least 2 labeled images .* has 1"):
         cross_teaching_overrides(bundle, _items(1), _items(3, labeled=False), RunSettings(studies="/d", num_epochs=1))
-    two = cross_teaching_overrides(bundle, _items(2), [], RunSettings(studies="/d", num_epochs=1, val_split=0.9))
+    two = parsed_datalists(cross_teaching_overrides(bundle, _items(2), [], RunSettings(studies="/d", num_epochs=1, val_split=0.9)))
     assert len(two["labeled"]) == 1 and len(two["validate#datalist"]) == 1
     with pytest.raises(ValueError, match="val_split"):
         cross_teaching_overrides(bundle, _items(4), [], RunSettings(studies="/d", num_epochs=1, val_split=1.0))

@@ -11,7 +11,7 @@ from PIL import Image
 
 pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
 
-from label_helpers import OCT_SIZES, copy_bundle, save_network_weights  # noqa: E402
+from label_helpers import OCT_SIZES, copy_bundle, parsed_datalists, save_network_weights  # noqa: E402
 from fake_datastore import FakeDatastore  # noqa: E402
 from monai_ssl.label import read_served_bundle  # noqa: E402
 from monai_ssl.label.datastore_items import class_index, datastore_items  # noqa: E402
@@ -56,7 +56,8 @@ def test_overrides_set_datalists_classes_and_batch_size(oct_bundle, tmp_path):
     store = _store(tmp_path, ["CNV", "DME", "NORMAL", "NORMAL", "DRUSEN", None])
     labeled, unlabeled = datastore_items(store)
     assert len(labeled) == 5 and [i["id"] for i in unlabeled] == ["scan5"]
-    o = classifier_overrides(oct_bundle, labeled, RunSettings(studies=str(tmp_path), num_epochs=1))
+    overrides = classifier_overrides(oct_bundle, labeled, RunSettings(studies=str(tmp_path), num_epochs=1))
+    o = {**overrides, **parsed_datalists(overrides)}
     assert len(o["train#datalist"]) == 4 and len(o["validate#datalist"]) == 1
     assert {i["id"]: i["label"] for i in o["train#datalist"] + o["validate#datalist"]} == {
         "scan0": 0, "scan1": 1, "scan2": 3, "scan3": 3, "scan4": 2}
@@ -91,8 +92,8 @@ def test_knee_classifier_trains_from_saved_classes_in_its_own_folders(tmp_path):
         {p.stem: str(p) for p in exams},
         {p.stem: (str(p), {"class": c}) for p, c in zip(exams, ["negative", finding, "negative", finding])},
     )
-    o = classifier_overrides(bundle, datastore_items(store)[0],
-                             RunSettings(studies=str(tmp_path), num_epochs=1))
+    o = parsed_datalists(classifier_overrides(bundle, datastore_items(store)[0],
+                                              RunSettings(studies=str(tmp_path), num_epochs=1)))
     assert sorted(i["label"] for i in o["train#datalist"] + o["validate#datalist"]) == [[0.0], [0.0], [1.0], [1.0]]
     before = torch.load(bundle.model_file, weights_only=True)
     ClassifierTrain(bundle, str(tmp_path))({"max_epochs": 1, "device": "cpu"}, store)
@@ -101,3 +102,21 @@ def test_knee_classifier_trains_from_saved_classes_in_its_own_folders(tmp_path):
     assert list((bundle.path / "models" / "monailabel").glob("checkpoint*.pt"))
     assert not (bundle.path / "models" / "finetune").exists()  # the command-line run's folder is left alone
     assert (bundle.path / "runs" / "monailabel").is_dir()
+
+
+def test_ids_in_config_syntax_reach_the_training_as_data(oct_bundle, tmp_path):
+    """Ids starting with ``$``, ``@`` and ``%`` (as a hand-made datastore could hold) train as plain data: the
+    injected expression never runs, the references are never resolved, the ids arrive verbatim."""
+    marker = tmp_path / "marker"
+    hostile = [f"$open({str(marker)!r}, 'w').write('x')", "@labeled", "%train#datalist", "$@network_def", "ok"]
+    base = _store(tmp_path, ["CNV", "DME", "NORMAL", "DRUSEN", "CNV"])
+    store = FakeDatastore({new: base.images[old] for new, old in zip(hostile, sorted(base.images))},
+                          {new: base.labels[old] for new, old in zip(hostile, sorted(base.images))})
+    overrides = classifier_overrides(oct_bundle, datastore_items(store)[0], RunSettings(studies=str(tmp_path), num_epochs=1))
+    assert not any(i in json.dumps(overrides) for i in hostile[:4])  # the ids are not config text
+    parsed = parsed_datalists(overrides)
+    assert sorted(i["id"] for i in parsed["train#datalist"] + parsed["validate#datalist"]) == sorted(hostile)
+    ClassifierTrain(oct_bundle, str(tmp_path))({"max_epochs": 1, "device": "cpu"}, store)  # the real bundle run
+    assert not marker.exists()
+    written = json.loads((oct_bundle.path / "models" / "monailabel-datalist.json").read_text())
+    assert sorted(i["id"] for items in written.values() for i in items) == sorted(hostile)
