@@ -138,6 +138,8 @@ def run_inference(background_tasks: BackgroundTasks, model: str, image: str, ses
     request.update({"model": model, "image": image})
     if session_id:
         raise Unprocessable("sessions are not served by this app: upload the image (PUT /datastore/image) and infer by its id.")
+    if output == ResultType.dicom_seg:
+        raise Unprocessable("output=dicom_seg needs a DICOMweb datastore; this app answers image, json or all.")
     instance.infer_task(model)  # 404 before the upload is read
     if file is None:
         if not image:
@@ -178,6 +180,16 @@ def build_router() -> APIRouter:
                           params: str = Form("{}"), file: UploadFile = File(None), output: ResultType | None = None,
                           user: User = user_role) -> Any:
         return run_inference(background_tasks, model, image, session_id, params, file, output)
+
+    @router.put("/datastore/image/info", summary="Update the info of an image")
+    def api_put_image_info(image: str, info: str = Form("{}"), user: User = annotator_role) -> Any:
+        store = app_instance().datastore()
+        return store.update_image_info(store.image_id(image), {**parse_params(info, "info"), "user": user.username})
+
+    @router.put("/datastore/label/info", summary="Update the info of a label")
+    def api_put_label_info(label: str, tag: str, info: str = Form("{}"), user: User = annotator_role) -> Any:
+        store = app_instance().datastore()
+        return store.update_label_info(label, tag, {**parse_params(info, "info"), "user": user.username})
 
     @router.post("/activelearning/{strategy}", summary="Propose the next image to label")
     def api_sample(strategy: str, params: dict | None = None, user: User = user_role) -> Any:

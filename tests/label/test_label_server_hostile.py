@@ -224,6 +224,7 @@ def test_infer_takes_datastore_ids_only(hostile):
     _answer(url, requests.post(infer, params={"image": "truncated_case"}, timeout=60), 422, "cannot process")
     _answer(url, requests.post(f"{url}/infer/$x", params={"image": "ISIC_0000004"}, timeout=60), 404, "unknown model")
     _answer(url, requests.post(infer, params={"image": "ISIC_0000004", "session_id": "../x"}, timeout=60), 422, "sessions")
+    _answer(url, requests.post(infer, params={"image": "ISIC_0000004", "output": "dicom_seg"}, timeout=60), 422, "DICOMweb")
     saved = requests.post(infer, params={"image": "ISIC_0000004", "output": "image"},
                           data={"params": '{"save_label": true}'}, timeout=60)
     assert saved.status_code == 200, saved.text
@@ -248,6 +249,12 @@ def test_bad_requests_get_4xx(hostile):
     _answer(url, requests.post(f"{url}/batch/infer/isic_cross_teaching", json={"label_tag": "final", "save_label": True},
                                timeout=10), 422, "never saved as the 'final' label")
     _answer(url, requests.post(f"{url}/activelearning/nope", json={}, timeout=10), 404, "unknown strategy")
+    _answer(url, requests.put(f"{url}/datastore/image/info", params={"image": "ISIC_0000004"}, data={"info": "{x"},
+                              timeout=10), 422, "info is not valid JSON")
+    _answer(url, requests.put(f"{url}/datastore/image/info", params={"image": "../x"}, data={"info": "{}"}, timeout=10),
+            404, "unknown image")
+    _answer(url, requests.put(f"{url}/datastore/label/info", params={"label": "ISIC_0000004", "tag": "final"},
+                              data={"info": "{}"}, timeout=10), 404, "no 'final' label")
     assert requests.get(f"{url}/train/", timeout=10).status_code == 404  # none of these started a training
 
 
