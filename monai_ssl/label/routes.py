@@ -87,11 +87,11 @@ def _class_from_file(path: Path) -> Any:
     return value.get("class") if isinstance(value, dict) else value
 
 
-def add_image(image: str | None, replace: bool, params: str, file: UploadFile) -> dict[str, Any]:
+def add_image(image: str | None, replace: bool, params: str, file: UploadFile, user: str | None = None) -> dict[str, Any]:
     """``PUT /datastore/image``: a new image (409 when the id exists, unless ``replace=true``)."""
     instance = app_instance()
     store = instance.datastore()
-    info = parse_params(params)
+    info = {**parse_params(params), **({"user": user} if user else {})}
     ext = store.image_extension(file.filename)
     name = os.path.basename(file.filename or "")
     image_id = store.image_id(image or name[: len(name) - len(ext)], must_exist=False)
@@ -105,13 +105,13 @@ def add_image(image: str | None, replace: bool, params: str, file: UploadFile) -
     return {"image": image_id, "replaced": replaced}
 
 
-def save_label(image: str, tag: str | None, params: str, label: UploadFile) -> dict[str, Any]:
+def save_label(image: str, tag: str | None, params: str, label: UploadFile, user: str | None = None) -> dict[str, Any]:
     """``PUT /datastore/label``: a mask of the image's size, or a class the served classifiers declare."""
     instance = app_instance()
     store = instance.datastore()
     image_id = store.image_id(image)
     tag = store.label_tag(tag)
-    info = parse_params(params)
+    info = {**parse_params(params), **({"user": user} if user else {})}
     filename = (label.filename or "").lower()
     ext = next((e for e in CLASS_LABEL_EXTENSIONS if filename.endswith(e)), None) or store.image_extension(filename)
     with store.staging_file(ext) as staged:
@@ -168,12 +168,12 @@ def build_router() -> APIRouter:
     @router.put("/datastore/image", summary="Upload a new image (replace=true replaces one and archives its labels)")
     def api_add_image(image: str | None = None, replace: bool = False, params: str = Form("{}"),
                       file: UploadFile = File(...), user: User = annotator_role) -> Any:
-        return add_image(image, replace, params, file)
+        return add_image(image, replace, params, file, user.username)
 
     @router.put("/datastore/label", summary="Save a label: a mask of the image's size or a declared class")
     def api_save_label(image: str, params: str = Form("{}"), tag: str = "final", label: UploadFile = File(...),
                        user: User = annotator_role) -> Any:
-        return save_label(image, tag, params, label)
+        return save_label(image, tag, params, label, user.username)
 
     @router.post("/infer/{model}", summary="Run inference on a datastore image (or an uploaded file)")
     def api_run_inference(background_tasks: BackgroundTasks, model: str, image: str = "", session_id: str = "",

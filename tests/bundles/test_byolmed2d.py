@@ -15,7 +15,7 @@ import torch
 from monai.bundle import ConfigWorkflow, run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import BYOLMED2D, REPO, TINY
+from bundle_helpers import BYOLMED2D, REPO, TINY, run_two_cpu_processes
 from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.data import make_mrnet_demo
 
@@ -187,7 +187,7 @@ def test_multi_gpu_overlay_with_two_cpu_processes(tmp_path, tiny_mrnet):
         "--bundle_root", str(tmp_path), "--dataset_dir", str(tiny_mrnet), *overrides,
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = run_two_cpu_processes(command, env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
     # 6 exams split over 2 processes, batch 2 per process -> 1 step per epoch (drop_last)

@@ -22,7 +22,7 @@ from monai.bundle import ConfigParser, run, verify_net_in_out
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import ISIC, REPO, TINY_ISIC, TINY_ISIC_EVAL, error_messages
+from bundle_helpers import ISIC, REPO, TINY_ISIC, TINY_ISIC_EVAL, error_messages, run_two_cpu_processes
 from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.losses import cross_teaching_weight
 
@@ -334,7 +334,7 @@ def test_multi_gpu_overlay_with_two_cpu_processes(tiny_isic, tmp_path):
         *[f"--{key}={value}" for key, value in TINY_ISIC.items()],
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = run_two_cpu_processes(command, env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "models" / "cross_teaching" / "checkpoint_epoch=1.pt", weights_only=True)
     # 4 labeled images split over 2 processes, batch 2 per process -> 1 step
