@@ -1,9 +1,12 @@
-"""Training and validation image/mask lists of a segmentation dataset, never validating on the reported split.
+"""Training, validation and test image/mask lists of a segmentation dataset, never validating on the reported split.
 
 The best checkpoint is chosen on validation images that the reported figures are not computed on:
 the dataset's own validation split when it has one (ISIC 2017's 150 validation images), otherwise a
 seeded share of the training split held out with its own seed (``val_seed``), independent of the
-seed that chooses the labeled subset, so every run of a study sets the same images aside.
+seed that chooses the labeled subset, so every run of a study sets the same images aside. The ids
+of the three lists are checked by :class:`~monai_ssl.data.splits.Splits`, and
+:func:`segmentation_unlabeled_stream` keeps validation and test ids out of the unlabeled stream, also
+those of an extra unlabeled folder (a later ISIC archive repeats the ISIC 2017 ids).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import logging
 import os
 from typing import Any
 
-from .isic import segmentation_datalist
-from .labeled_pool import seeded_share
+from collections.abc import Mapping, Sequence
+
+from .isic import segmentation_datalist, unlabeled_image_datalist
+from .labeled_pool import seeded_share, unlabeled_stream_datalist
+from .splits import Splits, reserved_ids
 from .validation_split import check_selection_split
 
-__all__ = ["segmentation_splits"]
+__all__ = ["segmentation_splits", "segmentation_unlabeled_stream"]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -61,13 +67,53 @@ def segmentation_splits(
     """
     check_selection_split(val_split, eval_split, allow_val_on_eval_split)
     train = segmentation_datalist(dataset_dir, train_split, **datalist_kwargs)
+    val = None
     if val_split is not None:
         try:
-            return {"train": train, "val": segmentation_datalist(dataset_dir, val_split, **datalist_kwargs)}
+            val = segmentation_datalist(dataset_dir, val_split, **datalist_kwargs)
         except FileNotFoundError as err:
             logger.warning(
                 f"no validation split '{val_split}' in {dataset_dir} ({err}); holding out {val_fraction:.0%} of "
                 f"'{train_split}' (val_seed={val_seed}) for model selection instead."
             )
-    train, val = _hold_out(train, val_fraction, val_seed)
-    return {"train": train, "val": val}
+    if val is None:
+        train, val = _hold_out(train, val_fraction, val_seed)
+    test = _split_images(dataset_dir, eval_split, datalist_kwargs) if eval_split not in (None, train_split, val_split) else []
+    Splits.from_datalists(train, val, test, sources={
+        "train": f"'{train_split}'", "validation": f"'{val_split}'" if val_split else "the hold-out",
+        "test": f"'{eval_split}'"})
+    return {"train": train, "val": val, "test": test}
+
+
+def _split_images(dataset_dir: str | os.PathLike, split: str | None, datalist_kwargs: Mapping) -> list[dict]:
+    """The images of ``split`` (masks not needed), or none when the dataset has no such split."""
+    try:
+        return segmentation_datalist(dataset_dir, split, image_glob=datalist_kwargs.get("image_glob", "*.jpg"),
+                                     require_masks=False, check_sizes=False)
+    except (FileNotFoundError, ValueError) as err:
+        logger.info(f"no '{split}' images listed in {dataset_dir} ({err}); only validation ids are kept out of training.")
+        return []
+
+
+def segmentation_unlabeled_stream(
+    labeled_split: Sequence[Sequence[Mapping]],
+    splits: Mapping[str, Sequence[Mapping]],
+    fraction: float,
+    unlabeled_dir: str | os.PathLike | None = None,
+    image_glob: str = "*.jpg",
+    min_size: int | None = None,
+) -> list[dict]:
+    """The unlabeled stream of cross-teaching: the unlabeled pool, plus the images of ``unlabeled_dir``,
+    never a validation or test id (see :func:`~monai_ssl.data.unlabeled_stream_datalist`).
+
+    Args:
+        labeled_split: ``(labeled, unlabeled pool)`` of the training split.
+        splits: :func:`segmentation_splits`' lists; their ``"val"`` and ``"test"`` ids are kept out.
+        fraction: the labeled fraction, in (0, 1].
+        unlabeled_dir: a folder of extra unlabeled images (``None``: none).
+        image_glob: the extra images' file pattern.
+        min_size: the smallest allowed shorter side of an extra image.
+    """
+    extra = unlabeled_image_datalist(unlabeled_dir, image_glob=image_glob, min_size=min_size) if unlabeled_dir else None
+    return unlabeled_stream_datalist(labeled_split[0], labeled_split[1], extra=extra, fraction=fraction,
+                                     exclude_ids=reserved_ids(splits))

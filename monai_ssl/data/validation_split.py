@@ -19,6 +19,7 @@ import numpy as np
 
 from .classification import _MEDMNIST_SPLITS, classification_datalist
 from .label_split import split_labeled
+from .splits import Splits
 
 __all__ = ["check_selection_split", "has_split", "train_val_datalists"]
 
@@ -93,6 +94,7 @@ def train_val_datalists(
     Raises:
         ValueError: validation on ``eval_split`` without the override; a bad ``val_fraction``; or a
             class of the training split too small to give up a validation image.
+        SplitOverlapError: an image id in both the training and the validation split.
     """
     check_selection_split(val_split, eval_split, allow_val_on_eval_split)
     train, class_names = classification_datalist(source, split=train_split, skip_unreadable=skip_unreadable)
@@ -110,6 +112,7 @@ def train_val_datalists(
             raise ValueError(f"holding out val_fraction={val_fraction} of '{train_split}' leaves no training item")
         why = f"{source} has no '{val_split}' split" if val_split is not None else "val_split is null"
         where = f"a {val_fraction:g} hold-out of '{train_split}' (val_seed {val_seed}; {why})"
+    Splits.from_datalists(train, val, sources={"train": f"'{train_split}'", "validation": where})
     logger.info(f"validation: {len(val)} items from {where}; training: {len(train)} items; classes {list(class_names)}")
     return {"train": list(train), "val": list(val), "class_names": list(class_names), "val_source": where}
 

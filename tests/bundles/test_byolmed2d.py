@@ -15,7 +15,7 @@ import torch
 from monai.bundle import ConfigWorkflow, run, verify_net_in_out
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import BYOLMED2D, REPO, TINY, run_two_cpu_processes
+from bundle_helpers import BYOLMED2D, REPO, TINY, rank_outputs, run_two_cpu_processes, two_process_command
 from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.data import make_mrnet_demo
 
@@ -117,10 +117,11 @@ def test_finetune_evaluate_inference_and_export(pretrained, tiny_mrnet, tmp_path
 
 
 def _single_class_validation(root):
-    """The tiny MRNet demo with every validation exam normal for the ``acl`` task."""
+    """The tiny MRNet demo with every training exam normal for the ``acl`` task, so that the validation
+    hold-out of ``train`` (the split model selection uses) has a single class."""
     data = make_mrnet_demo(root, n_train=6, n_valid=4, num_slices=(5, 6), size=48, seed=1, planes=("sagittal",))
-    rows = (data / "valid-acl.csv").read_text().splitlines()
-    (data / "valid-acl.csv").write_text("".join(f"{row.split(',')[0]},0\n" for row in rows))
+    rows = (data / "train-acl.csv").read_text().splitlines()
+    (data / "train-acl.csv").write_text("".join(f"{row.split(',')[0]},0\n" for row in rows))
     return data
 
 
@@ -130,7 +131,7 @@ def test_finetune_on_single_class_validation_selects_on_accuracy(pretrained, tmp
     workflow = ConfigWorkflow(
         config_file=FINETUNE, workflow_type=None, bundle_root=str(root), dataset_dir=str(data),
         pretrained_encoder=str(pretrained / "models" / "encoder.pt"), num_epochs=2, num_slices=4, image_size=32,
-        batch_size=2, num_workers=0,
+        batch_size=2, num_workers=0, val_fraction=0.5,
     )
     logger = logging.getLogger("monai_ssl")  # the bundle's logging set-up stops propagation to caplog's root handler
     logger.addHandler(caplog.handler)
@@ -143,7 +144,7 @@ def test_finetune_on_single_class_validation_selects_on_accuracy(pretrained, tmp
 
     warnings = [r.getMessage() for r in caplog.records if "single class" in r.getMessage()]
     assert len(warnings) == 1, warnings  # once at start, not every epoch
-    assert "validation split" in warnings[0] and "all 4 labels are class 0" in warnings[0]
+    assert "validation split" in warnings[0] and "all 3 labels are class 0" in warnings[0]
     assert "selected on 'val_accuracy' instead of 'val_auc'" in warnings[0]
 
     events = _events(root / "runs" / "finetune")
@@ -180,19 +181,19 @@ def _chain(error):
 
 
 def test_multi_gpu_overlay_with_two_cpu_processes(tmp_path, tiny_mrnet):
-    overrides = [f"--{k}={v}" for k, v in TINY.items()]
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-        "--config_file", f"['{TRAIN}','{BYOLMED2D / 'multi_gpu_train.json'}']",
-        "--bundle_root", str(tmp_path), "--dataset_dir", str(tiny_mrnet), *overrides,
-    ]
+    root, logs = tmp_path / "bundle", tmp_path / "logs"
+    command = two_process_command([TRAIN, BYOLMED2D / "multi_gpu_train.json"], logs, "--bundle_root", str(root),
+                                  "--dataset_dir", str(tiny_mrnet), *[f"--{k}={v}" for k, v in TINY.items()])
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = run_two_cpu_processes(command, env, tmp_path)
+    result = run_two_cpu_processes(command, env, root)
     assert result.returncode == 0, result.stderr[-3000:]
-    checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    checkpoint = torch.load(root / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
     # 6 exams split over 2 processes, batch 2 per process -> 1 step per epoch (drop_last)
     assert checkpoint["trainer"]["optimizer_steps"] == 1
-    assert len(list((tmp_path / "runs" / "pretrain").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    assert len(list((root / "runs" / "pretrain").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    outputs = rank_outputs(logs)
+    assert "pre-training" in outputs[0] and "%|" in outputs[0]
+    assert "%|" not in outputs[1]  # the handlers that write or display are off on rank 1, by name
 
 
 @pytest.mark.slow
