@@ -8,7 +8,7 @@ from .folders import VOLUME_SUFFIXES, volume_datalist
 from .image_folder import IMAGE_SUFFIXES, image_folder_datalist, validate_image_file
 from .isic import ISIC_IMAGE_GLOB, ISIC_MASK_NAME, ISIC_SPLITS, segmentation_datalist, unlabeled_image_datalist
 from .labeled_pool import require_unlabeled_pool, split_labeled_pool, unlabeled_stream_datalist
-from .label_split import split_labeled
+from .label_split import LabelBudgetError, split_labeled
 from .medmnist import MEDMNIST_SPLITS, medmnist_class_count, medmnist_datalist
 from .mrnet import (
     MRNET_PLANES,
@@ -22,7 +22,9 @@ from .sampling import oversample_minority
 from .synthetic import DEMO_MARKER, ensure_mrnet_demo, is_mrnet_demo, make_mrnet_demo
 from .validation_split import check_selection_split, has_split, train_val_datalists
 from .synthetic_oct import OCT_CLASSES, ensure_oct_demo, is_oct_demo, make_oct_demo
-from .segmentation_splits import segmentation_splits
+from .segmentation_splits import segmentation_splits, segmentation_unlabeled_stream
+from .mrnet_splits import mrnet_splits
+from .splits import SelectionSplitError, SplitOverlapError, Splits, reserved_ids
 from .synthetic_isic import ensure_isic_demo, is_isic_demo, make_isic_demo
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "ISIC_IMAGE_GLOB",
     "ISIC_MASK_NAME",
     "ISIC_SPLITS",
+    "LabelBudgetError",
     "MEDMNIST_SPLITS",
     "MRNET_PLANES",
     "MRNET_SPLITS",
@@ -59,6 +62,12 @@ __all__ = [
     "require_unlabeled_pool",
     "segmentation_datalist",
     "segmentation_splits",
+    "segmentation_unlabeled_stream",
+    "mrnet_splits",
+    "SelectionSplitError",
+    "SplitOverlapError",
+    "Splits",
+    "reserved_ids",
     "split_labeled",
     "split_labeled_pool",
     "train_val_datalists",

@@ -5,6 +5,12 @@ split as an unlabeled pool (for BYOL pre-training or pseudo-labeling). :func:`sp
 draws that subset per class, from a random permutation of the class seeded by ``(seed, class)``:
 the same seed always gives the same subset whatever the input order, and a larger fraction or
 count keeps every image a smaller one chose (1 % of labels is a subset of 10 %).
+
+A budget that a class cannot meet (a fraction that rounds a class to no labeled item, more items
+per class than a class holds) raises :class:`LabelBudgetError`, a ``ValueError`` that callers such
+as the label-efficiency study (:mod:`monai_ssl.study`) recognise by its type: such a cell is
+skipped, not failed. Malformed settings (a fraction outside (0, 1], a count below 1, an unknown
+class) stay plain ``ValueError``.
 """
 
 from __future__ import annotations
@@ -16,9 +22,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["split_labeled"]
+__all__ = ["LabelBudgetError", "split_labeled"]
 
 logger = logging.getLogger("monai_ssl")
+
+
+class LabelBudgetError(ValueError):
+    """A label budget that the data cannot meet, although the setting itself is valid.
+
+    Raised when a label fraction leaves a class without a labeled item, when a count per class
+    asks for more items than a class holds (:func:`split_labeled`), or when a labeled fraction
+    below 1.0 leaves no unlabeled item (:func:`~monai_ssl.data.require_unlabeled_pool`). Another
+    dataset, or another budget, would fit; nothing is wrong with the code or the configs.
+
+    It is a ``ValueError``, so code that catches those keeps working; the label-efficiency study
+    tells it apart by its type (also when MONAI's config parser wraps it) and records the cell as
+    skipped instead of failed.
+    """
 
 
 def _class_of(item: Mapping[str, Any], label_key: str, position: int) -> int:
@@ -56,13 +76,13 @@ def _group_by_class(datalist: Sequence[Mapping[str, Any]], label_key: str) -> di
 
 
 def _counts_from_fraction(fraction: float, sizes: dict[int, int]) -> dict[int, int]:
-    """``fraction * size`` per class, rounded half up; a class rounding to 0 is an error."""
+    """``fraction * size`` per class, rounded half up; a class rounding to 0 is a :class:`LabelBudgetError`."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0 < fraction <= 1:
         raise ValueError(f"split_labeled: fraction must be a number in (0, 1], got {fraction!r}")
     counts = {c: int(math.floor(round(fraction * n, 9) + 0.5)) for c, n in sizes.items()}
     for c, k in counts.items():
         if k == 0:
-            raise ValueError(
+            raise LabelBudgetError(
                 f"split_labeled: fraction={fraction} leaves class {c} ({sizes[c]} items) with no labeled item; "
                 f"use a fraction of at least {0.5 / sizes[c]:.3g} or per_class"
             )
@@ -70,7 +90,7 @@ def _counts_from_fraction(fraction: float, sizes: dict[int, int]) -> dict[int, i
 
 
 def _counts_from_per_class(per_class: int | Mapping[int, int], sizes: dict[int, int]) -> dict[int, int]:
-    """The per-class counts, checked against the class sizes."""
+    """The per-class counts, checked against the class sizes (a count above one: :class:`LabelBudgetError`)."""
     if isinstance(per_class, Mapping):
         try:
             counts = {int(c): k for c, k in per_class.items()}
@@ -89,7 +109,7 @@ def _counts_from_per_class(per_class: int | Mapping[int, int], sizes: dict[int, 
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"split_labeled: per_class count for class {c} must be an integer >= 1, got {k!r}")
         if k > sizes[c]:
-            raise ValueError(
+            raise LabelBudgetError(
                 f"split_labeled: per_class asks for {k} labeled items of class {c}, which has only {sizes[c]}"
             )
     return {c: int(k) for c, k in counts.items()}
@@ -121,9 +141,11 @@ def split_labeled(
         unchanged: the unlabeled pool keeps its labels, and the caller ignores them.
 
     Raises:
+        LabelBudgetError: a valid fraction that leaves a class without a labeled item, or a count
+            above a class's size (the class and its size are named).
         ValueError: both or neither of ``fraction`` and ``per_class``; an empty datalist; an item
-            without id or class index; repeated ids; a bad fraction or count (the class and its
-            size are named).
+            without id or class index; repeated ids; a fraction outside (0, 1], a count below 1, or
+            a per-class mapping that names unknown classes or misses one.
     """
     if (fraction is None) == (per_class is None):
         raise ValueError("split_labeled: give exactly one of fraction and per_class")

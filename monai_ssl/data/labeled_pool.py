@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .label_split import split_labeled
+from .label_split import LabelBudgetError, split_labeled
 from .mrnet import _first
 
 __all__ = ["require_unlabeled_pool", "seeded_share", "split_labeled_pool", "unlabeled_stream_datalist"]
@@ -102,12 +102,14 @@ def require_unlabeled_pool(unlabeled: Sequence[Mapping[str, Any]], fraction: flo
         ``unlabeled`` itself.
 
     Raises:
-        ValueError: ``fraction < 1.0`` and the pool is empty: too few training images for that
-            fraction (every image was labeled), so the semi-supervised term would have no data.
+        LabelBudgetError: ``fraction < 1.0`` and the pool is empty: too few training images for that
+            fraction (every image was labeled), so the semi-supervised term would have no data. A
+            ``ValueError``; the label-efficiency study records such a cell as skipped.
+        ValueError: a fraction outside (0, 1].
     """
     fraction = _check_fraction(fraction, "require_unlabeled_pool")
     if fraction < 1.0 and not unlabeled:
-        raise ValueError(
+        raise LabelBudgetError(
             f"the unlabeled pool is empty at labeled fraction {fraction}: too few training images for this fraction "
             "(every image was labeled); use a smaller fraction or more training images, or fraction 1.0 for the "
             "fully labeled run"
@@ -150,7 +152,8 @@ def unlabeled_stream_datalist(
         Items without ``label_key`` (``{"id", "image"}``), sorted by id, ids unique.
 
     Raises:
-        ValueError: an empty pool below 1.0, a bad fraction, or an empty stream.
+        LabelBudgetError: an empty pool below 1.0 (see :func:`require_unlabeled_pool`).
+        ValueError: a bad fraction, or an empty stream.
     """
     fraction = _check_fraction(fraction, "unlabeled_stream_datalist")
     excluded = {str(i) for i in exclude_ids}

@@ -4,8 +4,13 @@ MONAI's :class:`monai.handlers.CheckpointSaver` (1.6) writes through Ignite's ``
 ``atomic=False`` and builds its save handlers inside ``__init__``, with no way to choose another one:
 a run killed during a save can leave a truncated file that the next resume cannot read. So
 :class:`CheckpointSaver` here takes MONAI's arguments but builds its ``ignite.handlers.Checkpoint``
-objects itself, on an atomic disk saver (temporary file, then one rename). Resuming is
-:class:`~monai_ssl.handlers.ResumeFromCheckpoint` (``resume.py``).
+objects itself, on an atomic save handler (temporary file, then one rename) that implements Ignite's
+public ``BaseSaveHandler`` interface. Resuming is :class:`~monai_ssl.handlers.ResumeFromCheckpoint`
+(``resume.py``).
+
+Only public API of Ignite, MONAI and PyTorch is used: the save handler is a ``BaseSaveHandler``
+(``__call__`` and ``remove``), and the files already on disk enter a ``Checkpoint``'s ``n_saved``
+through its ``state_dict`` / ``load_state_dict``.
 """
 
 from __future__ import annotations
@@ -21,14 +26,22 @@ from typing import Any
 import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver
+from ignite.handlers import Checkpoint
+from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.utils import is_scalar
 
 from monai_ssl.handlers.run_identity import RUN_KEY, RunIdentity
 from monai_ssl.networks.weights import non_finite_entries
-from monai_ssl.utils.atomic import atomic_path
+from monai_ssl.utils.atomic import atomic_torch_save
 
-__all__ = ["AtomicDiskSaver", "CheckpointSaver", "latest_checkpoint", "remove_stale_temporaries"]
+__all__ = [
+    "AtomicDiskSaver",
+    "CheckpointSaver",
+    "latest_checkpoint",
+    "periodic_checkpoints",
+    "remove_stale_temporaries",
+    "with_saved_files",
+]
 
 _SCORE = re.compile(r"(?:epoch|iteration)=(\d+)")
 
@@ -73,37 +86,54 @@ def remove_stale_temporaries(folder: str | os.PathLike, names: Sequence[str] = (
     return stale
 
 
-class AtomicDiskSaver(DiskSaver):
-    """Ignite's ``DiskSaver(atomic=True)`` with an optional fixed file name and removals after the next save.
+class AtomicDiskSaver(BaseSaveHandler):
+    """An Ignite save handler that writes each checkpoint atomically, with an optional fixed file name.
 
-    Ignite's ``Checkpoint`` removes the file it replaces *before* writing the new one, so a run killed
-    (or failing) in between would keep no checkpoint at all. Here a removal only takes effect once the
-    next file is completely written, and with a fixed ``filename`` every save atomically replaces that
+    It implements Ignite's public ``BaseSaveHandler`` interface (``__call__`` and ``remove``). Each
+    checkpoint is written by ``torch.save`` to a temporary ``.<name>.<random>.tmp`` file in ``dirname``,
+    which then replaces ``<name>`` in one ``os.replace`` (:func:`~monai_ssl.utils.atomic_torch_save`):
+    a save that fails or is killed never leaves a partial ``<name>`` (a killed one may leave the
+    temporary file, which :func:`remove_stale_temporaries` clears at the next start).
+
+    Ignite's ``Checkpoint`` asks to remove the file it replaces *before* writing the new one, so a run
+    killed (or failing) in between would keep no checkpoint at all. Here a removal only takes effect once
+    the next file is completely written, and with a fixed ``filename`` every save atomically replaces that
     one file.
 
     Args:
         dirname: folder of the checkpoint files (created if missing, need not be empty).
         filename: a fixed file name for every save (e.g. ``model.pt``); ``None`` keeps Ignite's names.
+        save_on_rank: the rank that writes and removes files in a distributed run.
+
+    Attributes:
+        dirname: the folder, as a ``Path`` (Ignite's ``Checkpoint.reload_objects`` reads it).
+        pending_removal: file names to remove after the next complete save.
     """
 
-    def __init__(self, dirname: str | os.PathLike, filename: str | None = None) -> None:
-        super().__init__(dirname, atomic=True, create_dir=True, require_empty=False)
+    def __init__(self, dirname: str | os.PathLike, filename: str | None = None, save_on_rank: int = 0) -> None:
+        self.dirname = Path(dirname).expanduser()
         self.filename = filename
+        self.save_on_rank = save_on_rank
         self.pending_removal: list[str] = []
+        if idist.get_rank() == save_on_rank:
+            self.dirname.mkdir(parents=True, exist_ok=True)
 
-    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:  # noqa: D102
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        """Write ``checkpoint`` atomically, then remove the files whose removal was asked for.
+
+        Args:
+            checkpoint: the dictionary to save.
+            filename: Ignite's file name (ignored with a fixed ``filename``).
+            metadata: Ignite's metadata of the save (unused).
+        """
         filename = self.filename or filename
-        super().__call__(checkpoint, filename, metadata)
+        if idist.get_rank() == self.save_on_rank:
+            atomic_torch_save(checkpoint, self.dirname / filename)
         stale, self.pending_removal = self.pending_removal, []
         if idist.get_rank() == self.save_on_rank:
             for name in stale:
                 if name != filename:
                     (self.dirname / name).unlink(missing_ok=True)
-
-    def _save_func(self, checkpoint: Mapping, path: Path, func: Callable) -> None:
-        """Write through :func:`~monai_ssl.utils.atomic_path`: a killed save leaves only a ``.<name>.*.tmp`` file."""
-        with atomic_path(path) as tmp:
-            func(checkpoint, tmp, **self.kwargs)
 
     def remove(self, filename: str) -> None:
         """Remove ``filename`` after the next complete save (a fixed file name is replaced, never removed)."""
@@ -335,19 +365,17 @@ class CheckpointSaver:
         if self.interval_checkpoint is None:
             return
         kind = "epoch" if self.epoch_level else "iteration"
-        known = {item.filename for item in self.interval_checkpoint._saved}
-        for number, path in periodic_checkpoints(self.save_dir, self.periodic_prefix):
-            if f"_{kind}=" in path.name and path.name not in known:
-                self.interval_checkpoint._saved.append(Checkpoint.Item(number, path.name))
-        self.interval_checkpoint._saved.sort(key=lambda item: item.priority)
+        periodic = periodic_checkpoints(self.save_dir, self.periodic_prefix)
+        on_disk = [(number, path.name) for number, path in periodic if f"_{kind}=" in path.name]
+        state = self.interval_checkpoint.state_dict()  # Ignite's public state: the files it counts
+        self.interval_checkpoint.load_state_dict(with_saved_files(state, on_disk))
 
     def _save_final(self, engine: Engine) -> str:
         """Save the final checkpoint and return its path."""
         assert self.final_checkpoint is not None
         self.final_checkpoint(engine)
-        if self.final_filename is not None:
-            return os.path.join(self.save_dir, self.final_filename)
-        return str(self.final_checkpoint.last_checkpoint)
+        # Ignite's `last_checkpoint` is the file name alone for a save handler that is not its DiskSaver
+        return os.path.join(self.save_dir, self.final_filename or str(self.final_checkpoint.last_checkpoint))
 
     def completed(self, engine: Engine) -> None:
         """Save the final checkpoint at the end of the run."""
@@ -372,6 +400,29 @@ class CheckpointSaver:
         self.interval_checkpoint(engine)
         step = f"epoch: {engine.state.epoch}" if self.epoch_level else f"iteration: {engine.state.iteration}"
         self.logger.info(f"Saved checkpoint at {step}")
+
+
+def with_saved_files(state: Mapping[str, Any], files: Sequence[tuple[int | float, str]]) -> dict[str, Any]:
+    """An Ignite ``Checkpoint.state_dict()`` with ``files`` added to its saved items, for ``load_state_dict``.
+
+    Ignite's state holds the list of saved ``(priority, filename)`` pairs, lowest priority first (the
+    first is removed when ``n_saved`` is reached). Files already listed are not added twice, and the
+    list is sorted by priority again (a stable sort, as Ignite's own).
+
+    Args:
+        state: what ``Checkpoint.state_dict()`` returned.
+        files: ``(priority, filename)`` of files to count, e.g. the periodic files found on disk.
+
+    Returns:
+        The state with every list of saved items extended; other entries unchanged.
+    """
+    merged: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, list):
+            known = {name for _, name in value}
+            value = sorted([*value, *((p, f) for p, f in files if f not in known)], key=lambda item: item[0])
+        merged[key] = value
+    return merged
 
 
 def _non_finite_entries(save_dict: Mapping[str, Any]) -> list[str]:

@@ -9,9 +9,12 @@ pick up).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
-from collections.abc import Mapping
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,28 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    PolynomialLR,
+    StepLR,
+)
 
 from monai_ssl.handlers.checkpoint import latest_checkpoint, periodic_checkpoints
 from monai_ssl.handlers.run_identity import RUN_KEY, RunIdentity, describe, read_checkpoint_entries, read_run_identity
 from monai_ssl.utils.settings import require_flags
 
-__all__ = ["EXISTING_CHECKPOINTS", "ResumeFromCheckpoint"]
+__all__ = [
+    "CLOSED_FORM_SCHEDULERS",
+    "EXISTING_CHECKPOINTS",
+    "ResumeFromCheckpoint",
+    "closed_form_lr",
+    "follow_schedule_shape",
+]
 
 EXISTING_CHECKPOINTS = ("refuse", "archive", "replace")
 
@@ -34,21 +53,107 @@ _SCHEDULE_SHAPE = ("T_max", "eta_min", "milestones", "gamma", "step_size", "tota
                    "end_factor")  # fmt: skip
 
 
+def _step_lr(scheduler: StepLR, base_lr: float) -> float:
+    return base_lr * scheduler.gamma ** (scheduler.last_epoch // scheduler.step_size)
 
-def _restart_from_closed_form(scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
-    """Set the learning rate a schedule of the new shape has at its saved ``last_epoch``.
+
+def _multi_step_lr(scheduler: MultiStepLR, base_lr: float) -> float:
+    milestones = sorted(Counter(scheduler.milestones).elements())  # a milestone given twice decays twice
+    return base_lr * scheduler.gamma ** bisect_right(milestones, scheduler.last_epoch)
+
+
+def _constant_lr(scheduler: ConstantLR, base_lr: float) -> float:
+    factor = 1.0 if scheduler.last_epoch >= scheduler.total_iters else scheduler.factor
+    return base_lr * factor
+
+
+def _linear_lr(scheduler: LinearLR, base_lr: float) -> float:
+    progress = min(scheduler.total_iters, scheduler.last_epoch) / scheduler.total_iters
+    return base_lr * (scheduler.start_factor + (scheduler.end_factor - scheduler.start_factor) * progress)
+
+
+def _exponential_lr(scheduler: ExponentialLR, base_lr: float) -> float:
+    return base_lr * scheduler.gamma**scheduler.last_epoch
+
+
+def _polynomial_lr(scheduler: PolynomialLR, base_lr: float) -> float:
+    return base_lr * (1.0 - min(scheduler.total_iters, scheduler.last_epoch) / scheduler.total_iters) ** scheduler.power
+
+
+def _cosine_annealing_lr(scheduler: CosineAnnealingLR, base_lr: float) -> float:
+    cosine = 1 + math.cos(math.pi * scheduler.last_epoch / scheduler.T_max)
+    return scheduler.eta_min + (base_lr - scheduler.eta_min) * cosine / 2
+
+
+# The schedules whose rate at `last_epoch` the project computes from their public settings and `base_lrs`
+_CLOSED_FORMS: dict[type[LRScheduler], Callable[[Any, float], float]] = {
+    StepLR: _step_lr,
+    MultiStepLR: _multi_step_lr,
+    ConstantLR: _constant_lr,
+    LinearLR: _linear_lr,
+    ExponentialLR: _exponential_lr,
+    PolynomialLR: _polynomial_lr,
+    CosineAnnealingLR: _cosine_annealing_lr,
+}
+CLOSED_FORM_SCHEDULERS = tuple(_CLOSED_FORMS)
+
+
+def closed_form_lr(scheduler: LRScheduler) -> list[float] | None:
+    """The learning rate of each parameter group that ``scheduler`` gives at its ``last_epoch``, in closed form.
+
+    Computed from the schedule's public settings (``base_lrs``, ``last_epoch``, ``T_max``, ``eta_min``,
+    ``milestones``, ``gamma``, ``step_size``, ``factor``, ``start_factor``, ``end_factor``, ``total_iters``,
+    ``power``), not from the current rate, so it follows the settings the schedule has now. Known for
+    PyTorch's ``StepLR``, ``MultiStepLR``, ``ConstantLR``, ``LinearLR``, ``ExponentialLR``,
+    ``PolynomialLR`` and ``CosineAnnealingLR`` (and their subclasses): the formulas are those of the
+    PyTorch documentation of each class.
+
+    Args:
+        scheduler: a PyTorch learning-rate schedule.
+
+    Returns:
+        One rate per parameter group, or None for a schedule type without a known closed form (e.g.
+        ``LambdaLR``, ``CosineAnnealingWarmRestarts``, ``OneCycleLR``, ``CyclicLR``, ``SequentialLR``).
+    """
+    for kind in type(scheduler).__mro__:
+        form = _CLOSED_FORMS.get(kind)
+        if form is not None:
+            return [form(scheduler, float(base_lr)) for base_lr in scheduler.base_lrs]
+    return None
+
+
+def follow_schedule_shape(scheduler: LRScheduler, shape: Mapping[str, Any]) -> bool:
+    """Give a loaded schedule the config's ``shape``; when that changes it, put the rate on the new curve.
 
     PyTorch's recursive forms (e.g. cosine annealing) compute the next rate from the current one: a
-    finished cosine run sits at ``eta_min`` and would stay there for the added epochs. Schedules with a
-    closed form are put on the new curve instead; others keep the saved rate.
+    finished cosine run sits at ``eta_min`` and would stay there for the added epochs. The shape is set
+    through the schedule's public ``load_state_dict``; a schedule with a closed form
+    (:func:`closed_form_lr`: StepLR, MultiStepLR, ConstantLR, LinearLR, ExponentialLR, PolynomialLR,
+    CosineAnnealingLR) then gets the rate of the new curve at its saved ``last_epoch`` in each
+    ``optimizer.param_groups[i]["lr"]``, from which its next ``step()`` goes on. Other types keep the
+    saved rate (and the new shape). ``get_last_lr()`` reports the new rate from that next ``step()`` on:
+    it is the rate the schedule last computed, which PyTorch offers no public way to set.
+
+    Args:
+        scheduler: a schedule whose state was just loaded from a checkpoint.
+        shape: schedule setting -> the value the config gives now (see ``_SCHEDULE_SHAPE``).
+
+    Returns:
+        Whether the rate was put on the new curve.
     """
-    closed_form = getattr(scheduler, "_get_closed_form_lr", None)
-    if closed_form is None:
-        return
-    rates = closed_form()
+    if all(getattr(scheduler, name) == value for name, value in shape.items()):
+        return False
+    scheduler.load_state_dict({**scheduler.state_dict(), **shape})
+    rates = closed_form_lr(scheduler)
+    if rates is None:
+        return False
     for group, rate in zip(scheduler.optimizer.param_groups, rates):
-        group["lr"] = rate
-    scheduler._last_lr = list(rates)
+        if isinstance(group["lr"], torch.Tensor):  # a tensor rate is updated in place, as PyTorch does
+            group["lr"].fill_(rate)
+        else:
+            group["lr"] = rate
+    return True
+
 
 class ResumeFromCheckpoint(CheckpointLoader):
     """At the first start of a run: resume the run of ``checkpoint_dir``, or check that it holds none.
@@ -59,9 +164,10 @@ class ResumeFromCheckpoint(CheckpointLoader):
     With a ``run_identity``, the file must have been written by the same config on the same data
     (else nothing is loaded and the error says why); the saved run length is the bundle's default
     (:func:`~monai_ssl.handlers.run_length`), and when the user sets another one the learning-rate
-    schedules take their shape (``T_max``, milestones, ...) from the config and the log says that they,
-    and ``BYOLTrainer``'s ``tau`` schedule, now end at the new last epoch. An empty or missing folder
-    logs a warning and the run starts fresh.
+    schedules take their shape (``T_max``, milestones, ...) from the config, those with a closed form
+    restart on the new curve at the saved epoch (:func:`follow_schedule_shape`), and the log says that
+    they, and ``BYOLTrainer``'s ``tau`` schedule, now end at the new last epoch. An empty or missing
+    folder logs a warning and the run starts fresh.
 
     **New run** (``enabled=False``): if the folder already holds periodic checkpoints, they are of
     another run, and a later resume would load them. ``existing_checkpoints`` decides: ``"refuse"``
@@ -177,7 +283,7 @@ class ResumeFromCheckpoint(CheckpointLoader):
             self.logger.warning(f"resume requested but {self.checkpoint_dir} holds no checkpoint; starting fresh.")
             return
         saved_length = self._check_identity(path, engine)
-        schedules = {k: v for k, v in self.load_dict.items() if isinstance(v, torch.optim.lr_scheduler.LRScheduler)}
+        schedules = {k: v for k, v in self.load_dict.items() if isinstance(v, LRScheduler)}
         shapes = {k: {a: getattr(v, a) for a in _SCHEDULE_SHAPE if hasattr(v, a)} for k, v in schedules.items()}
         self.load_path = str(path)
         self.map_location = self.requested_map_location
@@ -190,12 +296,7 @@ class ResumeFromCheckpoint(CheckpointLoader):
         except Exception as e:  # unreadable (truncated, not a checkpoint) or not matching the objects
             raise RuntimeError(f"cannot load checkpoint {path}: {e}") from e
         for key, shape in shapes.items():  # the config's schedule shape, the checkpoint's progress
-            scheduler = schedules[key]
-            changed = any(getattr(scheduler, a) != v for a, v in shape.items())
-            for attribute, value in shape.items():
-                setattr(scheduler, attribute, value)
-            if changed:
-                _restart_from_closed_form(scheduler)
+            follow_schedule_shape(schedules[key], shape)
         self.loaded = path
         max_epochs = engine.state.max_epochs
         self.logger.info(

@@ -19,7 +19,7 @@ import numpy as np
 from ignite.engine import Engine, Events
 
 from monai_ssl.metrics.segmentation import EMPTY_MASKS_NOTE, binary_iou_dice, foreground_mask
-from monai_ssl.study.stats import mean_ci95
+from monai_ssl.metrics.confidence_interval import mean_ci95
 from monai_ssl.utils import atomic_path, atomic_write_text
 from monai_ssl.visualize.outlines import OUTLINE_LEGEND, outline_overlay
 

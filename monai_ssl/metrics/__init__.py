@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .binary import binary_classification_metrics, roc_auc, roc_curve
+from .confidence_interval import mean_ci95, t_quantile_975
 from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
 from .output_transforms import class_scores_and_indices
 from .segmentation import binary_iou_dice, foreground_mask
@@ -14,9 +15,11 @@ __all__ = [
     "binary_classification_metrics",
     "binary_iou_dice",
     "foreground_mask",
+    "mean_ci95",
     "multiclass_classification_metrics",
     "one_vs_rest_roc_curves",
     "roc_auc",
     "roc_curve",
     "selection_metric",
+    "t_quantile_975",
 ]

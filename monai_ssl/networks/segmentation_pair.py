@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import nn
 
-__all__ = ["PAIR_OUTPUTS", "SegmentationPair", "split_pair_logits"]
+from monai_ssl.utils.pair_logits import PAIR_OUTPUTS, split_pair_logits
 
-PAIR_OUTPUTS = ("mean", "all")
+__all__ = ["PAIR_OUTPUTS", "SegmentationPair", "split_pair_logits"]
 
 
 class SegmentationPair(nn.Module):
@@ -57,19 +55,3 @@ class SegmentationPair(nn.Module):
             return torch.cat(logits, dim=1)
         probabilities = torch.stack([lg.float().softmax(dim=1) for lg in logits]).mean(dim=0)
         return probabilities.clamp_min(1e-8).log()
-
-
-def split_pair_logits(logits: torch.Tensor, names: tuple[str, ...] = ("cnn", "transformer")) -> Mapping[str, torch.Tensor]:
-    """Split the ``"all"`` output ``(..., 2K, H, W)`` (batch or single image) into one ``K``-channel part per name.
-
-    Raises:
-        ValueError: the channel count is not a multiple of ``len(names)``.
-    """
-    channel_dim = -3
-    channels = logits.shape[channel_dim]
-    if channels % len(names):
-        raise ValueError(
-            f"split_pair_logits: {channels} channels cannot be split between the {len(names)} networks {names}."
-        )
-    parts = torch.split(logits, channels // len(names), dim=channel_dim)
-    return dict(zip(names, parts))

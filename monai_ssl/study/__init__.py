@@ -1,10 +1,12 @@
 """Label-efficiency studies: a bundle's protocols over label budgets x seeds, with confidence intervals.
 
 ``python -m monai_ssl.study --bundle bundles/oct_byol_pseudolabel --dataset_dir PATH --output_dir DIR``
-(or :func:`bundle_study`) pre-trains once, trains and tests every (protocol, label fraction, seed)
-cell with the bundle's own configs, resumes where it stopped, and writes ``results.csv``,
-``results.md`` and ``results.png``. The bundle describes its protocols in ``configs/study.json``
-(:mod:`monai_ssl.study.spec`); the loop (:func:`run_study`) knows no bundle.
+(or :func:`bundle_study`) pre-trains once per seed (``--shared_pretraining``: once for every seed),
+trains and tests every (protocol, label fraction, seed) cell with the bundle's own configs, resumes
+where it stopped, and writes ``results.csv``, ``results.md`` and ``results.png``. A cell whose label
+budget does not fit the data (a :class:`~monai_ssl.data.LabelBudgetError`) is skipped, not failed.
+The bundle describes its protocols in ``configs/study.json`` (:mod:`monai_ssl.study.spec`); the loop
+(:func:`run_study`) knows no bundle.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from .bundle_study import bundle_study, parse_overrides
 from .engine import StudyPlan, StudyRun, run_study
 from .grid import Budget, Cell, build_grid, parse_fractions, parse_seeds, parse_shots
 from .plot import save_study_plot, study_figure
-from .runner import BundleRunner, run_bundle, skip_reason
+from .runner import BundleRunner, label_budget_error, run_bundle, skip_reason
 from .spec import StudySpec, load_study_spec
 from .stats import mean_ci95, t_quantile_975
-from .summary import markdown_report, paired_differences, summarize, write_csv, write_markdown
+from .summary import interval_scope, markdown_report, paired_differences, summarize, write_csv, write_markdown
 
 __all__ = [
     "Budget",
@@ -27,6 +29,8 @@ __all__ = [
     "StudySpec",
     "build_grid",
     "bundle_study",
+    "interval_scope",
+    "label_budget_error",
     "load_study_spec",
     "markdown_report",
     "mean_ci95",

@@ -15,10 +15,21 @@ EXAMPLE = """example:
       --fractions 0.01,0.1,1.0 --seeds 0,1,2,3,4 --num_epochs 20 --output_dir study/breastmnist \\
       --override image_size=64 --override batch_size=32
 
+Each seed pre-trains its own encoder (seeds x one pre-training), so the confidence intervals
+cover pre-training and fine-tuning; --shared_pretraining pre-trains once (seed 0) for every seed,
+faster, and the reports then say that the intervals cover fine-tuning only.
+
 Run the same command again to continue: finished cells are kept, a cell that was killed halfway
-runs again. Writes results.csv (every cell), results.md (mean and 95% CI per protocol and label
-budget, on the test split) and results.png into --output_dir.
+runs again. A study folder resumes only in its own pre-training mode (one made with shared
+pre-training, the former default, needs --shared_pretraining). Writes results.csv (every cell),
+results.md (mean and 95% CI per protocol and label budget, on the test split) and results.png
+into --output_dir.
 """
+
+DEPRECATED_PER_SEED = (
+    "--pretrain_per_seed is deprecated and does nothing: each seed pre-trains its own encoder by default now "
+    "(--shared_pretraining pre-trains once for every seed)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", help="comma-separated metrics of study.json to report (default: all)")
     parser.add_argument("--num_epochs", type=int, help="epochs of every training (default: the bundle's)")
     parser.add_argument("--pretrain_epochs", type=int, help="epochs of the pre-training (default: --num_epochs)")
-    parser.add_argument("--pretrain_per_seed", action="store_true",
-                        help="pre-train once per seed instead of once per study")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--shared_pretraining", action="store_true",
+                      help="pre-train once (seed 0) and start every seed's cells from that encoder, instead of "
+                      "once per seed (default); faster, but the intervals then cover fine-tuning only")
+    mode.add_argument("--pretrain_per_seed", action="store_true",
+                      help="deprecated, does nothing: one pre-training per seed is the default now")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE|JSON",
                         help="a setting for every config of every run, e.g. image_size=64 or "
                         "'{\"image_size\": 64, \"batch_size\": 32}'; repeatable")
@@ -54,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the study; 0 when every cell ended (ok or skipped), 1 when some failed, 2 on bad settings."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.pretrain_per_seed:
+        print(DEPRECATED_PER_SEED, file=sys.stderr)
     configure_logging()
     try:
         run = bundle_study(
@@ -68,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pretrain_epochs=args.pretrain_epochs,
             overrides=parse_overrides(args.override),
             metrics=args.metrics,
-            pretrain_per_seed=args.pretrain_per_seed,
+            shared_pretraining=args.shared_pretraining,
             study_file=args.study_file,
         )
     except (ValueError, FileNotFoundError) as err:

@@ -64,7 +64,7 @@ def bundle_study(
     pretrain_epochs: int | None = None,
     overrides: Mapping[str, Any] | None = None,
     metrics: str | Sequence[str] | None = None,
-    pretrain_per_seed: bool = False,
+    shared_pretraining: bool = False,
     study_file: str = "configs/study.json",
 ) -> StudyRun:
     """Run (or continue) the study of ``bundle`` into ``output_dir``; see :mod:`monai_ssl.study`.
@@ -81,12 +81,16 @@ def bundle_study(
         pretrain_epochs: run length of the pre-training (``None``: ``num_epochs``).
         overrides: more settings for every config of every run (e.g. ``{"image_size": 64}``).
         metrics: metric names of study.json to report (default: all; the first is the main one).
-        pretrain_per_seed: pre-train once per seed instead of once per study.
+        shared_pretraining: pre-train once (seed 0) and start every seed's cells from that encoder,
+            instead of once per seed (the default, which costs seeds x one pre-training). Faster,
+            but the confidence intervals then cover fine-tuning only; the reports say so.
         study_file: the study description inside the bundle.
 
     Raises:
-        ValueError: a bad setting (named in the message), or ``output_dir`` holding a study with
-            other settings.
+        ValueError: a bad setting (named in the message), ``output_dir`` holding a study with
+            other settings, or one whose pre-training ran in the other mode (a folder made by the
+            former default, one shared pre-training, resumes only with ``shared_pretraining=True``;
+            see :func:`~monai_ssl.study.engine.run_study`).
     """
     spec = load_study_spec(bundle, study_file)
     if fractions is not None and shots is not None:
@@ -117,7 +121,7 @@ def bundle_study(
         "dataset_dir": None if dataset is None else str(dataset),
         "num_epochs": num_epochs,
         "pretrain_epochs": runner.pretrain_epochs,
-        "pretrain_per_seed": pretrain_per_seed,
+        "shared_pretraining": bool(shared_pretraining),
         "overrides": overrides,
     }
     plan = StudyPlan(
@@ -126,7 +130,7 @@ def bundle_study(
         seeds=seed_list,
         metrics=metric_names,
         settings=settings,
-        pretrain_per_seed=pretrain_per_seed,
+        shared_pretraining=bool(shared_pretraining),
         baseline=spec.baseline,
         title=f"Label-efficiency study: {spec.name}",
         descriptions={p: spec.protocols[p].description for p in chosen if spec.protocols[p].description},
@@ -136,4 +140,10 @@ def bundle_study(
         "(MONAI evaluates their expressions: run bundles you trust)",
         spec.bundle_dir, len(chosen), len(budgets), len(seed_list),
     )
+    if any(plan.protocols.values()):
+        if shared_pretraining:
+            logger.info("pre-training once (seed 0), shared by every seed: the intervals cover fine-tuning only")
+        else:
+            logger.info("pre-training once per seed (%d pre-trainings; --shared_pretraining runs one): the "
+                        "intervals cover pre-training and fine-tuning", len(seed_list))
     return run_study(runner, plan, output_dir)

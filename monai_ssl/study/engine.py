@@ -1,14 +1,18 @@
-"""The study loop: pre-train once, run every unfinished cell, keep the reports up to date.
+"""The study loop: pre-train (once per seed, or once with shared pre-training), run every unfinished cell,
+keep the reports up to date.
 
 The loop is generic: it sees a runner with ``pretrain(run_dir, seed, resume) -> encoder file``,
 ``run_cell(cell, cell_dir, encoder) -> {"metrics": ..., "n_labeled": ...}`` and ``skip_errors``
 (:class:`~.runner.BundleRunner` for a MONAI bundle, a fake one in tests), and writes under
 ``output_dir``:
 
-- ``study_settings.json``: the settings every cell shares (dataset, run length, overrides); a
-  later invocation with other values stops with an error instead of mixing incomparable cells;
-- ``pretrain/`` (or ``pretrain/seed_<s>/`` per seed) and ``cells/<protocol>/<budget>/seed_<s>/``,
-  each with a ``cell.json`` once finished;
+- ``study_settings.json``: the settings every cell shares (dataset, run length, overrides, and
+  ``shared_pretraining``); a later invocation with other values stops with an error instead of
+  mixing incomparable cells;
+- ``pretrain/seed_<s>/`` per seed (the default: each seed pre-trains its own encoder, so the
+  confidence intervals over seeds cover pre-training too), or one ``pretrain/`` with shared
+  pre-training (seed 0; the intervals then cover fine-tuning only), and
+  ``cells/<protocol>/<budget>/seed_<s>/``, each with a ``cell.json`` once finished;
 - ``results.csv`` and ``results.md`` (rewritten atomically after every cell) and ``results.png``
   (at the end, also when interrupted).
 """
@@ -19,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,13 +38,16 @@ from monai_ssl.utils import atomic_write_text
 from .grid import RESULT_FILE, Budget, Cell, build_grid, is_finished, read_result, reset_dir, write_result
 from .plot import save_study_plot
 from .runner import skip_reason
-from .summary import write_csv, write_markdown
+from .summary import interval_scope, write_csv, write_markdown
 
 __all__ = ["CellRunner", "StudyPlan", "StudyRun", "run_study"]
 
 logger = logging.getLogger("monai_ssl.study")
 
 SETTINGS_FILE = "study_settings.json"
+MODE_KEY = "shared_pretraining"
+LEGACY_MODE_KEY = "pretrain_per_seed"  # how study folders made before shared_pretraining record the mode
+SHARED_PRETRAIN_SEED = 0
 
 
 class CellRunner(Protocol):
@@ -62,7 +70,9 @@ class StudyPlan:
         seeds: seeds; each gives another labeled subset and initialisation.
         metrics: metric names, in the order of the reports (a table and a plot panel each).
         settings: what every cell shares (dataset, epochs, overrides), checked on resume.
-        pretrain_per_seed: pre-train once per seed instead of once per study.
+        shared_pretraining: pre-train once (seed 0) and start every seed's cells from that encoder,
+            instead of once per seed (the default). Faster by a factor of the number of seeds,
+            but the intervals over seeds then cover fine-tuning only, and the reports say so.
         baseline: protocol the others are compared with, seed by seed (``None``: no comparison).
         title: heading of the Markdown report.
         descriptions: protocol name -> one line on what it does, listed under the tables.
@@ -73,7 +83,7 @@ class StudyPlan:
     seeds: Sequence[int]
     metrics: Sequence[str]
     settings: Mapping[str, Any] = field(default_factory=dict)
-    pretrain_per_seed: bool = False
+    shared_pretraining: bool = False
     baseline: str | None = None
     title: str = "Label-efficiency study"
     descriptions: Mapping[str, str] = field(default_factory=dict)
@@ -90,24 +100,80 @@ class StudyRun:
     paths: dict[str, Path]
 
 
-def _check_settings(output_dir: Path, settings: Mapping[str, Any]) -> None:
+def _recorded_mode(saved: Mapping[str, Any]) -> bool | None:
+    """The ``shared_pretraining`` a settings file records (its legacy ``pretrain_per_seed`` inverted), if any."""
+    if isinstance(saved.get(MODE_KEY), bool):
+        return saved[MODE_KEY]
+    if isinstance(saved.get(LEGACY_MODE_KEY), bool):
+        return not saved[LEGACY_MODE_KEY]
+    return None
+
+
+def _pretraining_layout(output_dir: Path) -> bool | None:
+    """What ``output_dir/pretrain`` holds: ``True`` one shared pre-training, ``False`` only ``seed_<s>/``
+    folders (per seed), ``None`` nothing (no pre-training has started there)."""
+    folder = output_dir / "pretrain"
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    if not entries:
+        return None
+    return not all(e.is_dir() and re.fullmatch(r"seed_\d+", e.name) for e in entries)
+
+
+def _mode_name(shared: bool) -> str:
+    """The pre-training mode in words."""
+    return ("shared pre-training (one pre-training, seed 0, for every seed)" if shared
+            else "per-seed pre-training (each seed pre-trains its own encoder, the default)")
+
+
+def _check_settings(output_dir: Path, settings: Mapping[str, Any], shared_pretraining: bool) -> None:
     """Record ``settings`` in a new study folder, or check that they match the recorded ones.
 
+    Resume rule for the pre-training mode: a folder whose pre-training has started (``pretrain/``
+    is not empty) continues only in the mode it was made in, as its ``study_settings.json`` records
+    it (``shared_pretraining``, or the inverted ``pretrain_per_seed`` of a folder made before that
+    key; the layout of ``pretrain/`` when neither is recorded). Another mode is refused with a
+    one-line error naming both modes and the flag to add or drop, rather than continued in the
+    recorded mode: mixing encoders of both modes would make the cells incomparable, and silently
+    overriding the mode asked for would report intervals of another kind than the user expects.
+    A study folder made by the old default (one shared ``pretrain/``) therefore needs
+    ``--shared_pretraining`` to resume. A folder without any pre-training (a bundle without one,
+    or only protocols that do not use it) takes the mode asked for, and the file is updated.
+
     Raises:
-        ValueError: the folder holds a study with other settings (the differing ones are named).
+        ValueError: the folder holds a study with other settings (the differing ones are named),
+            or one pre-trained in the other mode.
     """
     path = output_dir / SETTINGS_FILE
     settings = json.loads(json.dumps(dict(settings)))  # as they read back from JSON
+    settings.pop(LEGACY_MODE_KEY, None)
+    settings[MODE_KEY] = bool(shared_pretraining)
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
+        mode_keys = (MODE_KEY, LEGACY_MODE_KEY)
         diff = [f"{k}: {saved.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(saved) | set(settings))
-                if saved.get(k) != settings.get(k)]
+                if k not in mode_keys and saved.get(k) != settings.get(k)]
         if diff:
             raise ValueError(
                 f"output_dir {output_dir} holds a study run with other settings ({'; '.join(diff)}); its cells "
                 "would not be comparable. Use another --output_dir, or delete that folder to start over."
             )
-        return
+        layout = _pretraining_layout(output_dir)
+        recorded = _recorded_mode(saved)
+        there = recorded if recorded is not None else layout
+        if layout is not None and there is not None and there != shared_pretraining:
+            flag = ("add --shared_pretraining (shared_pretraining=True in Python)" if there
+                    else "drop --shared_pretraining (shared_pretraining=False)")
+            asked = "shared" if shared_pretraining else "per-seed"
+            raise ValueError(
+                f"output_dir {output_dir} holds a study made with {_mode_name(there)}; this run asks for "
+                f"{_mode_name(shared_pretraining)}. Mixing the two would make its cells incomparable: to continue "
+                f"it, {flag}; for {asked} pre-training, use another --output_dir."
+            )
+        if saved == settings:
+            return
+        if recorded is not None and recorded != shared_pretraining:
+            logger.info("study %s: no pre-training ran there yet; it continues with %s", output_dir,
+                        _mode_name(shared_pretraining))
     atomic_write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", path)
 
 
@@ -142,13 +208,19 @@ def _finally(action: Callable[[], None]) -> Iterator[None]:
         action()
 
 
-def _record(cell: Cell, result: Mapping[str, Any] | None, cell_dir: Path, output_dir: Path) -> dict[str, Any]:
-    """One CSV/report row of ``cell`` from its saved result (``None``: not run yet)."""
+def _record(cell: Cell, result: Mapping[str, Any] | None, cell_dir: Path, output_dir: Path,
+            pretrain_seed: int | None = None) -> dict[str, Any]:
+    """One CSV/report row of ``cell`` from its saved result (``None``: not run yet).
+
+    ``pretrain_seed`` is the seed of the pre-training whose encoder the cell starts from (``None``:
+    its protocol does not use one).
+    """
     result = result or {}
     return {
         "protocol": cell.protocol,
         "budget": cell.budget,
         "seed": cell.seed,
+        "pretrain_seed": pretrain_seed,
         "n_labeled": result.get("n_labeled"),
         "metrics": dict(result.get("metrics") or {}),
         "seconds": result.get("seconds"),
@@ -168,37 +240,52 @@ def _describe(record: Mapping[str, Any], metrics: Sequence[str]) -> str:
 def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> StudyRun:
     """Run every unfinished cell of ``plan`` and write the reports into ``output_dir``.
 
-    A cell whose label budget does not fit the data (a ``ValueError`` starting with one of
-    ``runner.skip_errors``, e.g. a fraction that leaves a class without labels) is recorded as
+    By default every seed pre-trains its own encoder (``pretrain/seed_<s>/``), so the intervals over
+    seeds cover pre-training and fine-tuning; with ``plan.shared_pretraining`` one pre-training
+    (seed 0, ``pretrain/``) serves every seed, and the reports say that the intervals cover
+    fine-tuning only. A folder whose pre-training has started resumes only in its own mode (see
+    :func:`_check_settings`).
+
+    A cell whose label budget does not fit the data (a :class:`~monai_ssl.data.LabelBudgetError`,
+    e.g. a fraction that leaves a class without labels, recognised by its type through MONAI's
+    wrapping; or a ``ValueError`` starting with one of ``runner.skip_errors``) is recorded as
     ``skipped: <reason>`` and not retried. Any other error is logged with its traceback, recorded
     as ``failed: <error>`` and retried by the next invocation; the other cells still run.
 
     Raises:
-        ValueError: ``output_dir`` holds a study with other settings.
+        ValueError: ``output_dir`` holds a study with other settings, or one pre-trained in the
+            other mode.
     """
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    _check_settings(output_dir, plan.settings)
+    shared = bool(plan.shared_pretraining)
+    _check_settings(output_dir, plan.settings, shared)
     cells = build_grid(list(plan.protocols), plan.budgets, plan.seeds)
     pretrained_seeds = sorted({c.seed for c in cells if plan.protocols[c.protocol]})
-    if plan.pretrain_per_seed or not pretrained_seeds:
+    if shared and pretrained_seeds:  # once per study, with seed 0
+        pretrain_seeds = [SHARED_PRETRAIN_SEED]
+    else:
         pretrain_seeds = pretrained_seeds
-    else:  # once per study, with seed 0
-        pretrain_seeds = [0]
     encoders: dict[int, Path | None] = {}
     records: dict[Cell, dict[str, Any]] = {}
     paths = {"csv": output_dir / "results.csv", "markdown": output_dir / "results.md",
              "plot": output_dir / "results.png"}
 
+    def pretrain_seed(cell: Cell) -> int | None:
+        """The seed of the pre-training ``cell`` starts from (``None``: its protocol uses none)."""
+        if not plan.protocols[cell.protocol]:
+            return None
+        return SHARED_PRETRAIN_SEED if shared else cell.seed
+
     def pretrain_dir(seed: int) -> Path:
-        return output_dir / "pretrain" / (f"seed_{seed}" if plan.pretrain_per_seed else "")
+        return output_dir / "pretrain" / ("" if shared else f"seed_{seed}")
 
     todo = [c for c in cells if not is_finished(read_result(output_dir / c.relative_dir))]
     pretrain_todo = [s for s in pretrain_seeds if not is_finished(read_result(pretrain_dir(s)))
-                     and any(plan.protocols[c.protocol] and (not plan.pretrain_per_seed or c.seed == s) for c in todo)]
+                     and any(pretrain_seed(c) == s for c in todo)]
     for cell in cells:
         records[cell] = _record(cell, read_result(output_dir / cell.relative_dir), output_dir / cell.relative_dir,
-                                output_dir)
+                                output_dir, pretrain_seed(cell))
     reused = len(cells) - len(todo)
     if reused:
         logger.info("study %s: %d of %d cells already finished, reused", output_dir, reused, len(cells))
@@ -213,22 +300,22 @@ def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> St
         write_csv(rows, plan.metrics, paths["csv"])
         write_markdown(rows, plan, paths["markdown"], notes=notes)
         if plot:
-            save_study_plot(rows, plan.metrics, paths["plot"], title=plan.title)
+            save_study_plot(rows, plan.metrics, paths["plot"], title=plan.title, caption=interval_scope(plan))
 
     ran = failed = 0
     bar = tqdm(total=len(pretrain_todo) + len(todo), desc="study", unit="cell", dynamic_ncols=True)
     with bar, _logs_above_bar(bar), _finally(lambda: write_reports(plot=True)):
         for cell in todo:
-            seed = cell.seed if plan.pretrain_per_seed else 0
-            if plan.protocols[cell.protocol] and seed not in encoders:
+            seed = pretrain_seed(cell)
+            if seed is not None and seed not in encoders:
                 encoders[seed] = _pretrain(runner, pretrain_dir(seed), seed, bar)
             cell_dir = output_dir / cell.relative_dir
             bar.set_description(f"study: {cell}")
             reset_dir(cell_dir, output_dir)
-            needs_encoder = plan.protocols[cell.protocol]
+            needs_encoder = seed is not None
             result = _run_cell(runner, cell, cell_dir, encoders.get(seed) if needs_encoder else None, needs_encoder)
             write_result(cell_dir, result)
-            records[cell] = _record(cell, result, cell_dir, output_dir)
+            records[cell] = _record(cell, result, cell_dir, output_dir, seed)
             ran += 1
             if result["status"] == "ok":
                 logger.info("cell %s: ok, %s", cell, _describe(records[cell], plan.metrics))
@@ -254,7 +341,7 @@ def _run_cell(runner: CellRunner, cell: Cell, cell_dir: Path, encoder: Path | No
         try:
             result = {"status": "ok", **runner.run_cell(cell, cell_dir, encoder)}
         except Exception as err:  # one bad cell must not stop the study
-            reason = skip_reason(err, runner.skip_errors)
+            reason = skip_reason(err, getattr(runner, "skip_errors", ()))
             if reason is None:
                 logger.exception("cell %s failed", cell)
             result = {"status": f"skipped: {reason}" if reason else f"failed: {type(err).__name__}: {err}"}

@@ -7,6 +7,7 @@ pyplot alone.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["save_study_plot", "study_figure"]
 
 
-def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], title: str = "") -> Figure | None:
+def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], title: str = "",
+                 caption: str = "") -> Figure | None:
     """One panel per metric that has results: mean over seeds against the label budget, CI bands.
 
     The x axis is logarithmic (1 %, 10 %, 100 % are equally spaced) and ticked at the study's
@@ -33,6 +35,8 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
         rows: the study's records (see :mod:`monai_ssl.study.summary`).
         metrics: metric names, one panel each (those without any result are left out).
         title: figure title.
+        caption: a line under the panels, e.g. what the intervals cover
+            (:func:`~monai_ssl.study.summary.interval_scope`).
 
     Returns:
         The figure, or ``None`` when no cell has a result yet.
@@ -85,12 +89,20 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
         ax.legend(loc="best", fontsize=9, title="mean, 95% CI over seeds", title_fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if caption:  # wrapped to the figure's width (about 16 characters of 8 pt per inch), in lines of even length
+        full = f"95% CI over seeds: {caption}"
+        lines = textwrap.wrap(full, width=int(16 * 5.5 * len(panels)), break_on_hyphens=False)
+        if len(lines) > 1:
+            lines = textwrap.wrap(full, width=math.ceil(len(full) / len(lines)) + 8, break_on_hyphens=False)
+        fig.text(0.5, 0.01, "\n".join(lines), ha="center", va="bottom", multialignment="center", fontsize=8)
+        fig.tight_layout(rect=(0.0, 0.04 * len(lines) + 0.01, 1.0, 1.0))
+    else:
+        fig.tight_layout()
     return fig
 
 
 def save_study_plot(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: str | Path,
-                    title: str = "") -> Path | None:
+                    title: str = "", caption: str = "") -> Path | None:
     """Draw :func:`study_figure` and save it as a PNG atomically; nothing is written without results."""
-    fig = study_figure(rows, metrics, title)
+    fig = study_figure(rows, metrics, title, caption)
     return None if fig is None else save_figure(fig, path)

@@ -23,24 +23,59 @@ from monai.bundle import ConfigParser
 from monai.bundle.reference_resolver import ReferenceResolver
 from monai.bundle.scripts import create_workflow
 
+from monai_ssl.data.label_split import LabelBudgetError
+
 from .grid import Cell
 from .spec import StudySpec, fill
 
-__all__ = ["BundleRunner", "applicable_overrides", "read_metrics", "run_bundle", "skip_reason"]
+__all__ = ["BundleRunner", "applicable_overrides", "label_budget_error", "read_metrics", "run_bundle", "skip_reason"]
 
 logger = logging.getLogger("monai_ssl.study")
 
 
-def skip_reason(error: BaseException, prefixes: Sequence[str]) -> str | None:
-    """The message of a ``ValueError`` in ``error``'s chain that starts with one of ``prefixes``.
+def label_budget_error(error: BaseException) -> LabelBudgetError | None:
+    """The :class:`~monai_ssl.data.LabelBudgetError` behind ``error``, recognised by its type.
 
-    MONAI wraps an error raised while evaluating a config expression in a ``RuntimeError``
-    ("Failed to evaluate ..."); the original is its ``__cause__``.
+    The chain is walked through ``__cause__`` (else ``__context__``) because MONAI wraps an error
+    raised while evaluating a config expression in a ``RuntimeError`` ("Failed to evaluate ...").
+    The walk stops at the first other ``ValueError``: code that catches a budget error and raises
+    a ``ValueError`` of its own from it has given it another meaning (e.g.
+    :func:`~monai_ssl.data.train_val_datalists`' "cannot hold out val_fraction=..." is a validation
+    split that does not fit, the same for every cell, not a label budget of this cell).
 
     Returns:
-        The message (e.g. ``"split_labeled: fraction=0.01 leaves class 0 (5 items) with no labeled
-        item; ..."``), or ``None`` when no such error is in the chain.
+        The budget error, or ``None`` when ``error`` is not (or does not wrap) one.
     """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, LabelBudgetError):
+            return current
+        if isinstance(current, ValueError):
+            return None
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def skip_reason(error: BaseException, prefixes: Sequence[str] = ()) -> str | None:
+    """Why a cell that raised ``error`` is skipped rather than failed, or ``None`` when it failed.
+
+    A cell is skipped when its label budget does not fit the data: ``error`` is, or wraps, a
+    :class:`~monai_ssl.data.LabelBudgetError` (see :func:`label_budget_error`; no message is
+    matched). For anything else a study lists in ``skip_errors``, a ``ValueError`` anywhere in the
+    chain whose message starts with one of ``prefixes`` also counts (text, kept for study.json
+    files that list their own errors).
+
+    Returns:
+        The message of that error (e.g. ``"split_labeled: fraction=0.01 leaves class 0 (5 items)
+        with no labeled item; ..."``), or ``None``.
+    """
+    budget = label_budget_error(error)
+    if budget is not None:
+        return str(budget)
+    if not prefixes:
+        return None
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -166,7 +201,10 @@ class BundleRunner:
 
     @property
     def skip_errors(self) -> tuple[str, ...]:
-        """Starts of the error messages that mean "this label budget does not fit the data"."""
+        """Starts of ``ValueError`` messages that also skip a cell (study.json ``skip_errors``).
+
+        A :class:`~monai_ssl.data.LabelBudgetError` skips a cell without being listed here.
+        """
         return self.spec.skip_errors
 
     def _base(self, run_dir: Path, seed: int | None, epochs: int | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,9 +7,9 @@ The study engine knows nothing of a particular bundle. The bundle says, in ``con
   the evaluation reads) and optional ``overrides``, ``evaluate_overrides`` (added to the
   evaluation's overrides for this protocol, e.g. which architecture its model file holds) and
   ``description``;
-- ``pretrain``: the config(s) that pre-train the encoder once per study, ``encoder_file`` (what it
-  writes), ``encoder_key`` (the key that hands it to a protocol) and ``resume_overrides`` (how to
-  continue a killed pre-training);
+- ``pretrain``: the config(s) that pre-train the encoder (once per seed, or once per study with
+  shared pre-training), ``encoder_file`` (what it writes), ``encoder_key`` (the key that hands it
+  to a protocol) and ``resume_overrides`` (how to continue a killed pre-training);
 - ``evaluate``: the config(s) that compute the test metrics of a trained model and ``metrics_file``
   (the JSON they write);
 - ``common_overrides``: set on every run of a cell (where its models and logs go);
@@ -17,9 +17,12 @@ The study engine knows nothing of a particular bundle. The bundle says, in ``con
   images per class (``"shots"``);
 - ``seed_key``, ``epochs_key``, ``dataset_key``: the keys of the seed, run length and dataset;
 - ``labeled_count_id``: a config id whose length is the number of labeled training items;
-- ``skip_errors``: starts of ``ValueError`` messages that mean "this label budget does not fit the
-  data" (a fraction that leaves a class without labels, more shots than a class has), so the cell
-  is skipped rather than failed; any other error fails the cell;
+- ``skip_errors`` (optional, default none): starts of ``ValueError`` messages that also mean "this
+  cell cannot run on this data", so the cell is skipped rather than failed. A label budget that
+  does not fit the data (a fraction that leaves a class without labels, more shots than a class
+  has, no unlabeled pool left) needs no entry: the data functions raise
+  :class:`~monai_ssl.data.LabelBudgetError`, which the study recognises by its type. Any other
+  error fails the cell;
 - ``metrics``: name -> key(s) of ``metrics_file`` (the first key present with a value is used);
 - ``baseline``: the protocol the others are compared with, seed by seed.
 
@@ -83,7 +86,7 @@ class Protocol:
 
 @dataclass(frozen=True)
 class PretrainStep:
-    """Self-supervised pre-training, run once per study (or once per seed)."""
+    """Self-supervised pre-training, run once per seed (or once per study with shared pre-training)."""
 
     config_file: tuple[Path, ...]
     encoder_file: str
@@ -116,7 +119,7 @@ class StudySpec:
     epochs_key: str = "num_epochs"
     dataset_key: str = "dataset_dir"
     labeled_count_id: str | None = None
-    skip_errors: tuple[str, ...] = ("split_labeled: fraction=", "split_labeled: per_class asks for")
+    skip_errors: tuple[str, ...] = ()
     baseline: str | None = None
     name: str = ""
 
@@ -144,6 +147,14 @@ def _mapping(section: Mapping[str, Any], key: str, where: str) -> dict[str, Any]
     if not isinstance(value, Mapping):
         raise ValueError(f"{where}: {key} must be an object, got {type(value).__name__}")
     return dict(value)
+
+
+def _skip_errors(value: Any, where: str) -> tuple[str, ...]:
+    """The ``skip_errors`` entry: a list of message starts (a single string is one start)."""
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{where}: skip_errors must be a list of non-empty message starts, got {json.dumps(value)}")
+    return tuple(value)
 
 
 def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.json") -> StudySpec:
@@ -237,7 +248,7 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
         epochs_key=str(raw.get("epochs_key", "num_epochs")),
         dataset_key=str(raw.get("dataset_key", "dataset_dir")),
         labeled_count_id=raw.get("labeled_count_id"),
-        skip_errors=tuple(raw.get("skip_errors", StudySpec.skip_errors)),
+        skip_errors=_skip_errors(raw.get("skip_errors", []), where),
         baseline=baseline,
         name=str(raw.get("name", bundle_dir.name)),
     )

@@ -2,7 +2,14 @@
 
 A row (record) of the study is a dict with ``protocol``, ``budget`` (a :class:`~.grid.Budget`),
 ``seed``, ``n_labeled``, ``metrics`` (name -> value or ``None``), ``seconds``, ``status`` (``ok``,
-``skipped: <reason>``, ``failed: <error>`` or ``not run``) and ``cell_dir``.
+``skipped: <reason>``, ``failed: <error>`` or ``not run``), ``cell_dir`` and optionally
+``pretrain_seed`` (the seed of the pre-training whose encoder the cell starts from, ``None`` for a
+protocol without one).
+
+What the intervals cover depends on the pre-training mode (:func:`interval_scope`): with one
+pre-training per seed (the default) the seeds vary pre-training and fine-tuning; with shared
+pre-training (seed 0 for every seed) they vary fine-tuning only. The Markdown report, the figure's
+caption and the CSV's ``pretrain_seed`` column say which.
 """
 
 from __future__ import annotations
@@ -22,9 +29,25 @@ from .stats import mean_ci95
 if TYPE_CHECKING:
     from .engine import StudyPlan
 
-__all__ = ["markdown_report", "paired_differences", "summarize", "write_csv", "write_markdown"]
+__all__ = ["interval_scope", "markdown_report", "paired_differences", "summarize", "write_csv", "write_markdown"]
 
 Stat = tuple[float, "float | None", int]
+
+
+def interval_scope(plan: StudyPlan) -> str:
+    """What the study's confidence intervals over seeds cover, in words ("" without pre-training).
+
+    Returns:
+        ``"intervals cover fine-tuning seeds only; pre-training ran once (seed 0)"`` with shared
+        pre-training, ``"intervals cover pre-training and fine-tuning (each seed pre-trained its own
+        encoder)"`` with one pre-training per seed, ``""`` when no protocol of ``plan`` starts from
+        a pre-trained encoder.
+    """
+    if not any(plan.protocols.values()):
+        return ""
+    if plan.shared_pretraining:
+        return "intervals cover fine-tuning seeds only; pre-training ran once (seed 0)"
+    return "intervals cover pre-training and fine-tuning (each seed pre-trained its own encoder)"
 
 
 def _ordered(rows: Sequence[Mapping[str, Any]], key: str) -> list[Any]:
@@ -65,15 +88,22 @@ def paired_differences(rows: Sequence[Mapping[str, Any]], metric: str, baseline:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: str | Path) -> Path:
-    """Write one line per cell: protocol, budget (``fraction`` or ``shots_per_class``), seed, n_labeled,
-    the metrics, seconds, status, cell_dir. Written atomically."""
+    """Write one line per cell: protocol, budget (``fraction`` or ``shots_per_class``), seed, pretrain_seed,
+    n_labeled, the metrics, seconds, status, cell_dir. Written atomically.
+
+    ``pretrain_seed`` (present when some cell starts from a pre-trained encoder) is the seed of the
+    pre-training the cell's encoder came from: the cell's own seed with one pre-training per seed,
+    0 for every seed with shared pre-training (the seeds then vary fine-tuning only), empty for a
+    protocol without pre-training.
+    """
     budget_columns = _ordered([{"c": r["budget"].column} for r in rows], "c") or ["fraction"]
-    header = ["protocol", *budget_columns, "seed", "n_labeled", *metrics, "seconds", "status", "cell_dir"]
+    pretrain = ["pretrain_seed"] if any(r.get("pretrain_seed") is not None for r in rows) else []
+    header = ["protocol", *budget_columns, "seed", *pretrain, "n_labeled", *metrics, "seconds", "status", "cell_dir"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        plain = ("protocol", "seed", "n_labeled", "seconds", "status", "cell_dir")
+        plain = ("protocol", "seed", *pretrain, "n_labeled", "seconds", "status", "cell_dir")
         line: dict[str, Any] = {k: row.get(k) for k in plain}
         line[row["budget"].column] = f"{row['budget'].value:g}"
         line.update({m: row["metrics"].get(m) for m in metrics})
@@ -139,13 +169,24 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], plan: StudyPlan, notes: S
     seeds = _ordered(rows, "seed")
     headers = [_header(rows, b) for b in budgets]
     missing = _missing(rows)
+    scope = interval_scope(plan)
+    if not scope:
+        covers, agree = "", "an interval that excludes 0 is a difference the seeds agree on"
+    elif plan.shared_pretraining:
+        covers = (f" The {scope}: every seed's cells start from that one encoder, so the intervals leave out "
+                  "how much another pre-training would change the results.")
+        agree = ("an interval that excludes 0 is a difference the fine-tuning seeds agree on for this one "
+                 "pre-training (seed 0); another pre-training may move it")
+    else:
+        covers = f" The {scope}."
+        agree = "an interval that excludes 0 is a difference the seeds agree on, pre-training included"
     lines = [
         f"# {plan.title}",
         "",
         f"Metrics on the **test split**, mean ± half-width of the 95 % confidence interval over {len(seeds)} "
         f"seed(s) ({', '.join(map(str, seeds))}), Student t with n − 1 degrees of freedom; n = seeds with a "
-        "result. Every model was selected (best epoch, best round) on the validation split; the test split "
-        "was used only for these numbers. Columns: labels per class as a fraction of the training split "
+        f"result.{covers} Every model was selected (best epoch, best round) on the validation split; the test "
+        "split was used only for these numbers. Columns: labels per class as a fraction of the training split "
         "(or a count per class), with the number of labeled training images.",
     ]
     if plan.settings:
@@ -161,7 +202,7 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], plan: StudyPlan, notes: S
             lines += [
                 "",
                 f"Gain over `{plan.baseline}` in {metric}, seed by seed (the same labeled images), mean ± 95 % CI; "
-                "an interval that excludes 0 is a difference the seeds agree on:",
+                f"{agree}:",
                 "",
                 *_table(diffs, others, budgets, headers, missing, signed=True),
             ]

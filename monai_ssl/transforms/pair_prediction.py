@@ -9,7 +9,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from monai_ssl.networks.segmentation_pair import PAIR_OUTPUTS, split_pair_logits
+from monai_ssl.utils.pair_logits import PAIR_OUTPUTS, split_pair_logits
 
 __all__ = ["SplitPairPredictiond"]
 

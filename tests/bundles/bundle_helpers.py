@@ -66,6 +66,25 @@ def error_messages(error: BaseException | None) -> list[str]:
 GLOO_TEARDOWN_ABORT = "terminate called without an active exception"
 
 
+def two_process_command(config_files: list[str | Path], log_dir: Path, *options: str) -> list[str]:
+    """``torchrun --nproc_per_node=2 -m monai.bundle run --config_file [...] <options>``, each rank's output
+    also written to ``log_dir`` (read it with :func:`rank_outputs`)."""
+    import sys
+
+    files = ",".join(f"'{f}'" for f in config_files)
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--log-dir", str(log_dir),
+            "--tee", "3", "-m", "monai.bundle", "run", "--config_file", f"[{files}]", *options]
+
+
+def rank_outputs(log_dir: Path) -> dict[int, str]:
+    """Each local rank's stdout and stderr of the last :func:`two_process_command` run into ``log_dir``."""
+    outputs: dict[int, str] = {}
+    attempts = sorted(log_dir.glob("*/attempt_*"), key=lambda p: p.stat().st_mtime)
+    for rank_dir in sorted(p for p in attempts[-1].iterdir() if p.is_dir() and p.name.isdigit()):
+        outputs[int(rank_dir.name)] = "".join(f.read_text(errors="replace") for f in sorted(rank_dir.glob("*.log")))
+    return outputs
+
+
 def run_two_cpu_processes(command: list[str], env: dict, bundle_root: Path, timeout: int = 300):
     """Run a ``torchrun --nproc_per_node=2`` bundle command on the CPU; once again, from empty run folders, when
     the only failure is the gloo teardown abort (:data:`GLOO_TEARDOWN_ABORT`). Returns the last result."""

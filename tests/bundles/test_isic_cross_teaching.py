@@ -22,7 +22,7 @@ from monai.bundle import ConfigParser, run, verify_net_in_out
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import ISIC, REPO, TINY_ISIC, TINY_ISIC_EVAL, error_messages, run_two_cpu_processes
+from bundle_helpers import ISIC, REPO, TINY_ISIC, TINY_ISIC_EVAL, error_messages, rank_outputs, run_two_cpu_processes, two_process_command
 from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.losses import cross_teaching_weight
 
@@ -327,20 +327,20 @@ def test_labeled_subsets_are_nested_across_fractions_and_change_with_the_seed(ti
 
 def test_multi_gpu_overlay_with_two_cpu_processes(tiny_isic, tmp_path):
     """``torchrun --nproc_per_node=2`` with ``multi_gpu_train.json`` on the CPU (gloo)."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "monai.bundle", "run",
-        "--config_file", f"['{TRAIN}','{ISIC / 'multi_gpu_train.json'}']",
-        "--bundle_root", str(tmp_path), "--dataset_dir", str(tiny_isic),
-        *[f"--{key}={value}" for key, value in TINY_ISIC.items()],
-    ]
+    root, logs = tmp_path / "bundle", tmp_path / "logs"
+    command = two_process_command([TRAIN, ISIC / "multi_gpu_train.json"], logs, "--bundle_root", str(root),
+                                  "--dataset_dir", str(tiny_isic), *[f"--{key}={value}" for key, value in TINY_ISIC.items()])
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
-    result = run_two_cpu_processes(command, env, tmp_path)
+    result = run_two_cpu_processes(command, env, root)
     assert result.returncode == 0, result.stderr[-3000:]
-    checkpoint = torch.load(tmp_path / "models" / "cross_teaching" / "checkpoint_epoch=1.pt", weights_only=True)
+    checkpoint = torch.load(root / "models" / "cross_teaching" / "checkpoint_epoch=1.pt", weights_only=True)
     # 4 labeled images split over 2 processes, batch 2 per process -> 1 step
     assert checkpoint["trainer"]["optimizer_steps"] == 1
     assert set(checkpoint) == CHECKPOINT_ENTRIES
     assert not any(k.startswith("module.") or ".module." in k for k in checkpoint["network"])  # no DDP prefixes
-    model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    model = torch.load(root / "models" / "model.pt", weights_only=True)
     assert {k.split(".")[1] for k in model} == {"cnn", "transformer"}
-    assert len(list((tmp_path / "runs" / "cross_teaching").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    assert len(list((root / "runs" / "cross_teaching").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    outputs = rank_outputs(logs)
+    assert "cross_teaching" in outputs[0] and "%|" in outputs[0]
+    assert "%|" not in outputs[1]  # the handlers that write or display are off on rank 1, by name

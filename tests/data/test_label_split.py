@@ -9,7 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from monai_ssl.data.label_split import split_labeled
+from monai_ssl.data import LabelBudgetError as ExportedLabelBudgetError
+from monai_ssl.data.label_split import LabelBudgetError, split_labeled
 
 SIZES = {0: 40, 1: 10, 2: 5}
 
@@ -104,9 +105,30 @@ def test_argument_errors():
 
 
 def test_fraction_too_small_for_a_class_names_it():
-    with pytest.raises(ValueError, match=r"fraction=0.05 leaves class 2 \(5 items\) with no labeled item; "
-                                         r"use a fraction of at least 0.1 or per_class"):
+    with pytest.raises(LabelBudgetError, match=r"fraction=0.05 leaves class 2 \(5 items\) with no labeled item; "
+                                               r"use a fraction of at least 0.1 or per_class"):
         split_labeled(_datalist(), fraction=0.05)
+
+
+def test_a_budget_a_class_cannot_meet_is_a_typed_value_error():
+    assert ExportedLabelBudgetError is LabelBudgetError and issubclass(LabelBudgetError, ValueError)
+    with pytest.raises(ValueError) as too_few:  # still caught by code that catches ValueError
+        split_labeled(_datalist(), fraction=0.05)
+    assert type(too_few.value) is LabelBudgetError
+    with pytest.raises(LabelBudgetError, match="asks for 6 labeled items of class 2, which has only 5"):
+        split_labeled(_datalist(), per_class=6)
+    with pytest.raises(LabelBudgetError, match="asks for 11 labeled items of class 1, which has only 10"):
+        split_labeled(_datalist(), per_class={0: 1, 1: 11, 2: 1})
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"fraction": 0.5, "per_class": 2}, {"fraction": 0.0}, {"fraction": 1.5}, {"per_class": 0},
+    {"per_class": {0: 1, 1: 1}}, {"per_class": {0: 1, 1: 1, 2: 1, 3: 1}}, {"fraction": 0.5, "seed": -1},
+])
+def test_malformed_settings_are_plain_value_errors_not_budgets(kwargs):
+    with pytest.raises(ValueError) as error:
+        split_labeled(_datalist(), **kwargs)
+    assert not isinstance(error.value, LabelBudgetError)
 
 
 def test_per_class_errors_name_the_class():

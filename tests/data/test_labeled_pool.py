@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from monai_ssl.data.label_split import LabelBudgetError
 from monai_ssl.data.labeled_pool import require_unlabeled_pool, split_labeled_pool, unlabeled_stream_datalist
 
 
@@ -66,9 +67,12 @@ def test_split_bad_datalists():
 def test_require_unlabeled_pool():
     labeled, pool = split_labeled_pool(_training(3), 0.9)
     assert len(labeled) == 3 and pool == []
-    with pytest.raises(ValueError, match=r"unlabeled pool is empty at labeled fraction 0\.9: too few training images"):
+    with pytest.raises(LabelBudgetError, match=r"unlabeled pool is empty at labeled fraction 0\.9: too few training"):
         require_unlabeled_pool(pool, 0.9)
     assert require_unlabeled_pool([], 1.0) == []
+    with pytest.raises(ValueError, match="fraction must be a number") as bad:  # a bad setting, not a budget
+        require_unlabeled_pool([], 1.5)
+    assert not isinstance(bad.value, LabelBudgetError)
     _, pool = split_labeled_pool(_training(10), 0.5)
     assert require_unlabeled_pool(pool, 0.5) is pool
 
@@ -93,5 +97,5 @@ def test_stream_below_full_fraction_is_pool_plus_extra(caplog):
     assert _ids(stream) == sorted(_ids(pool) + ["ISIC_0100000"])
     assert all("label" not in item for item in stream)
     assert "dropped 2 extra unlabeled image(s)" in caplog.text and labeled[0]["id"] in caplog.text
-    with pytest.raises(ValueError, match="unlabeled pool is empty"):
+    with pytest.raises(LabelBudgetError, match="unlabeled pool is empty"):
         unlabeled_stream_datalist(labeled, [], extra, fraction=0.2)

@@ -8,9 +8,11 @@ from helpers import TinyEncoder
 
 from ignite.engine import Engine, Events
 from ignite.handlers import DiskSaver
+from ignite.handlers.checkpoint import BaseSaveHandler
 
 from monai_ssl.engines import BYOLTrainer
-from monai_ssl.handlers import CheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
+from monai_ssl.handlers import AtomicDiskSaver, CheckpointSaver, ResumeFromCheckpoint, latest_checkpoint
+from monai_ssl.handlers.checkpoint import with_saved_files
 from monai_ssl.networks import BYOL
 
 
@@ -96,11 +98,81 @@ def test_engine_key_adds_the_engine_to_the_checkpoint(tmp_path):
     assert set(saved) == {"weights", "engine"} and saved["engine"]["iteration"] == 1
 
 
-def test_files_are_written_by_ignites_atomic_disk_saver(tmp_path):
+def test_files_are_written_by_the_atomic_save_handler(tmp_path):
     saver = CheckpointSaver(str(tmp_path), {"weights": _Weights()}, save_final=True, save_key_metric=True,
                             key_metric_name="val_auc", save_interval=1)
     checkpoints = (saver.final_checkpoint, saver.key_metric_checkpoint, saver.interval_checkpoint)
-    assert all(isinstance(c.save_handler, DiskSaver) and c.save_handler._atomic for c in checkpoints)
+    # Ignite's public save-handler interface, not a subclass of its DiskSaver
+    assert all(isinstance(c.save_handler, AtomicDiskSaver) for c in checkpoints)
+    assert all(isinstance(c.save_handler, BaseSaveHandler) and not isinstance(c.save_handler, DiskSaver)
+               for c in checkpoints)
+
+
+def test_atomic_save_leaves_no_partial_file_when_torch_save_raises(tmp_path, monkeypatch):
+    saver = AtomicDiskSaver(tmp_path / "new")  # creates its folder
+    saver({"epoch": torch.tensor(1)}, "model.pt")
+    real_save = torch.save
+
+    def half_then_fail(obj, f, *args, **kwargs):
+        with open(f, "wb") as out:
+            out.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        saver({"epoch": torch.tensor(2)}, "model.pt")
+    with pytest.raises(OSError, match="disk full"):
+        saver({"epoch": torch.tensor(2)}, "other.pt")
+    monkeypatch.setattr(torch, "save", real_save)
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["model.pt"]  # no temporary, no other.pt
+    assert _saved_epoch(tmp_path / "new" / "model.pt") == 1
+
+
+def test_atomic_saver_removes_a_replaced_file_only_after_the_next_save(tmp_path):
+    saver = AtomicDiskSaver(tmp_path)
+    saver({"epoch": torch.tensor(1)}, "a_epoch=1.pt")
+    saver.remove("a_epoch=1.pt")
+    assert (tmp_path / "a_epoch=1.pt").is_file()  # still there: nothing replaces it yet
+    saver({"epoch": torch.tensor(2)}, "a_epoch=2.pt", {"priority": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_epoch=2.pt"]
+    fixed = AtomicDiskSaver(tmp_path, filename="model.pt")
+    fixed({"epoch": torch.tensor(3)}, "ignored_name.pt")
+    fixed.remove("model.pt")  # a fixed name is replaced by the next save, never removed
+    fixed({"epoch": torch.tensor(4)}, "ignored_name.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_epoch=2.pt", "model.pt"]
+    assert _saved_epoch(tmp_path / "model.pt") == 4
+
+
+def _engine_at_epoch(epoch: int, max_epochs: int) -> Engine:
+    """A 1-iteration-per-epoch engine that continues after ``epoch`` (as a resumed run does)."""
+    engine = Engine(lambda e, batch: None)
+    engine.load_state_dict({"epoch": epoch, "max_epochs": max_epochs, "epoch_length": 1})
+    return engine
+
+
+def test_periodic_files_on_disk_count_in_n_saved_when_a_run_resumes(tmp_path):
+    for n in (1, 2):  # the run being resumed kept its n_saved=2 files
+        torch.save({"epoch": torch.tensor(n)}, tmp_path / f"checkpoint_epoch={n}.pt")
+    (tmp_path / "checkpoint_iteration=7.pt").write_bytes(b"")  # another kind of periodic file: not counted
+    (tmp_path / "checkpoint_final_iteration=2.pt").write_bytes(b"")
+    engine = _engine_at_epoch(2, max_epochs=4)
+    saver = CheckpointSaver(str(tmp_path), {"weights": _Weights()}, engine_key="engine", save_interval=1, n_saved=2)
+    saver.attach(engine)
+    saver.started(engine)
+    saver.started(engine)  # every start of the engine counts them (the pseudo-label rounds): never twice
+    counted = [tuple(item) for items in saver.interval_checkpoint.state_dict().values() for item in items]
+    assert counted == [(1, "checkpoint_epoch=1.pt"), (2, "checkpoint_epoch=2.pt")]
+    engine.run([0])  # epochs 3 and 4: each removes the oldest file, as in a run that was never stopped
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["checkpoint_epoch=3.pt", "checkpoint_epoch=4.pt", "checkpoint_final_iteration=2.pt",
+                     "checkpoint_iteration=7.pt"]
+
+
+def test_with_saved_files_adds_the_files_by_priority_once():
+    state = {"items": [(2, "b.pt"), (5, "e.pt")], "other": 1}
+    merged = with_saved_files(state, [(1, "a.pt"), (5, "e.pt"), (3, "c.pt")])
+    assert merged == {"items": [(1, "a.pt"), (2, "b.pt"), (3, "c.pt"), (5, "e.pt")], "other": 1}
+    assert state["items"] == [(2, "b.pt"), (5, "e.pt")]  # the given state is left as it was
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,20 @@ import pytest
 import torch
 from helpers import TinyEncoder
 from ignite.engine import Engine, Events
+from torch.optim.lr_scheduler import (
+    ConstantLR,
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    PolynomialLR,
+    StepLR,
+)
 
 from monai_ssl.engines import BYOLTrainer
 from monai_ssl.handlers import CheckpointSaver, ResumeFromCheckpoint, RunIdentity, latest_checkpoint
+from monai_ssl.handlers.resume import CLOSED_FORM_SCHEDULERS, closed_form_lr, follow_schedule_shape
 from monai_ssl.networks import BYOL
 
 DATA = [{"image": f"/data/exam_{i}.npy", "label": i % 2} for i in range(4)]
@@ -178,3 +189,115 @@ def test_a_non_finite_network_never_becomes_the_best_model(tmp_path):
                     key_metric_filename="model.pt").attach(engine)
     engine.run([0], max_epochs=2)
     assert float(torch.load(tmp_path / "model.pt", weights_only=True)["bias"]) == 1.0
+
+
+# ---------------------------------------------------------------- schedules restarted from their closed form
+def _two_groups() -> tuple[torch.nn.Linear, torch.optim.SGD]:
+    net = torch.nn.Linear(2, 1)
+    return net, torch.optim.SGD([{"params": [net.weight], "lr": 0.1}, {"params": [net.bias], "lr": 0.03}])
+
+
+# every schedule type with a closed form, its shape following the run length n
+SCHEDULES = {
+    "StepLR": lambda opt, n: StepLR(opt, step_size=max(1, n // 3), gamma=0.5),
+    "MultiStepLR": lambda opt, n: MultiStepLR(opt, milestones=[n // 2, n // 2, 3 * n // 4], gamma=0.5),
+    "ConstantLR": lambda opt, n: ConstantLR(opt, factor=0.25, total_iters=n // 2),
+    "LinearLR": lambda opt, n: LinearLR(opt, start_factor=0.2, end_factor=0.9, total_iters=n // 2),
+    "ExponentialLR": lambda opt, n: ExponentialLR(opt, gamma=0.01 ** (1 / n)),
+    "PolynomialLR": lambda opt, n: PolynomialLR(opt, total_iters=n, power=2.0),
+    "CosineAnnealingLR": lambda opt, n: CosineAnnealingLR(opt, T_max=n, eta_min=0.001),
+}
+
+
+class _HalvingLR(LRScheduler):
+    """A schedule type the project knows no closed form of: the rate halves every ``T_max`` steps."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, T_max: int) -> None:  # noqa: N803 (PyTorch's name)
+        self.T_max = T_max
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        return [base * 0.5 ** (self.last_epoch / self.T_max) for base in self.base_lrs]
+
+
+def test_every_closed_form_type_is_tested():
+    _, opt = _two_groups()
+    assert {type(make(opt, 8)) for make in SCHEDULES.values()} == set(CLOSED_FORM_SCHEDULERS)
+
+
+@pytest.mark.parametrize("kind", SCHEDULES)
+def test_the_closed_form_is_the_rate_the_schedule_computes_after_n_steps(kind):
+    _, opt = _two_groups()
+    scheduler = SCHEDULES[kind](opt, 8)
+    for _ in range(13):  # past the end of every schedule
+        assert closed_form_lr(scheduler) == pytest.approx([g["lr"] for g in opt.param_groups], rel=1e-9, abs=1e-12)
+        opt.step()
+        scheduler.step()
+
+
+def test_schedules_without_a_known_closed_form():
+    _, opt = _two_groups()
+    assert closed_form_lr(_HalvingLR(opt, 4)) is None
+    assert closed_form_lr(torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.9**epoch)) is None
+    assert closed_form_lr(torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2)) is None
+
+
+def test_an_unchanged_shape_keeps_the_saved_rate():
+    _, opt = _two_groups()
+    scheduler = CosineAnnealingLR(opt, T_max=4)
+    opt.param_groups[0]["lr"] = 0.5  # e.g. changed by a warm-up outside the schedule
+    assert not follow_schedule_shape(scheduler, {"T_max": 4, "eta_min": 0.0})
+    assert opt.param_groups[0]["lr"] == 0.5
+    assert follow_schedule_shape(scheduler, {"T_max": 8, "eta_min": 0.0})
+    assert scheduler.T_max == 8 and [g["lr"] for g in opt.param_groups] == pytest.approx([0.1, 0.03])
+
+
+def _schedule_run(folder, make, max_epochs, *, resume, stop_after=None):
+    """Epochs of one iteration; at each epoch's end the schedule steps, then a checkpoint is saved.
+
+    Returns the rates of the parameter groups at the start of each epoch, by epoch, and the schedule.
+    """
+    net, opt = _two_groups()
+    scheduler = make(opt, max_epochs)
+    objects = {"network": net, "optimizer": opt, "lr_scheduler": scheduler}
+    engine = Engine(lambda e, batch: opt.step())
+    ResumeFromCheckpoint(folder, dict(objects), engine_key="trainer", enabled=resume).attach(engine)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: scheduler.step())
+    CheckpointSaver(str(folder), dict(objects), engine_key="trainer", save_interval=1).attach(engine)
+    rates = {}
+
+    @engine.on(Events.EPOCH_STARTED)
+    def _record(e):
+        rates[e.state.epoch] = [group["lr"] for group in opt.param_groups]
+
+    if stop_after is not None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED(once=stop_after), lambda e: e.terminate())
+    engine.run([0], max_epochs=max_epochs)
+    return rates, scheduler
+
+
+@pytest.mark.parametrize(
+    "first_length, stop_after",
+    [(4, 2), (4, None), (8, 3)],
+    ids=["stopped-then-longer", "finished-then-longer", "stopped"],
+)
+@pytest.mark.parametrize("kind", SCHEDULES)
+def test_the_rate_after_a_resume_is_the_uninterrupted_runs(tmp_path, kind, first_length, stop_after):
+    _schedule_run(tmp_path / "first", SCHEDULES[kind], first_length, resume=False, stop_after=stop_after)
+    resumed, _ = _schedule_run(tmp_path / "first", SCHEDULES[kind], 8, resume=True)
+    uninterrupted, _ = _schedule_run(tmp_path / "once", SCHEDULES[kind], 8, resume=False)
+    first_epoch = (stop_after or first_length) + 1
+    assert sorted(resumed) == list(range(first_epoch, 9))
+    for epoch, rates in resumed.items():
+        assert rates == pytest.approx(uninterrupted[epoch], rel=1e-9, abs=1e-12), f"epoch {epoch}"
+
+
+def test_a_schedule_without_closed_form_keeps_its_saved_rate_and_takes_the_new_shape(tmp_path):
+    def make(opt, n):
+        return _HalvingLR(opt, T_max=n)
+
+    _schedule_run(tmp_path, make, 4, resume=False, stop_after=3)
+    rates, scheduler = _schedule_run(tmp_path, make, 8, resume=True)
+    assert scheduler.T_max == 8
+    assert rates[4] == pytest.approx([0.1 * 0.5 ** (3 / 4), 0.03 * 0.5 ** (3 / 4)])  # the saved rate
+    assert rates[5] == pytest.approx([0.1 * 0.5 ** (4 / 8), 0.03 * 0.5 ** (4 / 8)])  # then the new shape

@@ -39,20 +39,25 @@ def test_study_on_tiny_oct_demo_then_resume(tmp_path):
     assert all(0.0 <= float(r["accuracy"]) <= 1.0 and 0.0 <= float(r["auc"]) <= 1.0 for r in done)
     assert len({r["n_labeled"] for r in done}) == 1 and int(done[0]["n_labeled"]) > 0
     skipped = [r for r in rows if r["fraction"] == "0.01"]
+    # the bundle's LabelBudgetError, wrapped by MONAI's config parser, is recognised by its type
     assert all(r["status"].startswith("skipped: split_labeled: fraction=0.01 leaves class") for r in skipped)
+    assert [r["pretrain_seed"] for r in rows] == ["", "0", "", "0", "", "1", "", "1"]  # each seed its own encoder
 
     text = (out / "results.md").read_text()
     assert "## accuracy" in text and "| supervised | skipped | " in text and "(n=2)" in text
     assert "**skipped** (4 cell(s): supervised, byol_finetune x seed(s) 0, 1): split_labeled:" in text
+    assert "intervals cover pre-training and fine-tuning" in text and "shared_pretraining=false" in text
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
 
-    # each cell has its own folder: the model, the test report; the BYOL cells start from the one encoder
+    # each cell has its own folder: the model, the test report; the BYOL cells start from their seed's encoder
     cell = out / "cells" / "byol_finetune" / "fraction_0.5" / "seed_1"
     assert (cell / "models" / "finetune_model.pt").is_file()
     assert json.loads((cell / "eval" / "metrics.json").read_text())["n"] == 12  # the 12 test images
-    assert (out / "pretrain" / "models" / "encoder.pt").is_file()
-    encoder = torch.load(out / "pretrain" / "models" / "encoder.pt", weights_only=True)
-    assert "conv1.weight" in encoder
+    encoders = [torch.load(out / "pretrain" / f"seed_{s}" / "models" / "encoder.pt", weights_only=True)
+                for s in (0, 1)]
+    assert "conv1.weight" in encoders[0]
+    assert not torch.equal(encoders[0]["conv1.weight"], encoders[1]["conv1.weight"])  # two pre-trainings
+    assert not (out / "pretrain" / "cell.json").exists()
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/*") if p.suffix in (".pt", ".json")}
     run = bundle_study(OCT, out, dataset_dir=data, fractions="0.01,0.5", seeds="0,1",
@@ -64,6 +69,9 @@ def test_study_on_tiny_oct_demo_then_resume(tmp_path):
 
     with pytest.raises(ValueError, match="other settings.*num_epochs: 1 there, 2 now"):
         bundle_study(OCT, out, dataset_dir=data, fractions="0.5", seeds="0", num_epochs=2, overrides=TINY)
+    with pytest.raises(ValueError, match="made with per-seed pre-training.*drop --shared_pretraining"):
+        bundle_study(OCT, out, dataset_dir=data, fractions="0.5", seeds="0", protocols="supervised,byol_finetune",
+                     num_epochs=1, overrides=TINY, shared_pretraining=True)
 
 
 @pytest.mark.usefixtures("one_intra_op_thread")

@@ -1,4 +1,4 @@
-"""The study loop with a fake cell runner (no training): resume, skip, failure, pre-training once."""
+"""The study loop with a fake cell runner (no training): resume, skip, failure, pre-training per seed or shared."""
 
 from __future__ import annotations
 
@@ -9,20 +9,27 @@ from pathlib import Path
 
 import pytest
 
+from monai_ssl.data import LabelBudgetError
 from monai_ssl.study import StudyPlan, parse_fractions, run_study
+
+SHARED_WORDS = "intervals cover fine-tuning seeds only; pre-training ran once (seed 0)"
+PER_SEED_WORDS = "intervals cover pre-training and fine-tuning"
 
 
 class FakeRunner:
     """Writes a file per cell and returns made-up metrics; counts its calls.
 
-    A fraction below ``min_fraction`` raises the error ``split_labeled`` raises; ``fail`` names
-    protocols that raise another error.
+    A fraction below ``min_fraction`` raises the error ``split_labeled`` raises (a ``LabelBudgetError``;
+    with ``budget_error=ValueError`` a plain one); ``fail`` names protocols that raise another error,
+    ``error`` a ``ValueError`` message that every cell raises (wrapped as MONAI wraps it).
     """
 
-    skip_errors = ("split_labeled: fraction=",)
+    skip_errors: tuple[str, ...] = ()
 
-    def __init__(self, min_fraction: float = 0.0, fail: tuple[str, ...] = (), fail_pretrain: bool = False):
+    def __init__(self, min_fraction: float = 0.0, fail: tuple[str, ...] = (), fail_pretrain: bool = False,
+                 budget_error: type[ValueError] = LabelBudgetError, error: str | None = None):
         self.min_fraction, self.fail, self.fail_pretrain = min_fraction, fail, fail_pretrain
+        self.budget_error, self.error = budget_error, error
         self.cells: list[str] = []
         self.pretrains: list[tuple[int, bool]] = []
 
@@ -41,8 +48,13 @@ class FakeRunner:
         if cell.budget.value < self.min_fraction:
             # as MONAI raises it: the ValueError wrapped by "Failed to evaluate"
             try:
-                raise ValueError(f"split_labeled: fraction={cell.budget.value} leaves class 0 (6 items) with no "
-                                 "labeled item")
+                raise self.budget_error(f"split_labeled: fraction={cell.budget.value} leaves class 0 (6 items) "
+                                        "with no labeled item")
+            except ValueError as err:
+                raise RuntimeError("Failed to evaluate ConfigExpression") from err
+        if self.error is not None:
+            try:
+                raise ValueError(self.error)
             except ValueError as err:
                 raise RuntimeError("Failed to evaluate ConfigExpression") from err
         if cell.protocol in self.fail:
@@ -52,10 +64,10 @@ class FakeRunner:
         return {"metrics": {"accuracy": accuracy, "auc": accuracy + 0.1}, "n_labeled": int(40 * cell.budget.value)}
 
 
-def _plan(fractions="0.1,1.0", seeds=(0, 1), per_seed=False, settings=None):
-    return StudyPlan(protocols={"supervised": False, "byol": True}, budgets=parse_fractions(fractions),
+def _plan(fractions="0.1,1.0", seeds=(0, 1), shared=False, settings=None, protocols=None):
+    return StudyPlan(protocols=protocols or {"supervised": False, "byol": True}, budgets=parse_fractions(fractions),
                      seeds=list(seeds), metrics=["accuracy", "auc"], settings=settings or {"num_epochs": 2},
-                     pretrain_per_seed=per_seed, baseline="supervised", title="Fake study")
+                     shared_pretraining=shared, baseline="supervised", title="Fake study")
 
 
 def _csv(path):
@@ -67,16 +79,23 @@ def test_runs_every_cell_then_reuses_them(tmp_path):
     runner = FakeRunner()
     run = run_study(runner, _plan(), tmp_path)
     assert (run.ran, run.reused, run.failed) == (8, 0, 0)
-    assert runner.pretrains == [(0, False)]  # once per study
+    assert runner.pretrains == [(0, False), (1, False)]  # by default once per seed
     assert runner.cells[:4] == ["supervised fraction=0.1 seed=0", "byol fraction=0.1 seed=0",
                                 "supervised fraction=1 seed=0", "byol fraction=1 seed=0"]
     rows = _csv(tmp_path / "results.csv")
     assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}
     assert rows[1]["accuracy"] == str(0.5 + 0.025 + 0.1) and rows[1]["n_labeled"] == "4"
-    assert (tmp_path / "results.md").read_text().startswith("# Fake study")
+    assert [(r["protocol"], r["seed"], r["pretrain_seed"]) for r in rows[:2]] == [("supervised", "0", ""),
+                                                                                 ("byol", "0", "0")]
+    assert rows[-1]["pretrain_seed"] == "1"  # byol, seed 1: its own pre-training
+    text = (tmp_path / "results.md").read_text()
+    assert text.startswith("# Fake study") and PER_SEED_WORDS in text and SHARED_WORDS not in text
+    assert "a difference the seeds agree on, pre-training included" in text
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "study_settings.json").read_text()) == {"num_epochs": 2,
+                                                                          "shared_pretraining": False}
     byol_cell = tmp_path / "cells" / "byol" / "fraction_1" / "seed_1"
-    assert (byol_cell / "model.pt").read_text() == str(tmp_path / "pretrain" / "models" / "encoder.pt")
+    assert (byol_cell / "model.pt").read_text() == str(tmp_path / "pretrain" / "seed_1" / "models" / "encoder.pt")
     saved = json.loads((byol_cell / "cell.json").read_text())
     assert saved["status"] == "ok" and saved["seed"] == 1 and saved["budget"] == 1.0 and saved["seconds"] >= 0
 
@@ -107,11 +126,12 @@ def test_extending_the_grid_runs_only_the_new_cells(tmp_path):
     runner = FakeRunner()
     run = run_study(runner, _plan(seeds=[0, 1]), tmp_path)
     assert run.reused == 4 and all(c.endswith("seed=1") for c in runner.cells) and len(runner.cells) == 4
+    assert runner.pretrains == [(1, False)]  # only the new seed's pre-training
 
 
-def test_a_budget_that_does_not_fit_is_skipped_and_reported(tmp_path, caplog):
+def test_a_budget_that_does_not_fit_is_skipped_by_its_type_and_reported(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="monai_ssl")
-    runner = FakeRunner(min_fraction=0.5)
+    runner = FakeRunner(min_fraction=0.5)  # a LabelBudgetError wrapped by MONAI's RuntimeError; no skip_errors
     run = run_study(runner, _plan(), tmp_path)
     assert run.failed == 0
     rows = _csv(tmp_path / "results.csv")
@@ -138,28 +158,68 @@ def test_a_failing_cell_is_recorded_and_the_others_still_run(tmp_path, caplog):
     assert any("cell byol fraction=1 seed=0 failed" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
+def test_an_unrelated_value_error_fails_the_cell(tmp_path):
+    runner = FakeRunner(error="split_labeled: give exactly one of fraction and per_class")
+    run = run_study(runner, _plan(seeds=[0], protocols={"supervised": False}), tmp_path)
+    assert run.failed == 2
+    assert {r["status"] for r in _csv(tmp_path / "results.csv")} == {
+        "failed: RuntimeError: Failed to evaluate ConfigExpression"}
+
+
+def test_budget_text_is_no_longer_matched_but_listed_skip_errors_still_are(tmp_path):
+    # the old budget message as a plain ValueError: not a budget any more (no text matching by default)
+    plain = FakeRunner(min_fraction=0.5, budget_error=ValueError)
+    run = run_study(plain, _plan(seeds=[0], protocols={"supervised": False}), tmp_path / "plain")
+    assert run.failed == 1
+    # a study.json that lists its own errors keeps them (backward compatible)
+    listed = FakeRunner(error="dataset has no test split")
+    listed.skip_errors = ("dataset has no test",)
+    run = run_study(listed, _plan(seeds=[0], protocols={"supervised": False}), tmp_path / "listed")
+    assert run.failed == 0
+    assert {r["status"] for r in _csv(tmp_path / "listed" / "results.csv")} == {"skipped: dataset has no test split"}
+
+
 def test_failed_pretraining_fails_only_the_cells_that_need_it(tmp_path):
     runner = FakeRunner(fail_pretrain=True)
     run = run_study(runner, _plan(seeds=[0]), tmp_path)
     assert runner.cells == ["supervised fraction=0.1 seed=0", "supervised fraction=1 seed=0"]
     assert run.failed == 2 and runner.pretrains == [(0, False)]  # tried once, not once per cell
-    assert json.loads((tmp_path / "pretrain" / "cell.json").read_text())["status"].startswith(
+    assert json.loads((tmp_path / "pretrain" / "seed_0" / "cell.json").read_text())["status"].startswith(
         "failed: RuntimeError: pre-training diverged")
     assert "Pre-training (seed 0): failed: RuntimeError: pre-training diverged" in (tmp_path / "results.md").read_text()
     # the next invocation continues the pre-training it finds in its folder
-    (tmp_path / "pretrain" / "models").mkdir()
-    (tmp_path / "pretrain" / "models" / "checkpoint_epoch=1.pt").write_text("x")
+    (tmp_path / "pretrain" / "seed_0" / "models").mkdir()
+    (tmp_path / "pretrain" / "seed_0" / "models" / "checkpoint_epoch=1.pt").write_text("x")
     retry = FakeRunner()
     run_study(retry, _plan(seeds=[0]), tmp_path)
     assert retry.pretrains == [(0, True)] and len(retry.cells) == 2
 
 
-def test_pretraining_per_seed(tmp_path):
+def test_by_default_each_seed_pretrains_its_own_encoder(tmp_path):
     runner = FakeRunner()
-    run_study(runner, _plan(seeds=[3, 4], per_seed=True), tmp_path)
+    run_study(runner, _plan(seeds=[3, 4]), tmp_path)
     assert runner.pretrains == [(3, False), (4, False)]
     cell = tmp_path / "cells" / "byol" / "fraction_1" / "seed_4"
     assert (cell / "model.pt").read_text() == str(tmp_path / "pretrain" / "seed_4" / "models" / "encoder.pt")
+    assert not (tmp_path / "pretrain" / "cell.json").exists()
+
+
+def test_shared_pretraining_pretrains_once_and_says_so(tmp_path):
+    runner = FakeRunner()
+    run = run_study(runner, _plan(seeds=[3, 4], shared=True), tmp_path)
+    assert run.failed == 0 and runner.pretrains == [(0, False)]  # once, with seed 0, for both seeds
+    for seed in (3, 4):
+        cell = tmp_path / "cells" / "byol" / "fraction_1" / f"seed_{seed}"
+        assert (cell / "model.pt").read_text() == str(tmp_path / "pretrain" / "models" / "encoder.pt")
+    assert not any((tmp_path / "pretrain").glob("seed_*"))
+    rows = _csv(tmp_path / "results.csv")
+    assert {r["pretrain_seed"] for r in rows if r["protocol"] == "byol"} == {"0"}
+    text = (tmp_path / "results.md").read_text()
+    assert SHARED_WORDS in text and PER_SEED_WORDS not in text
+    assert "a difference the fine-tuning seeds agree on for this one pre-training (seed 0)" in text
+    assert json.loads((tmp_path / "study_settings.json").read_text())["shared_pretraining"] is True
+    again = FakeRunner()
+    assert run_study(again, _plan(seeds=[3, 4], shared=True), tmp_path).reused == 8 and again.pretrains == []
 
 
 def test_no_pretraining_without_pretrained_protocols(tmp_path):
@@ -168,6 +228,67 @@ def test_no_pretraining_without_pretrained_protocols(tmp_path):
     plan.protocols = {"supervised": False}
     run_study(runner, plan, tmp_path)
     assert runner.pretrains == [] and not (tmp_path / "pretrain").exists()
+    text = (tmp_path / "results.md").read_text()
+    assert SHARED_WORDS not in text and PER_SEED_WORDS not in text  # no pre-training to speak of
+    assert "pretrain_seed" not in (tmp_path / "results.csv").read_text().splitlines()[0]
+
+
+def _as_before_shared_pretraining(folder: Path, per_seed: bool) -> None:
+    """Make ``folder``'s settings file as the study wrote it before ``shared_pretraining`` existed."""
+    path = folder / "study_settings.json"
+    settings = json.loads(path.read_text())
+    del settings["shared_pretraining"]
+    settings["pretrain_per_seed"] = per_seed
+    path.write_text(json.dumps(settings))
+
+
+def test_a_folder_of_the_old_shared_default_is_refused_without_the_flag(tmp_path):
+    run_study(FakeRunner(), _plan(seeds=[0], shared=True), tmp_path)
+    _as_before_shared_pretraining(tmp_path, per_seed=False)  # the old default: one shared pretrain/
+    runner = FakeRunner()
+    with pytest.raises(ValueError) as refused:
+        run_study(runner, _plan(seeds=[0, 1]), tmp_path)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "holds a study made with shared pre-training" in message
+    assert "this run asks for per-seed pre-training" in message
+    assert "to continue it, add --shared_pretraining" in message
+    assert runner.pretrains == [] and runner.cells == [] and not (tmp_path / "pretrain" / "seed_0").exists()
+    # with the flag it continues in its mode: the finished cells and the encoder are reused
+    resumed = FakeRunner()
+    run = run_study(resumed, _plan(seeds=[0, 1], shared=True), tmp_path)
+    assert run.reused == 4 and resumed.pretrains == [] and all(c.endswith("seed=1") for c in resumed.cells)
+    assert json.loads((tmp_path / "study_settings.json").read_text()) == {"num_epochs": 2,
+                                                                          "shared_pretraining": True}
+
+
+def test_a_per_seed_folder_is_refused_with_shared_pretraining(tmp_path):
+    run_study(FakeRunner(), _plan(seeds=[0]), tmp_path)
+    with pytest.raises(ValueError, match=r"made with per-seed pre-training .*; this run asks for shared pre-training"
+                                         r".*to continue it, drop --shared_pretraining"):
+        run_study(FakeRunner(), _plan(seeds=[0], shared=True), tmp_path)
+    # a folder of the old --pretrain_per_seed continues with the new default
+    _as_before_shared_pretraining(tmp_path, per_seed=True)
+    runner = FakeRunner()
+    assert run_study(runner, _plan(seeds=[0]), tmp_path).reused == 4 and runner.pretrains == []
+
+
+def test_the_layout_decides_when_the_settings_do_not_record_the_mode(tmp_path):
+    run_study(FakeRunner(), _plan(seeds=[0], shared=True), tmp_path)
+    path = tmp_path / "study_settings.json"
+    path.write_text(json.dumps({"num_epochs": 2}))  # written by a caller that did not record the mode
+    with pytest.raises(ValueError, match="holds a study made with shared pre-training"):
+        run_study(FakeRunner(), _plan(seeds=[0]), tmp_path)
+
+
+def test_a_folder_without_pretraining_takes_either_mode(tmp_path):
+    supervised = {"supervised": False}
+    run_study(FakeRunner(), _plan(seeds=[0], protocols=supervised), tmp_path)
+    _as_before_shared_pretraining(tmp_path, per_seed=False)  # the old default, but nothing pre-trained
+    runner = FakeRunner()
+    run = run_study(runner, _plan(seeds=[0]), tmp_path)  # adds byol: pre-trains per seed
+    assert run.reused == 2 and runner.pretrains == [(0, False)]
+    assert json.loads((tmp_path / "study_settings.json").read_text())["shared_pretraining"] is False
 
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path):

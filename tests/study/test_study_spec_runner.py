@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from monai.bundle import ConfigParser
 
 import monai_ssl.study.runner as runner_module
+from monai_ssl.data import LabelBudgetError, split_labeled, train_val_datalists
+from monai_ssl.data.labeled_pool import require_unlabeled_pool
 from monai_ssl.study import (
     BundleRunner,
     Cell,
+    label_budget_error,
     load_study_spec,
     parse_fractions,
     parse_overrides,
@@ -36,7 +40,13 @@ def test_the_oct_bundle_describes_its_protocols():
     assert spec.baseline == "supervised" and dict(spec.metrics) == {"accuracy": ("accuracy",),
                                                                    "auc": ("macro_auc", "auc")}
     assert spec.pretrain.encoder_key == "pretrained_encoder"
-    assert spec.skip_errors == ("split_labeled: fraction=", "split_labeled: per_class asks for")
+    assert spec.skip_errors == ()  # label budgets are recognised by their type, not by text
+
+
+def test_the_bundled_studies_list_no_budget_messages():
+    for bundle in ("oct_byol_pseudolabel", "isic_cross_teaching"):
+        raw = json.loads((REPO / "bundles" / bundle / "configs" / "study.json").read_text())
+        assert "skip_errors" not in raw, bundle
 
 
 def _write_study(tmp_path, study: dict) -> Path:
@@ -68,6 +78,8 @@ def _study(**changes):
     ({"protocols": {}}, "'protocols' must name at least one protocol"),
     ({"metrics": {}}, "'metrics' must name at least one metric"),
     ({"label_budget": {"percent": {}}}, "label_budget must map 'fraction' and/or 'shots'"),
+    ({"skip_errors": [1]}, "skip_errors must be a list of non-empty message starts"),
+    ({"skip_errors": {"a": "b"}}, "skip_errors must be a list of non-empty message starts"),
 ])
 def test_bad_study_files_are_named(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
@@ -93,26 +105,60 @@ def test_fill_placeholders():
         fill("{ckpt}/x", values)
 
 
-def _wrapped(message: str) -> RuntimeError:
-    """The error MONAI raises when a config expression raised ``ValueError(message)``."""
+def _wrapped(error: BaseException | str) -> RuntimeError:
+    """The error MONAI raises when a config expression raised ``error`` (a message: a plain ``ValueError``)."""
     try:
         try:
-            raise ValueError(message)
-        except ValueError as err:
+            raise ValueError(error) if isinstance(error, str) else error
+        except Exception as err:
             raise RuntimeError("Failed to evaluate ConfigExpression") from err
     except RuntimeError as wrapped:
         return wrapped
 
 
-def test_skip_reason_finds_the_wrapped_error_of_a_budget_that_does_not_fit():
-    prefixes = load_study_spec(OCT).skip_errors
-    too_many = "split_labeled: per_class asks for 9 labeled items of class 2, which has only 6"
-    assert skip_reason(_wrapped(too_many), prefixes) == too_many
-    too_few = "split_labeled: fraction=0.01 leaves class 0 (40 items) with no labeled item; use ..."
-    assert skip_reason(_wrapped(too_few), prefixes) == too_few
+def _raised(call, *args, **kwargs) -> Exception:
+    try:
+        call(*args, **kwargs)
+    except Exception as err:
+        return err
+    raise AssertionError("no error")
+
+
+def test_skip_reason_recognises_a_budget_by_its_type_through_the_wrapping():
+    data = [{"id": f"{c}{i}", "label": c} for c, n in ((0, 40), (1, 6)) for i in range(n)]
+    too_few = _raised(split_labeled, data, fraction=0.01)
+    too_many = _raised(split_labeled, data, per_class=9)
+    no_pool = _raised(require_unlabeled_pool, [], 0.5)
+    for error in (too_few, too_many, no_pool):
+        assert isinstance(error, LabelBudgetError)
+        assert label_budget_error(_wrapped(error)) is error
+        assert skip_reason(_wrapped(error)) == str(error)  # no prefixes needed
+    assert skip_reason(_wrapped(too_many)).startswith("split_labeled: per_class asks for 9 labeled items of class 1")
+    # the same text in a plain ValueError is not a budget: only the type counts
+    assert skip_reason(_wrapped(str(too_few))) is None
     # a mistake in the settings is not a budget that does not fit: the cell fails instead
-    assert skip_reason(_wrapped("split_labeled: give exactly one of fraction and per_class"), prefixes) is None
-    assert skip_reason(ValueError("something else"), prefixes) is None
+    assert skip_reason(_wrapped(_raised(split_labeled, data, fraction=0.5, per_class=2))) is None
+    assert skip_reason(ValueError("something else")) is None
+    assert skip_reason(RuntimeError("out of memory")) is None
+
+
+def test_a_value_error_raised_from_a_budget_error_is_not_a_budget(tmp_path):
+    """train_val_datalists re-raises a validation hold-out a class cannot give: the same for every cell, so it fails."""
+    archive = tmp_path / "tiny.npz"
+    labels = np.array([0, 0, 0, 0, 1])
+    np.savez(archive, **{f"{split}_{key}": value for split in ("train", "val", "test")
+                         for key, value in (("images", np.zeros((5, 4, 4), np.uint8)), ("labels", labels))})
+    error = _raised(train_val_datalists, archive, val_split=None, val_fraction=0.1, eval_split=None)
+    assert str(error).startswith("cannot hold out val_fraction=0.1 of 'train' for validation")
+    assert isinstance(error.__cause__, LabelBudgetError) and not isinstance(error, LabelBudgetError)
+    assert label_budget_error(_wrapped(error)) is None and skip_reason(_wrapped(error)) is None
+
+
+def test_listed_skip_errors_still_match_text():
+    prefixes = ("the dataset has no",)
+    assert skip_reason(_wrapped("the dataset has no test split"), prefixes) == "the dataset has no test split"
+    assert skip_reason(_wrapped("something else"), prefixes) is None
+    assert skip_reason(RuntimeError("the dataset has no test split"), prefixes) is None  # ValueErrors only
 
 
 def test_run_bundle_runs_in_process_and_can_set_a_key_to_none(tmp_path):

@@ -7,18 +7,18 @@ import math
 
 import pytest
 
-from monai_ssl.study import Budget, StudyPlan, markdown_report, paired_differences, summarize, write_csv
+from monai_ssl.study import Budget, StudyPlan, interval_scope, markdown_report, paired_differences, summarize, write_csv
 from monai_ssl.study.plot import save_study_plot, study_figure
 
 F01, F1 = Budget("fraction", 0.1), Budget("fraction", 1.0)
 T2 = 4.302653  # t(0.975, 2)
 
 
-def _row(protocol, budget, seed, accuracy=None, auc=None, status="ok", n_labeled=12):
+def _row(protocol, budget, seed, accuracy=None, auc=None, status="ok", n_labeled=12, pretrain_seed=None):
     metrics = {} if status != "ok" else {"accuracy": accuracy, "auc": auc}
     return {"protocol": protocol, "budget": budget, "seed": seed, "n_labeled": n_labeled if status == "ok" else None,
             "metrics": metrics, "seconds": 1.5, "status": status,
-            "cell_dir": f"cells/{protocol}/{budget.name}/seed_{seed}"}
+            "cell_dir": f"cells/{protocol}/{budget.name}/seed_{seed}", "pretrain_seed": pretrain_seed}
 
 
 @pytest.fixture
@@ -113,3 +113,47 @@ def test_plot_has_a_panel_per_metric_and_a_line_per_protocol(rows, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert save_study_plot(rows[:2], ["accuracy"], tmp_path / "none.png") is None  # only skipped cells: no figure
     assert not (tmp_path / "none.png").exists()
+
+
+SHARED = "intervals cover fine-tuning seeds only; pre-training ran once (seed 0)"
+PER_SEED = "intervals cover pre-training and fine-tuning"
+
+
+def test_interval_scope_in_words():
+    assert interval_scope(_plan(shared_pretraining=True)) == SHARED
+    assert interval_scope(_plan()).startswith(PER_SEED)  # per seed is the default
+    supervised_only = StudyPlan(protocols={"supervised": False}, budgets=[F1], seeds=[0], metrics=["accuracy"])
+    assert interval_scope(supervised_only) == ""
+
+
+def test_markdown_says_what_the_intervals_cover(rows):
+    shared = markdown_report(rows, _plan(shared_pretraining=True))
+    assert f"The {SHARED}" in shared and PER_SEED not in shared
+    assert ("an interval that excludes 0 is a difference the fine-tuning seeds agree on for this one pre-training "
+            "(seed 0); another pre-training may move it:") in shared
+    assert "a difference the seeds agree on" not in shared
+    per_seed = markdown_report(rows, _plan())
+    assert f"The {PER_SEED}" in per_seed and SHARED not in per_seed
+    assert "an interval that excludes 0 is a difference the seeds agree on, pre-training included:" in per_seed
+    plain = markdown_report(rows, StudyPlan(protocols={"supervised": False, "byol": False}, budgets=[F01, F1],
+                                            seeds=[0, 1, 2], metrics=["accuracy"], baseline="supervised"))
+    assert SHARED not in plain and PER_SEED not in plain
+    assert "an interval that excludes 0 is a difference the seeds agree on:" in plain
+
+
+def test_csv_names_the_pretraining_of_each_cell(tmp_path):
+    rows = [_row("supervised", F1, 1, 0.5, 0.6), _row("byol", F1, 1, 0.6, 0.7, pretrain_seed=0)]
+    path = write_csv(rows, ["accuracy"], tmp_path / "r.csv")
+    with open(path) as f:
+        reader = csv.DictReader(f)
+        lines = list(reader)
+    assert reader.fieldnames[:4] == ["protocol", "fraction", "seed", "pretrain_seed"]
+    assert [line["pretrain_seed"] for line in lines] == ["", "0"]
+
+
+@pytest.mark.parametrize("shared, words", [(True, SHARED), (False, PER_SEED)])
+def test_plot_caption_says_what_the_intervals_cover(rows, shared, words):
+    fig = study_figure(rows, ["accuracy"], title="Demo", caption=interval_scope(_plan(shared_pretraining=shared)))
+    captions = " ".join(" ".join(t.get_text().split()) for t in fig.texts)
+    assert words in captions and "95% CI over seeds" in captions
+    assert not study_figure(rows, ["accuracy"]).texts  # no caption asked for, none drawn
