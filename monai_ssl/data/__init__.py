@@ -26,6 +26,7 @@ from .segmentation_splits import segmentation_splits, segmentation_unlabeled_str
 from .mrnet_splits import mrnet_splits
 from .splits import SelectionSplitError, SplitOverlapError, Splits, reserved_ids
 from .synthetic_isic import ensure_isic_demo, is_isic_demo, make_isic_demo
+from .synthetic_common import dataset_or_demo
 
 __all__ = [
     "DEMO_MARKER",
@@ -61,6 +62,7 @@ __all__ = [
     "read_mrnet_labels",
     "require_unlabeled_pool",
     "segmentation_datalist",
+    "dataset_or_demo",
     "segmentation_splits",
     "segmentation_unlabeled_stream",
     "mrnet_splits",

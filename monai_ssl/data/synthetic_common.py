@@ -23,6 +23,7 @@ __all__ = [
     "build_demo",
     "check_integer",
     "check_range",
+    "dataset_or_demo",
     "ensure_demo",
     "is_demo",
     "read_demo_marker",
@@ -185,3 +186,18 @@ def ensure_demo(
         f"{root} exists, is not empty and is not a {noun} ({reason}); refusing to write demo files "
         "into it: point the demo at a new or empty folder"
     )
+
+
+def dataset_or_demo(dataset_dir: str | os.PathLike, demo_dir: str | os.PathLike, make_demo: Any, **kwargs: Any) -> Any:
+    """The data a bundle reads: its built-in demo (made on first use) when ``dataset_dir`` is the bundle's own
+    ``demo_dir``, otherwise ``dataset_dir`` as given (a user's folder is never written to).
+
+    Args:
+        dataset_dir: the ``dataset_dir`` setting.
+        demo_dir: the bundle's ``demo_data`` folder.
+        make_demo: the demo's ``ensure_*_demo`` function.
+        kwargs: its arguments (sizes of the demo).
+    """
+    if str(dataset_dir) == str(demo_dir):
+        return make_demo(demo_dir, **kwargs)
+    return dataset_dir

@@ -7,7 +7,7 @@ from .confidence_interval import mean_ci95, t_quantile_975
 from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
 from .output_transforms import class_scores_and_indices
 from .segmentation import binary_iou_dice, foreground_mask
-from .selection import class_counts, selection_metric
+from .selection import class_counts, key_metric, other_metrics, selection_metric
 
 __all__ = [
     "class_counts",
@@ -15,6 +15,8 @@ __all__ = [
     "binary_classification_metrics",
     "binary_iou_dice",
     "foreground_mask",
+    "key_metric",
+    "other_metrics",
     "mean_ci95",
     "multiclass_classification_metrics",
     "one_vs_rest_roc_curves",

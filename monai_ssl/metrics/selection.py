@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["class_counts", "selection_metric"]
+__all__ = ["class_counts", "key_metric", "other_metrics", "selection_metric"]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -118,3 +118,19 @@ def selection_metric(
         instead,
     )
     return fallback
+
+
+def key_metric(metrics: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The evaluator's ``key_val_metric``: the metric ``name`` of ``metrics`` (see :func:`selection_metric`).
+
+    Raises:
+        KeyError: ``name`` is not one of ``metrics``.
+    """
+    if name not in metrics:
+        raise KeyError(f"key metric {name!r} is not one of the metrics {sorted(metrics)}")
+    return {name: metrics[name]}
+
+
+def other_metrics(metrics: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The evaluator's ``additional_metrics``: every metric of ``metrics`` but ``name``."""
+    return {k: v for k, v in metrics.items() if k != name}

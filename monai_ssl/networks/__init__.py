@@ -4,7 +4,7 @@ cross-teaching segmentation pair."""
 from __future__ import annotations
 
 from .byol import BYOL
-from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained_encoder
+from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained_encoder, trainable_parameters
 from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
@@ -23,6 +23,7 @@ __all__ = [
     "SliceEncoder",
     "cosine_momentum",
     "init_from_pretrained",
+    "trainable_parameters",
     "load_pretrained_encoder",
     "load_weights",
     "maybe_sync_batchnorm",

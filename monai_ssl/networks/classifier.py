@@ -11,7 +11,7 @@ from torch import nn
 from .heads import MLPHead
 from .weights import non_finite_entries
 
-__all__ = ["EncoderClassifier", "init_from_pretrained", "load_pretrained_encoder"]
+__all__ = ["EncoderClassifier", "init_from_pretrained", "load_pretrained_encoder", "trainable_parameters"]
 
 _HEAD_INPUTS = ("encoder", "projector")  # what the task head of EncoderClassifier reads
 
@@ -271,3 +271,8 @@ def init_from_pretrained(
     state, source = _projector_state(path, projector_path)
     _load_state(projector, state, source, "projector", strict)
     return model
+
+
+def trainable_parameters(network: nn.Module) -> list[nn.Parameter]:
+    """The parameters the optimizer updates: those that require gradients (a frozen encoder's do not)."""
+    return [p for p in network.parameters() if p.requires_grad]

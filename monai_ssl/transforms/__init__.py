@@ -18,4 +18,4 @@ from .lesion_mask import (
     mask_threshold_summary,
     reset_mask_threshold_summary,
 )
-from .red_channel import NormalizeRedChanneld, normalize_red_channel
+from .red_channel import NormalizeRedChanneld, dermoscopy_intensity, normalize_red_channel

@@ -11,7 +11,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["NormalizeRedChanneld", "normalize_red_channel"]
+__all__ = ["NormalizeRedChanneld", "dermoscopy_intensity", "normalize_red_channel"]
 
 def normalize_red_channel(image: Any, eps: float = 1e-6, name: str | None = None) -> Any:
     """Standardize the red channel of a channel-first RGB image; green and blue are kept.
@@ -80,3 +80,14 @@ class NormalizeRedChanneld(MapTransform):
         for key in self.key_iterator(d):
             d[key] = normalize_red_channel(d[key], self.eps, name=f"{key!r} of item {d.get('id', '(no id)')!r}")
         return d
+
+
+def dermoscopy_intensity(normalize_red_channel: bool = False, keys: KeysCollection = "image") -> list[MapTransform]:
+    """The intensity transforms of the dermoscopy bundles: 0-255 to 0-1, then optionally
+    :class:`NormalizeRedChanneld` (the ``normalize_red_channel`` setting)."""
+    from monai.transforms import ScaleIntensityRanged
+
+    transforms: list[MapTransform] = [ScaleIntensityRanged(keys=keys, a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0, clip=True)]
+    if normalize_red_channel:
+        transforms.append(NormalizeRedChanneld(keys=keys))
+    return transforms

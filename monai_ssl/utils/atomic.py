@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text", "is_empty_dir"]
+__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text", "is_empty_dir", "publish_model"]
 
 
 def _umask() -> int:
@@ -94,3 +94,10 @@ def atomic_directory(root: str | os.PathLike, write: Callable[[Path], None], cre
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
     return root
+
+
+def publish_model(model_file: str | os.PathLike, deploy_file: str | os.PathLike, enabled: bool = True) -> Path | None:
+    """Copy the weights of ``model_file`` to ``deploy_file`` atomically (read with ``weights_only``); nothing when not ``enabled``."""
+    if not enabled:
+        return None
+    return atomic_torch_save(torch.load(model_file, map_location="cpu", weights_only=True), deploy_file)

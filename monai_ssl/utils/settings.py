@@ -61,3 +61,14 @@ def choose(key: str, value: object, options: Mapping[str, T]) -> T:
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"setting '{key}' must be one of {sorted(options)}, got {value!r}")
     return options[value]
+
+
+def disabled_unless(flag: bool) -> bool:
+    """``_disabled_`` of a component that runs only when ``flag`` is true (a JSON boolean setting).
+
+    Raises:
+        ValueError: ``flag`` is not a boolean.
+    """
+    if not isinstance(flag, bool):
+        raise ValueError(f"expected true or false, got {flag!r}")
+    return not flag
