@@ -24,7 +24,7 @@ from .validation_split import check_selection_split, has_split, train_val_datali
 from .synthetic_oct import OCT_CLASSES, ensure_oct_demo, is_oct_demo, make_oct_demo
 from .segmentation_splits import segmentation_splits, segmentation_unlabeled_stream
 from .mrnet_splits import mrnet_splits
-from .splits import SelectionSplitError, SplitOverlapError, Splits, reserved_ids
+from .splits import OPTIMISTIC_NOTE, SelectionSplitError, SplitOverlapError, Splits, evaluation_split_note, reserved_ids
 from .synthetic_isic import ensure_isic_demo, is_isic_demo, make_isic_demo
 from .synthetic_common import dataset_or_demo
 
@@ -70,6 +70,8 @@ __all__ = [
     "SplitOverlapError",
     "Splits",
     "reserved_ids",
+    "evaluation_split_note",
+    "OPTIMISTIC_NOTE",
     "split_labeled",
     "split_labeled_pool",
     "train_val_datalists",

@@ -14,12 +14,25 @@ The bundles build one from their datalists (:func:`segmentation_splits`, :func:`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SPLIT_NAMES", "SelectionSplitError", "SplitOverlapError", "Splits", "ids_of", "reserved_ids"]
+__all__ = [
+    "OPTIMISTIC_NOTE",
+    "SPLIT_NAMES",
+    "SelectionSplitError",
+    "SplitOverlapError",
+    "Splits",
+    "evaluation_split_note",
+    "ids_of",
+    "reserved_ids",
+]
+
+logger = logging.getLogger("monai_ssl")
 
 SPLIT_NAMES = ("train", "labeled", "unlabeled", "validation", "test")
+OPTIMISTIC_NOTE = "selection split: optimistic"
 # pairs that may share ids: labeled and unlabeled images are part of the training split
 _NESTED = {("train", "labeled"), ("train", "unlabeled")}
 
@@ -119,3 +132,27 @@ class Splits:
 def reserved_ids(splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     """The ids of a bundle's ``splits`` dict that must stay out of training: its ``"val"`` and ``"test"`` items."""
     return sorted(ids_of(splits.get("val", ())) | ids_of(splits.get("test", ())))
+
+
+def evaluation_split_note(split: str, selection_split: str | None, evaluate_on_selection_split: bool = False) -> str:
+    """What a report on ``split`` says about it: ``"reported split"``, or :data:`OPTIMISTIC_NOTE` when the model
+    was chosen on that split and the user asked for it by name.
+
+    Args:
+        split: the split ``evaluate.json`` reports on (``--split``).
+        selection_split: the split the model was chosen on (``None``: unknown).
+        evaluate_on_selection_split: the user's explicit request to evaluate on the selection split.
+
+    Raises:
+        SelectionSplitError: ``split == selection_split`` without the request.
+    """
+    if selection_split is None or split != selection_split:
+        return "reported split"
+    if not evaluate_on_selection_split:
+        raise SelectionSplitError(
+            f"--split {split} is the split the model was chosen on (selection_split '{selection_split}'): its figures "
+            "are optimistic. Report on another split, or pass --evaluate_on_selection_split True to see them anyway; "
+            f"metrics.json then says '{OPTIMISTIC_NOTE}'."
+        )
+    logger.warning(f"evaluating on '{split}', the split the model was chosen on: the figures are optimistic")
+    return OPTIMISTIC_NOTE

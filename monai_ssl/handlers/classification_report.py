@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +212,7 @@ class ClassificationReportWriter:
         num_classes: int | None = None,
         plot_confusion_matrix: bool = True,
         overwrite: bool | None = None,
+        summary_extra: Mapping[str, Any] | None = None,
     ) -> None:
         """
         Args:
@@ -237,6 +238,8 @@ class ClassificationReportWriter:
             overwrite: ``None`` writes the files into ``output_dir`` in place; ``False`` refuses an
                 ``output_dir`` that already holds a report (the bundles' ``evaluate.json``), ``True``
                 replaces that report; both publish the report folder whole (see above).
+            summary_extra: JSON-serialisable entries added to ``metrics.json`` (e.g. the split and its
+                ``split_note``, "selection split: optimistic" when evaluated on the split the model was chosen on).
 
         Raises:
             ValueError: on inconsistent ``class_names``/``num_classes``, or an ``overwrite`` that is not a bool.
@@ -264,6 +267,8 @@ class ClassificationReportWriter:
         self.prefix = prefix
         self.plot_roc = plot_roc
         self.overwrite = overwrite
+        self.summary_extra = dict(summary_extra or {})
+        json.dumps(self.summary_extra, allow_nan=False)  # fails here, not after the evaluation
         self._published = False  # whether this run has published its report (later epochs replace it)
         self._reset()
 
@@ -469,7 +474,7 @@ class ClassificationReportWriter:
         if report is None:
             logger.info("Classification report: %d predictions (no labels) -> %s", len(probs), csv_path)
             return
-        atomic_write_text(json.dumps(report, indent=2) + "\n", folder / f"{self.prefix}metrics.json")
+        atomic_write_text(json.dumps({**report, **self.summary_extra}, indent=2) + "\n", folder / f"{self.prefix}metrics.json")
         self._save_confusion_matrix(
             folder, report["confusion_matrix"], names, f"{self.prefix}Confusion matrix (n={report['n']})"
         )
@@ -506,7 +511,7 @@ class ClassificationReportWriter:
         if report is None:
             logger.info("Classification report: %d predictions (no labels) -> %s", len(probs), csv_path)
             return
-        atomic_write_text(json.dumps(report, indent=2) + "\n", folder / f"{self.prefix}metrics.json")
+        atomic_write_text(json.dumps({**report, **self.summary_extra}, indent=2) + "\n", folder / f"{self.prefix}metrics.json")
         self._save_confusion_matrix(
             folder,
             report["confusion_matrix"],

@@ -202,6 +202,19 @@ def test_evaluate_refuses_an_existing_report_unless_overwrite(supervised, tiny_i
     assert sorted(p.name for p in (tmp_path / "eval" / "inference").iterdir()) == [f"{i}_mask.png" for i in TEST_IDS]
 
 
+def test_evaluating_on_the_selection_split_only_when_asked_and_marked_optimistic(supervised, tiny_isic, tmp_path):
+    settings = {"bundle_root": str(supervised), "dataset_dir": str(tiny_isic), "split": "val", **TINY_ISIC_EVAL}
+    with pytest.raises(Exception) as info:
+        run(config_file=EVALUATE, output_dir=str(tmp_path / "refused"), **settings)
+    messages = error_messages(info.value)
+    assert any("--split val is the split the model was chosen on" in m and "--evaluate_on_selection_split True" in m
+               for m in messages), messages
+    assert not (tmp_path / "refused" / "metrics.json").exists()
+    run(config_file=EVALUATE, output_dir=str(tmp_path / "asked"), evaluate_on_selection_split=True, **settings)
+    report = json.loads((tmp_path / "asked" / "metrics.json").read_text())
+    assert report["split"] == "val" and report["split_note"] == "selection split: optimistic"
+
+
 def test_evaluate_any_folder_of_image_mask_pairs(supervised, tiny_isic, reports, tmp_path):
     """The guide's generic layout ``<dataset_dir>/<split>/images`` + ``masks``, names of one's own, PNG images."""
     data = tmp_path / "lesions"

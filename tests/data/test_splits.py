@@ -59,6 +59,16 @@ def test_items_without_ids_are_refused():
         Splits.from_datalists([{"image": "x"}], [])
 
 
+def test_evaluation_split_note():
+    from monai_ssl.data import OPTIMISTIC_NOTE, evaluation_split_note
+
+    assert evaluation_split_note("test", "val") == "reported split"
+    assert evaluation_split_note("test", None) == "reported split"
+    with pytest.raises(SelectionSplitError, match="--split val is the split the model was chosen on"):
+        evaluation_split_note("val", "val")
+    assert evaluation_split_note("val", "val", evaluate_on_selection_split=True) == OPTIMISTIC_NOTE
+
+
 def test_reserved_ids_of_a_bundle_splits_dict():
     assert reserved_ids({"train": [{"id": "a"}], "val": [{"id": "v"}], "test": [{"id": "t"}]}) == ["t", "v"]
     assert reserved_ids({"train": [], "val": [{"id": "v"}]}) == ["v"]
