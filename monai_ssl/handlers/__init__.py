@@ -6,6 +6,7 @@ from .checkpoint import AtomicDiskSaver, CheckpointSaver, latest_checkpoint, rem
 from .classification_report import ClassificationReportWriter
 from .collapse_monitor import CollapseMonitor
 from .export_encoder import EncoderExporter
+from .model_settings import ModelSettingsWriter
 from .progress import ProgressDisplay, loss_only
 from .resume import ResumeFromCheckpoint
 from .run_identity import RunIdentity, datalist_fingerprint, read_run_identity, run_length
@@ -19,6 +20,7 @@ __all__ = [
     "ClassificationReportWriter",
     "CollapseMonitor",
     "EncoderExporter",
+    "ModelSettingsWriter",
     "ProgressDisplay",
     "ResumeFromCheckpoint",
     "RunIdentity",

@@ -215,6 +215,24 @@ def test_evaluating_on_the_selection_split_only_when_asked_and_marked_optimistic
     assert report["split"] == "val" and report["split_note"] == "selection split: optimistic"
 
 
+def test_a_model_carries_its_settings_into_evaluation(supervised, tiny_isic, reports, tmp_path):
+    """The trap of a model trained at working_size 96 evaluated at the default 480: evaluate.json now takes the
+    sizes from the model's settings file, and refuses a value that contradicts them, naming both."""
+    settings = json.loads((supervised / "models" / "model.settings.json").read_text())
+    assert {k: settings[k] for k in ("working_size", "patch_size", "swin_feature_size")} == {
+        k: TINY_ISIC[k] for k in ("working_size", "patch_size", "swin_feature_size")}
+    assert json.loads((supervised / "models" / "supervised_model.settings.json").read_text())["working_size"] == 96
+    run(config_file=EVALUATE, bundle_root=str(supervised), dataset_dir=str(tiny_isic), output_dir=str(tmp_path / "eval"),
+        num_workers=0)  # no size given: the model's are used
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["mean_iou"] == pytest.approx(json.loads((reports["cross_teaching"] / "metrics.json").read_text())["mean_iou"])
+    with pytest.raises(Exception) as info:
+        run(config_file=EVALUATE, bundle_root=str(supervised), dataset_dir=str(tiny_isic),
+            output_dir=str(tmp_path / "refused"), num_workers=0, working_size=480)
+    messages = error_messages(info.value)
+    assert any("working_size=480 (the model was trained with working_size=96)" in m for m in messages), messages
+
+
 def test_evaluate_any_folder_of_image_mask_pairs(supervised, tiny_isic, reports, tmp_path):
     """The guide's generic layout ``<dataset_dir>/<split>/images`` + ``masks``, names of one's own, PNG images."""
     data = tmp_path / "lesions"

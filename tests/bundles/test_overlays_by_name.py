@@ -15,7 +15,7 @@ BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" 
 WRITES_OR_DISPLAYS = {
     "CheckpointSaver", "EncoderExporter", "CollapseMonitor", "StatsHandler", "TensorBoardStatsHandler",
     "ViewGridHandler", "ProgressDisplay", "SegmentationOverlayLogger", "ClassificationReportWriter",
-    "SegmentationReportWriter",
+    "SegmentationReportWriter", "ModelSettingsWriter",
 }
 # handlers every rank runs (resume reads, schedules and validation must stay in step across ranks)
 EVERY_RANK = {"ResumeFromCheckpoint", "LrScheduleHandler", "ValidationHandler"}
