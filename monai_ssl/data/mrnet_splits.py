@@ -15,19 +15,13 @@ import os
 from collections import Counter
 from typing import Any
 
-import numpy as np
-
-from .label_split import split_labeled
+from .label_split import _class_of, split_labeled
 from .mrnet import mrnet_datalist
 from .splits import Splits
 
 __all__ = ["mrnet_splits"]
 
 logger = logging.getLogger("monai_ssl")
-
-
-def _class_index(item: dict[str, Any]) -> int:
-    return int(np.asarray(item["label"], dtype=np.float64).reshape(-1)[0])
 
 
 def hold_out_counts(items: list[dict[str, Any]], fraction: float) -> dict[int, int]:
@@ -38,7 +32,7 @@ def hold_out_counts(items: list[dict[str, Any]], fraction: float) -> dict[int, i
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ValueError(f"val_fraction must be a number in (0, 1), got {fraction!r}")
-    sizes = Counter(_class_index(item) for item in items)
+    sizes = Counter(_class_of(item, "label", i) for i, item in enumerate(items))
     small = sorted(c for c, n in sizes.items() if n < 2)
     if small:
         raise ValueError(f"class(es) {small} of the training split have fewer than 2 exams: none can be held out "

@@ -17,7 +17,7 @@ from typing import Any
 
 from collections.abc import Mapping, Sequence
 
-from .isic import segmentation_datalist, unlabeled_image_datalist
+from .isic import ISIC_IMAGE_GLOB, segmentation_datalist, unlabeled_image_datalist
 from .labeled_pool import seeded_share, unlabeled_stream_datalist
 from .splits import Splits, reserved_ids
 from .validation_split import check_selection_split
@@ -88,7 +88,7 @@ def segmentation_splits(
 def _split_images(dataset_dir: str | os.PathLike, split: str | None, datalist_kwargs: Mapping) -> list[dict]:
     """The images of ``split`` (masks not needed), or none when the dataset has no such split."""
     try:
-        return segmentation_datalist(dataset_dir, split, image_glob=datalist_kwargs.get("image_glob", "*.jpg"),
+        return segmentation_datalist(dataset_dir, split, image_glob=datalist_kwargs.get("image_glob", ISIC_IMAGE_GLOB),
                                      require_masks=False, check_sizes=False)
     except (FileNotFoundError, ValueError) as err:
         logger.info(f"no '{split}' images listed in {dataset_dir} ({err}); only validation ids are kept out of training.")
@@ -100,7 +100,7 @@ def segmentation_unlabeled_stream(
     splits: Mapping[str, Sequence[Mapping]],
     fraction: float,
     unlabeled_dir: str | os.PathLike | None = None,
-    image_glob: str = "*.jpg",
+    image_glob: str = ISIC_IMAGE_GLOB,
     min_size: int | None = None,
 ) -> list[dict]:
     """The unlabeled stream of cross-teaching: the unlabeled pool, plus the images of ``unlabeled_dir``,

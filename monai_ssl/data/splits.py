@@ -33,8 +33,6 @@ logger = logging.getLogger("monai_ssl")
 
 SPLIT_NAMES = ("train", "labeled", "unlabeled", "validation", "test")
 OPTIMISTIC_NOTE = "selection split: optimistic"
-# pairs that may share ids: labeled and unlabeled images are part of the training split
-_NESTED = {("train", "labeled"), ("train", "unlabeled")}
 
 
 class SplitOverlapError(ValueError):
@@ -123,10 +121,6 @@ class Splits:
     def reserved(self) -> frozenset[str]:
         """The ids no training stream may hold: validation and test."""
         return self.validation | self.test
-
-    def without_reserved(self, items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        """``items`` less those whose id is reserved (for extra unlabeled folders)."""
-        return [item for item in items if str(item.get("id")) not in self.reserved]
 
 
 def reserved_ids(splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:

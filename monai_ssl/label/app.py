@@ -32,8 +32,9 @@ from monailabel.tasks.activelearning.random import Random
 import monai_ssl
 from monai_ssl.label.active_learning import BundleScorer, DisagreementStrategy, LeastConfidenceStrategy, UnlabeledScoring
 from monai_ssl.label.datastore import GuardedDatastore
-from monai_ssl.label.errors import NotFound, TooLarge, Unprocessable
-from monai_ssl.label.image_checks import size_problem
+from monai_ssl.label.datastore_items import match_class
+from monai_ssl.label.errors import NotFound, Unprocessable
+from monai_ssl.label.image_checks import require_servable_image
 from monai_ssl.label.infer import INFERENCE_LOCK, BundleInfer
 from monai_ssl.label.request_values import check_keys, device_name, strict_bool
 from monai_ssl.label.served_bundle import CLASSIFICATION, discover_bundles
@@ -178,14 +179,6 @@ class MonaiSSLApp(MONAILabelApp):
                                 "use label_tag 'original' or another name.")
         return tag
 
-    def _check_size(self, path: str, what: str) -> None:
-        try:
-            problem = size_problem(path, self.max_megapixels)
-        except Exception as err:  # noqa: BLE001 - no readable header: the model cannot read it either
-            raise Unprocessable(f"{what} is not a readable image ({type(err).__name__}).") from err
-        if problem:
-            raise TooLarge(f"{what} is {problem}.")
-
     def infer(self, request: dict[str, Any], datastore: Datastore | None = None) -> dict[str, Any]:
         """Infer on a datastore image: ``request["image"]`` is an id of the datastore, never a path.
 
@@ -203,7 +196,7 @@ class MonaiSSLApp(MONAILabelApp):
         save_label = strict_bool(request, "save_label", False)
         tag = self.check_prediction_tag(request.get("label_tag"), save_label)
         path = store.get_image_uri(image_id)
-        self._check_size(path, f"image {image_id!r}")
+        require_servable_image(path, self.max_megapixels, f"image {image_id!r}", decode=False)
         result_file, result_json = self._run_task(task, request, path, f"image {image_id!r}")
         label_id = None
         if save_label and result_file and os.path.exists(result_file):
@@ -215,7 +208,7 @@ class MonaiSSLApp(MONAILabelApp):
         task = self.infer_task(request.get("model"))
         if strict_bool(request, "save_label", False):
             raise Unprocessable("save_label needs a datastore image: upload it with PUT /datastore/image first.")
-        self._check_size(path, "the uploaded image")
+        require_servable_image(path, self.max_megapixels, "the uploaded image", decode=False)
         result_file, result_json = self._run_task(task, request, path, "the uploaded image")
         return {"label": result_file, "tag": "original", "file": result_file, "params": result_json}
 
@@ -242,11 +235,10 @@ class MonaiSSLApp(MONAILabelApp):
     def declared_class(self, value: Any, image_id: str) -> str:
         """The class name ``value`` names (case-insensitive, or an index of a single classifier's classes); 422 otherwise."""
         names = self.class_names()
-        if isinstance(value, str) and value.strip().lower() in [n.lower() for n in names]:
-            return names[[n.lower() for n in names].index(value.strip().lower())]
         classifiers = [b for b in self.served.values() if b.kind == CLASSIFICATION]
-        if len(classifiers) == 1 and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
-            return names[value]
+        index = match_class(value, names, allow_index=len(classifiers) == 1)  # an index is ambiguous across classifiers
+        if index is not None:
+            return names[index]
         shown = repr(value) if isinstance(value, (str, int)) and len(str(value)) <= 40 else type(value).__name__
         raise Unprocessable(f"label of image {image_id!r} not saved: {shown} is not a class of the served classifiers "
                             f"{names or '(none is served)'}.")

@@ -31,13 +31,11 @@ from filelock import FileLock
 from monailabel.datastore.local import DataModel, ImageLabelModel, LocalDatastore
 
 from monai_ssl.label.errors import Conflict, NotFound, Unprocessable
-from monai_ssl.label.names import UnsafeName, check_image_id, check_label_tag, name_problem
+from monai_ssl.label.names import PRIVATE_DIR, UnsafeName, check_image_id, check_label_tag, name_problem, tag_problem
 
 __all__ = ["GuardedDatastore", "PRIVATE_DIR"]
 
 logger = logging.getLogger(__name__)
-
-PRIVATE_DIR = ".monai_ssl"
 
 
 class GuardedDatastore(LocalDatastore):
@@ -82,7 +80,7 @@ class GuardedDatastore(LocalDatastore):
         return kept
 
     def _add_non_existing_labels(self, tag: str) -> int:
-        problem = None if tag in ("final", "original") else name_problem(tag)
+        problem = tag_problem(tag)
         if problem:
             self._skip(os.path.join(self._datastore.labels_dir, tag), f"label tag {problem}; its labels are not used")
             return 0
@@ -99,8 +97,8 @@ class GuardedDatastore(LocalDatastore):
             self._skip(f"datastore_v2.json: {image_id}", f"image id {name_problem(image_id)}; entry ignored")
             del objects[image_id]
         for image_id, obj in objects.items():
-            for tag in [t for t in obj.labels if t not in ("final", "original") and name_problem(t)]:
-                self._skip(f"datastore_v2.json: {image_id} [{tag}]", f"label tag {name_problem(tag)}; entry ignored")
+            for tag in [t for t in obj.labels if tag_problem(t)]:
+                self._skip(f"datastore_v2.json: {image_id} [{tag}]", f"label tag {tag_problem(tag)}; entry ignored")
                 del obj.labels[tag]
 
     def status(self) -> dict[str, Any]:

@@ -12,27 +12,19 @@ from typing import Any
 from monai_ssl.data.labeled_pool import seeded_share
 from monai_ssl.label.image_checks import DecodeCache, decode_problem, label_problem, size_problem
 
-__all__ = ["class_index", "datastore_items", "usable_items", "validation_share"]
+__all__ = ["class_in_text", "class_index", "datastore_items", "match_class", "usable_items", "validation_share"]
 
 logger = logging.getLogger(__name__)
 
 FINAL = "final"
 
 
-def datastore_items(
-    datastore: Any, check_images: bool = False, labels: str = "mask", max_megapixels: float = 100.0
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def datastore_items(datastore: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(labeled, unlabeled)`` datalists of a MONAI Label datastore, with ids, sorted by id.
 
     Labeled items are the images with a final label (``{"id", "image", "label", "label_info"}``:
     the label file and what was saved with it); unlabeled ones are the other images (``{"id", "image"}``).
-
-    Args:
-        datastore: MONAI Label's datastore.
-        check_images: leave out what a training cannot use (:func:`usable_items`), each named with
-            its problem in a warning, so one broken file does not stop a training.
-        labels: ``"mask"`` (a label must be an image of its image's size) or ``"class"``.
-        max_megapixels: images above it are left out.
+    :func:`usable_items` then leaves out what a training cannot use.
     """
     labeled = []
     for image_id in sorted(datastore.get_labeled_images()):
@@ -44,15 +36,7 @@ def datastore_items(
             "label_info": dict(datastore.get_label_info(label_id, FINAL) or {}),
         })
     unlabeled = [{"id": i, "image": datastore.get_image_uri(i)} for i in sorted(datastore.get_unlabeled_images())]
-    if not check_images:
-        return labeled, unlabeled
-    labeled, unlabeled, _ = usable_items(labeled, unlabeled, labels, max_megapixels, cache_dir=_cache_dir(datastore))
     return labeled, unlabeled
-
-
-def _cache_dir(datastore: Any) -> Path | None:
-    path = getattr(datastore, "_datastore_path", None)
-    return Path(path) / ".monai_ssl" if path else None
 
 
 def usable_items(
@@ -126,29 +110,43 @@ def validation_share(
     return list(train), list(validation)
 
 
+def class_in_text(text: str) -> Any:
+    """The class a label file's text names: JSON ``{"class": "CNV"}``, a JSON value, or the bare name."""
+    text = text.strip()
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return parsed.get("class") if isinstance(parsed, dict) else parsed
+
+
+def match_class(value: Any, class_names: Sequence[str], allow_index: bool = True) -> int | None:
+    """The index of the class ``value`` names: a name of ``class_names`` (case-insensitive) or, with
+    ``allow_index``, an index (an integer or its digits); ``None`` when it names none."""
+    names = [n.lower() for n in class_names]
+    if isinstance(value, str) and value.strip().lower() in names:
+        return names.index(value.strip().lower())
+    if allow_index and not isinstance(value, bool) and isinstance(value, (int, str)) and str(value).strip().isdigit():
+        return int(value) if int(value) < len(class_names) else None
+    return None
+
+
 def class_index(item: Mapping[str, Any], class_names: Sequence[str]) -> int:
     """The class index of a classification label saved through MONAI Label.
 
     The class is read from what was saved with the label (``params={"class": "CNV"}`` on
-    ``PUT /datastore/label``), or else from the label file: JSON ``{"class": "CNV"}`` or the bare class
-    name. A class is a name of ``class_names`` (case-insensitive) or its index.
+    ``PUT /datastore/label``), or else from the label file (:func:`class_in_text`). A class is a name of
+    ``class_names`` (case-insensitive) or its index (:func:`match_class`).
 
     Raises:
         ValueError: no class, or one that is not among ``class_names`` (the message names the image).
     """
     value = (item.get("label_info") or {}).get("class")
     if value is None and item.get("label"):
-        text = Path(item["label"]).read_text(errors="replace").strip()
-        try:
-            parsed = json.loads(text)
-            value = parsed.get("class") if isinstance(parsed, dict) else parsed
-        except json.JSONDecodeError:
-            value = text
-    names = [n.lower() for n in class_names]
-    if isinstance(value, str) and value.strip().lower() in names:
-        return names.index(value.strip().lower())
-    if isinstance(value, (int, str)) and str(value).strip().isdigit() and int(value) < len(class_names):
-        return int(value)
+        value = class_in_text(Path(item["label"]).read_text(errors="replace"))
+    index = match_class(value, class_names)
+    if index is not None:
+        return index
     raise ValueError(
         f"image {item.get('id')!r}: its label gives no known class ({value!r}); expected one of {list(class_names)} "
         "(save it with params {\"class\": <name>} or a label file holding the name)."

@@ -6,7 +6,8 @@
   fine, its pixel data ends early); JPEGs are decoded at 1/8 scale, which still reads every byte;
 - :func:`label_problem` checks a mask against its image: readable, and of the image's spatial size;
 - :class:`DecodeCache` keeps the answers of :func:`decode_problem` by file size and modification
-  time, so the images of a datastore are decoded once, not before every training.
+  time, so the images of a datastore are decoded once, not before every training;
+- :func:`require_servable_image` turns the first two into the server's answers (413, 422).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import numpy as np
 
 from monai_ssl.utils import atomic_write_text
 
-__all__ = ["DecodeCache", "decode_problem", "label_problem", "pixel_count", "size_problem", "spatial_shape"]
+__all__ = [
+    "DecodeCache",
+    "decode_problem",
+    "label_problem",
+    "pixel_count",
+    "require_servable_image",
+    "size_problem",
+    "spatial_shape",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +129,26 @@ def decode_problem(path: str | os.PathLike) -> str | None:
     except Exception as err:  # noqa: BLE001 - every reader raises its own types for a bad file
         return f"not a readable image ({type(err).__name__}: {err})"
     return None
+
+
+def require_servable_image(path: str | os.PathLike, max_megapixels: float, what: str, decode: bool = True) -> None:
+    """Check an image before the server works on it; the message names ``what``, never the server's path.
+
+    Raises:
+        TooLarge: above ``max_megapixels`` (read from the header, before decoding).
+        Unprocessable: no readable header, or (with ``decode``) pixel data that does not decode.
+    """
+    from monai_ssl.label.errors import TooLarge, Unprocessable
+
+    try:
+        problem = size_problem(path, max_megapixels)
+    except Exception as err:  # noqa: BLE001 - the header does not read: not an image
+        raise Unprocessable(f"{what} is not a readable image ({type(err).__name__}).") from err
+    if problem:
+        raise TooLarge(f"{what} is {problem}.")
+    problem = decode_problem(path) if decode else None
+    if problem:
+        raise Unprocessable(f"{what} is {problem.replace(str(path), '<image>')}.")
 
 
 def label_problem(image: str | os.PathLike, label: str | os.PathLike) -> str | None:

@@ -12,10 +12,22 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FIXED_TAGS", "MAX_NAME_LENGTH", "UnsafeName", "check_image_id", "check_label_tag", "name_problem"]
+__all__ = [
+    "FIXED_TAGS",
+    "MAX_NAME_LENGTH",
+    "PRIVATE_DIR",
+    "UnsafeName",
+    "check_image_id",
+    "check_label_tag",
+    "name_problem",
+    "tag_problem",
+]
 
 MAX_NAME_LENGTH = 128
 FIXED_TAGS = ("final", "original")
+PRIVATE_DIR = ".monai_ssl"
+"""The app's own folder inside the studies folder (staged uploads, replaced images, decode checks); its
+leading dot keeps it out of the safe names, so it is never an image or a tag."""
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _RULE = "letters, digits, '_', '-' and '.', starting with a letter or digit, without '..'"
 
@@ -46,6 +58,11 @@ def name_problem(name: object) -> str | None:
     return None
 
 
+def tag_problem(tag: object) -> str | None:
+    """Why ``tag`` is not one of :data:`FIXED_TAGS` or a safe name, or ``None``."""
+    return None if tag in FIXED_TAGS else name_problem(tag)
+
+
 def check_image_id(image_id: object) -> str:
     """``image_id`` when it is a safe datastore id.
 
@@ -64,9 +81,7 @@ def check_label_tag(tag: object) -> str:
     Raises:
         UnsafeName: it is not (the message says why).
     """
-    if tag in FIXED_TAGS:
-        return str(tag)
-    problem = name_problem(tag)
+    problem = tag_problem(tag)
     if problem:
         raise UnsafeName(f"label tag {problem}.")
     return str(tag)

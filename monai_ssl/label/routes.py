@@ -29,8 +29,9 @@ from monailabel.endpoints.infer import ResultType
 from monailabel.endpoints.user.auth import RBAC, User
 from monailabel.interfaces.utils.app import app_instance
 
+from monai_ssl.label.datastore_items import class_in_text
 from monai_ssl.label.errors import Conflict, NotFound, TooLarge, Unprocessable
-from monai_ssl.label.image_checks import decode_problem, label_problem, size_problem
+from monai_ssl.label.image_checks import label_problem, require_servable_image
 from monai_ssl.label.request_values import parse_params
 
 __all__ = ["build_router", "install_routes", "receive_upload"]
@@ -56,22 +57,8 @@ def receive_upload(source: BinaryIO, dest: Path, max_bytes: int) -> int:
     return size
 
 
-def _check_image_file(path: Path, max_megapixels: float, what: str) -> None:
-    try:
-        problem = size_problem(path, max_megapixels)
-    except Exception as err:  # noqa: BLE001 - the header does not read: not an image
-        raise Unprocessable(f"{what} is not a readable image ({type(err).__name__}).") from err
-    if problem:
-        raise TooLarge(f"{what} is {problem}.")
-    problem = decode_problem(path)
-    if problem:
-        raise Unprocessable(f"{what} is {problem.replace(str(path), '<upload>')}.")
-
-
 def _class_from_file(path: Path) -> Any:
-    """The class a small text label file holds (JSON ``{"class": ...}``, a JSON value, or the bare name)."""
-    import json
-
+    """The class a small text label file holds (:func:`~monai_ssl.label.datastore_items.class_in_text`)."""
     if path.stat().st_size > MAX_CLASS_LABEL_BYTES:
         raise Unprocessable(f"a class label file must be at most {MAX_CLASS_LABEL_BYTES} bytes.")
     try:
@@ -80,11 +67,7 @@ def _class_from_file(path: Path) -> Any:
         raise Unprocessable("the label file is neither an image nor UTF-8 text naming a class.") from err
     if not text:
         raise Unprocessable("the label file is empty: save a mask image, or a class with params {\"class\": <name>}.")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return value.get("class") if isinstance(value, dict) else value
+    return class_in_text(text)
 
 
 def add_image(image: str | None, replace: bool, params: str, file: UploadFile, user: str | None = None) -> dict[str, Any]:
@@ -99,7 +82,7 @@ def add_image(image: str | None, replace: bool, params: str, file: UploadFile, u
         raise Conflict(f"image {image_id!r} exists; upload with replace=true to replace it (its labels are archived).")
     with store.staging_file(ext) as staged:
         receive_upload(file.file, staged, instance.max_upload_bytes)
-        _check_image_file(staged, instance.max_megapixels, "the uploaded image")
+        require_servable_image(staged, instance.max_megapixels, "the uploaded image")
         replaced = image_id in store.list_images()
         image_id = store.add_image(image_id, str(staged), info, replace=replace)
     return {"image": image_id, "replaced": replaced}

@@ -27,6 +27,8 @@ import monai.bundle
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.utils.others.generic import device_list
 
+from monai_ssl.label.errors import Unprocessable
+from monai_ssl.label.names import PRIVATE_DIR
 from monai_ssl.label.request_values import device_name, strict_bool, strict_float, strict_int
 from monai_ssl.label.served_bundle import ServedBundle
 from monai_ssl.utils import atomic_write_text, configure_logging
@@ -76,8 +78,6 @@ class RunSettings:
         """
         gpus = request.get("gpus", "all")
         if not isinstance(gpus, str) or not (gpus == "all" or all(p.isdigit() for p in gpus.split(","))):
-            from monai_ssl.label.errors import Unprocessable
-
             raise Unprocessable('gpus must be "all" or GPU indices such as "0,1".')
         return cls(
             studies=str(studies),
@@ -196,7 +196,7 @@ class DatastoreTrain(TrainTask):
         configure_logging()
         settings = RunSettings.from_request(request, self.studies, self.default_epochs)
         labeled, unlabeled = datastore_items(datastore)
-        cache = Path(self.studies) / ".monai_ssl" if Path(self.studies).is_dir() else None
+        cache = Path(self.studies) / PRIVATE_DIR if Path(self.studies).is_dir() else None
         labeled, unlabeled, left_out = usable_items(labeled, unlabeled, self.labels, self.max_megapixels, cache_dir=cache)
         summary = left_out_summary(left_out)
         if summary:

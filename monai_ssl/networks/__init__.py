@@ -4,7 +4,7 @@ cross-teaching segmentation pair."""
 from __future__ import annotations
 
 from .byol import BYOL
-from .model_settings import check_model_settings, model_setting, read_model_settings, write_model_settings
+from .model_settings import check_model_settings, model_setting, publish_model, read_model_settings, write_model_settings
 from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained_encoder, trainable_parameters
 from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
@@ -26,6 +26,7 @@ __all__ = [
     "init_from_pretrained",
     "check_model_settings",
     "model_setting",
+    "publish_model",
     "read_model_settings",
     "write_model_settings",
     "trainable_parameters",

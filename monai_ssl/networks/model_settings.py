@@ -18,9 +18,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from monai_ssl.utils.atomic import atomic_write_text
+import torch
 
-__all__ = ["check_model_settings", "model_setting", "read_model_settings", "settings_file", "write_model_settings"]
+from monai_ssl.utils.atomic import atomic_torch_save, atomic_write_text
+
+__all__ = [
+    "check_model_settings",
+    "model_setting",
+    "publish_model",
+    "read_model_settings",
+    "settings_file",
+    "write_model_settings",
+]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -73,3 +82,14 @@ def check_model_settings(settings: Mapping[str, Any], model_file: str | os.PathL
             f"{model_file}: {'; '.join(clashes)}. Leave these settings out to use the model's, or evaluate a model "
             "trained with them."
         )
+
+
+def publish_model(model_file: str | os.PathLike, deploy_file: str | os.PathLike, enabled: bool = True) -> Path | None:
+    """Copy the weights of ``model_file`` (read with ``weights_only``) and its settings file to ``deploy_file``,
+    each atomically; nothing when not ``enabled``."""
+    if not enabled:
+        return None
+    published = atomic_torch_save(torch.load(model_file, map_location="cpu", weights_only=True), deploy_file)
+    if settings_file(model_file).is_file():
+        atomic_write_text(settings_file(model_file).read_text(), settings_file(deploy_file))
+    return published

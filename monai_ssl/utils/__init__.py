@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_write_text, publish_model
+from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_write_text
 from .devices import default_amp_dtype, default_device, default_sync_interval
 from .distributed import (
     close_writer,
@@ -42,7 +42,6 @@ __all__ = [
     "default_device",
     "default_sync_interval",
     "disabled_unless",
-    "publish_model",
     "declare_base",
     "default_num_workers",
     "install_readable_errors",

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text", "is_empty_dir", "publish_model"]
+__all__ = ["atomic_directory", "atomic_path", "atomic_torch_save", "atomic_write_text", "is_empty_dir"]
 
 
 def _umask() -> int:
@@ -95,14 +95,3 @@ def atomic_directory(root: str | os.PathLike, write: Callable[[Path], None], cre
             shutil.rmtree(partial, ignore_errors=True)
     return root
 
-
-def publish_model(model_file: str | os.PathLike, deploy_file: str | os.PathLike, enabled: bool = True) -> Path | None:
-    """Copy the weights of ``model_file`` (and its ``.settings.json``) to ``deploy_file`` atomically (read with
-    ``weights_only``); nothing when not ``enabled``."""
-    if not enabled:
-        return None
-    published = atomic_torch_save(torch.load(model_file, map_location="cpu", weights_only=True), deploy_file)
-    settings = Path(model_file).with_suffix(".settings.json")  # monai_ssl.networks.model_settings.settings_file
-    if settings.is_file():
-        atomic_write_text(settings.read_text(), Path(deploy_file).with_suffix(".settings.json"))
-    return published

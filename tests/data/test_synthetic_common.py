@@ -17,6 +17,7 @@ from monai_ssl.data.synthetic_common import (
     is_demo,
     read_demo_marker,
 )
+from monai_ssl.data import dataset_or_demo
 
 PARAMS = {"dataset": "toy", "format": 1, "n": 2}
 
@@ -88,3 +89,11 @@ def test_ensure_demo_accepts_a_concurrent_creator(tmp_path):
     assert ensure_demo(tmp_path / "demo", PARAMS, racing_make, kind="toy", label="Toy") == tmp_path / "demo"
     with pytest.raises(FileExistsError):
         ensure_demo(tmp_path / "other", PARAMS, racing_make, kind="else", label="Else")
+
+
+def test_dataset_or_demo_makes_the_demo_only_in_the_bundles_demo_folder(tmp_path):
+    made = []
+    make = lambda root, **kw: made.append((root, kw)) or root  # noqa: E731
+    assert dataset_or_demo(tmp_path / "mine", tmp_path / "demo", make, n=2) == tmp_path / "mine" and made == []
+    assert dataset_or_demo(tmp_path / "demo", tmp_path / "demo", make, n=2) == tmp_path / "demo"
+    assert made == [(tmp_path / "demo", {"n": 2})]

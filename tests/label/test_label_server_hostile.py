@@ -102,13 +102,13 @@ def hostile(tmp_path_factory, isic_bundle, isic_data):
 
 
 def _answer(url: str, response: requests.Response, status: int, *words: str) -> dict:
-    """Check the status code and message words of a refused request, and that ``/info/`` answers after it."""
+    """Check the status code and message words of a request, and that ``/info/`` answers after it; returns the JSON."""
     assert response.status_code == status, f"{response.status_code} (expected {status}): {response.text[:500]}"
-    detail = response.json().get("detail", "") if response.headers.get("content-type", "").startswith("application/json") else ""
+    answer = response.json()
     for word in words:
-        assert word in str(detail), f"{word!r} not in {detail!r}"
+        assert word in str(answer.get("detail", "")), f"{word!r} not in {answer!r}"
     assert requests.get(f"{url}/info/", timeout=5).ok
-    return response.json() if detail or response.headers.get("content-type", "").startswith("application/json") else {}
+    return answer
 
 
 def test_unsafe_names_in_the_studies_folder_are_skipped_with_the_reason(hostile):
@@ -284,7 +284,7 @@ def test_info_answers_within_a_second_while_a_model_works(hostile):
 
     def propose():
         answer = requests.post(f"{url}/activelearning/disagreement", json={}, timeout=300)
-        done["status"], done["at"] = answer.status_code, time.monotonic()
+        done["status"], done["answer"], done["at"] = answer.status_code, answer.json(), time.monotonic()
 
     worker = threading.Thread(target=propose)
     started = time.monotonic()
@@ -298,6 +298,7 @@ def test_info_answers_within_a_second_while_a_model_works(hostile):
         time.sleep(0.05)
     worker.join()
     assert done["status"] == 200
+    assert done["answer"]["skipped"] == 2  # the truncated JPEG and the image above the pixel limit are not scored
     assert done["at"] - started > 1.5, "the proposal was too quick to show whether the server stays responsive"
     assert max(latencies) < 1.0, latencies
     assert any(t < done["at"] for t in answered)  # /info/ answered while the proposal was being computed

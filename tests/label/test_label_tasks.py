@@ -133,7 +133,7 @@ def test_knee_mri_answer_is_finding_probability(tmp_path):
 
 
 def test_training_datalists_leave_out_unreadable_files(isic_data, tmp_path, caplog):
-    from monai_ssl.label.datastore_items import datastore_items
+    from monai_ssl.label.datastore_items import datastore_items, usable_items
 
     images = _train_images(isic_data)
     broken = tmp_path / "broken.jpg"
@@ -146,6 +146,7 @@ def test_training_datalists_leave_out_unreadable_files(isic_data, tmp_path, capl
          "b": (str(bad_label), {})},
     )
     assert [i["id"] for i in datastore_items(store)[1]] == ["broken", "c"]  # unchecked: everything
-    labeled, unlabeled = datastore_items(store, check_images=True)
+    labeled, unlabeled, left_out = usable_items(*datastore_items(store))
     assert [i["id"] for i in labeled] == ["a"] and [i["id"] for i in unlabeled] == ["c"]
+    assert set(left_out) == {"broken.jpg", images[1].name} and "empty file" in left_out[images[1].name]
     assert "broken.jpg" in caplog.text and "empty file (0 bytes)" in caplog.text  # each named, with its problem

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from monai_ssl.metrics import class_counts, selection_metric
+from monai_ssl.metrics import key_metric, other_metrics
 
 
 def _datalist(labels):
@@ -67,3 +68,10 @@ def test_class_counts_input_forms():
 def test_invalid_input(data, kwargs, error, match):
     with pytest.raises(error, match=match):
         selection_metric(data, **kwargs)
+
+
+def test_key_and_other_metrics():
+    metrics = {"val_auc": 1, "val_accuracy": 2}
+    assert key_metric(metrics, "val_auc") == {"val_auc": 1} and other_metrics(metrics, "val_auc") == {"val_accuracy": 2}
+    with pytest.raises(KeyError, match="val_f1"):
+        key_metric(metrics, "val_f1")

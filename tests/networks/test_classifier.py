@@ -5,6 +5,7 @@ import torch
 from helpers import TinyEncoder
 
 from monai_ssl.networks import BYOL, EncoderClassifier, MLPHead, init_from_pretrained, load_pretrained_encoder
+from monai_ssl.networks import trainable_parameters
 
 
 def test_loads_exported_encoder_and_byol_checkpoint(tiny_encoder, tmp_path):
@@ -168,3 +169,9 @@ def test_classifier_compiles_with_torchscript_for_bundle_export(tiny_encoder, he
     model = EncoderClassifier(tiny_encoder, 3, head_input=head_input, hidden_dim=16, projection_dim=4).eval()
     x = torch.rand(2, 1, 8, 8)
     torch.testing.assert_close(torch.jit.script(model)(x), model(x))
+
+
+def test_trainable_parameters_leave_out_frozen_ones():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    net[0].requires_grad_(False)
+    assert [p.shape for p in trainable_parameters(net)] == [torch.Size([1, 2]), torch.Size([1])]

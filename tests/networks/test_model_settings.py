@@ -9,9 +9,8 @@ import torch
 from ignite.engine import Engine
 
 from monai_ssl.handlers import ModelSettingsWriter
-from monai_ssl.networks import check_model_settings, model_setting, read_model_settings, write_model_settings
+from monai_ssl.networks import check_model_settings, model_setting, publish_model, read_model_settings, write_model_settings
 from monai_ssl.networks.model_settings import settings_file
-from monai_ssl.utils import publish_model
 
 
 def test_write_read_and_defaults(tmp_path, caplog):
@@ -50,5 +49,8 @@ def test_writer_follows_the_selected_model(tmp_path):
 def test_publishing_a_model_publishes_its_settings(tmp_path):
     torch.save({"w": torch.ones(1)}, tmp_path / "best.pt")
     write_model_settings(tmp_path / "best.pt", {"image_size": 64})
+    assert publish_model(tmp_path / "best.pt", tmp_path / "model.pt", enabled=False) is None
+    assert not (tmp_path / "model.pt").exists()
     publish_model(tmp_path / "best.pt", tmp_path / "model.pt")
+    assert torch.equal(torch.load(tmp_path / "model.pt", weights_only=True)["w"], torch.ones(1))
     assert read_model_settings(tmp_path / "model.pt") == {"image_size": 64}

@@ -23,6 +23,7 @@ from monai_ssl.transforms import (
     to_mask_channel,
     to_rgb,
 )
+from monai_ssl.transforms import dermoscopy_intensity
 
 W, H = 7, 5  # non-square, so that a swapped axis shows
 
@@ -275,3 +276,9 @@ def test_red_channel_needs_three_channels():
         NormalizeRedChanneld()({"id": "g", "image": torch.zeros(1, 2, 2)})
     with pytest.raises(ValueError, match="eps must be a positive number"):
         NormalizeRedChanneld(eps=0)
+
+
+def test_dermoscopy_intensity():
+    assert len(dermoscopy_intensity(False)) == 1
+    both = dermoscopy_intensity(True)
+    assert len(both) == 2 and isinstance(both[1], NormalizeRedChanneld)

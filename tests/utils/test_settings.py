@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from monai_ssl.utils import require_flags
+from monai_ssl.utils import disabled_unless
 
 
 def test_accepts_booleans_and_the_integers_0_and_1():
@@ -26,3 +27,9 @@ def test_rejects_text_naming_the_key_the_value_and_the_fix(text):
 def test_rejects_other_values(value, shown):
     with pytest.raises(ValueError, match=re.escape(f"setting 'skip_unreadable' must be True or False, got {shown}:")):
         require_flags(skip_unreadable=value)
+
+
+def test_disabled_unless():
+    assert disabled_unless(True) is False and disabled_unless(False) is True
+    with pytest.raises(ValueError, match="true or false"):
+        disabled_unless("false")
