@@ -4,8 +4,8 @@ Two models with their bundle's network, views and trainer settings: ``byol2d`` (
 on grayscale JPEGs, ``oct_byol_pseudolabel``) and ``byolmed2d`` (``BYOL(SliceEncoder(resnet18_encoder(pool=False)))``
 on MRNet volumes). Three variants each, interleaved round by round on one network and optimizer: ``bare`` (random
 views on the device, forward, loss, backward, Adam, momentum update), ``cpu-views`` (``BYOLTrainer`` over a
-``DataLoader`` of the files with the bundle's ``train#cpu_view_transforms`` and ``prepare_views``) and ``gpu-views``
-(``train#device_view_transforms`` and ``DeviceViews()``). Targets: GPU views >= 90% of the bare step's throughput for
+``DataLoader`` of the files with the bundle's ``train#preprocessing`` for views in the workers and ``prepare_views``) and
+``gpu-views`` (the same recipe for views on the device, and ``DeviceViews()``). Targets: GPU views >= 90% of the bare step's throughput for
 both models; byol2d >= 3,000 images/s end to end on one H100. See ``benchmarks/README.md``.
 """
 
@@ -68,34 +68,21 @@ def write_data(model: str, args: argparse.Namespace, root: str) -> list[dict[str
 
 
 def view_transforms(model: str, on_device: bool, args: argparse.Namespace) -> Any:
-    """The bundle's ``train#cpu_view_transforms`` or ``train#device_view_transforms``."""
-    from monai.transforms import Compose, Resized, ScaleIntensityd
+    """The bundle's pre-training transforms (``train#preprocessing``): the recipe its ``train.json`` names."""
+    from monai_ssl.recipes import image_view_transforms, volume_view_transforms
 
-    from monai_ssl.transforms import BYOLViewParamsd, BYOLViewsd, CompactUint8d, LoadImage2Dd, LoadVolumed
-    from monai_ssl.transforms import SampleSlicesd
-
-    compact = [CompactUint8d(keys="image")] if on_device else []
     if model == "byol2d":
-        resize = Resized(keys="image", spatial_size=[args.working_size] * 2, mode="area")
-        load = [LoadImage2Dd(keys="image", channels=1), *([resize] if on_device else []), *compact]
-    else:
-        sample = SampleSlicesd(keys="image", num_slices=args.num_slices, random_sampling=True)
-        load = [LoadVolumed(keys="image"), *compact, sample]
-    if on_device:
-        return Compose([*load, BYOLViewParamsd(keys="image", spatial_size=args.image_size)])
-    scale = ScaleIntensityd(keys="image", minv=0.0, maxv=1.0)
-    return Compose([*load, scale, BYOLViewsd(keys="image", spatial_size=args.image_size)])
+        return image_view_transforms(on_device, in_channels=1, image_size=args.image_size, working_size=args.working_size)
+    return volume_view_transforms(on_device, num_slices=args.num_slices, image_size=args.image_size)
 
 
 def build_network(model: str, device: torch.device, channels_last: bool) -> torch.nn.Module:
-    """The bundle's BYOL network (hidden 4096, projection 256), placed as the bundle places it."""
-    from monai_ssl.networks import BYOL, SliceEncoder, place_network, resnet18_encoder
+    """The bundle's BYOL network (``network_def``: hidden 4096, projection 256), placed as the bundle places it."""
+    from monai_ssl.networks import place_network
+    from monai_ssl.recipes import byol_network
 
-    if model == "byol2d":
-        encoder = resnet18_encoder(spatial_dims=2, in_channels=1, pool=True)
-    else:
-        encoder = SliceEncoder(resnet18_encoder(spatial_dims=2, in_channels=1, pool=False))
-    return place_network(BYOL(encoder, hidden_dim=4096, projection_dim=256), device, channels_last=channels_last)
+    encoder = "resnet18" if model == "byol2d" else "slice_resnet18"
+    return place_network(byol_network(encoder, in_channels=1), device, channels_last=channels_last)
 
 
 # --------------------------------------------------------------------------------------------- the variants
@@ -307,8 +294,8 @@ NOTES = [
     "`non_blocking`, `finite_check_interval=20` on CUDA, 1 on CPU), a `DataLoader` over the files (shuffle, drop_last, "
     "`pin_memory` on CUDA, persistent workers) and the bundle's per-iteration handlers (`CollapseMonitor`, "
     "`StatsHandler`, `TensorBoardStatsHandler` to a temporary folder, `ProgressDisplay` to `/dev/null`; the "
-    "once-per-epoch ones are left out). **CPU views**: `train#cpu_view_transforms` + `prepare_views`; **GPU views**: "
-    "`train#device_view_transforms` + `DeviceViews()`.",
+    "once-per-epoch ones are left out). **CPU views**: `train#preprocessing` (views in the workers) + `prepare_views`; "
+    "**GPU views**: `train#preprocessing` (view parameters in the workers) + `DeviceViews()`.",
     "- A trainer run is one epoch of warm-up + counted iterations (the files listed as often as needed), timed from "
     "the `ITERATION_COMPLETED` ending the warm-up to the last one (device synchronised at both): data waits count. "
     "`data wait`: `GET_BATCH_STARTED` to `GET_BATCH_COMPLETED`; `prepare_batch`: its host time (the copy; with GPU "

@@ -9,7 +9,8 @@ from .export_encoder import EncoderExporter
 from .model_settings import ModelSettingsWriter
 from .progress import ProgressDisplay, loss_only
 from .resume import ResumeFromCheckpoint
-from .run_identity import RunIdentity, datalist_fingerprint, read_run_identity, run_length
+from .run_identity import RunIdentity, datalist_fingerprint, epochs_for_steps, optimizer_steps_per_epoch, read_run_identity, run_length
+from .segmentation_metrics import ForegroundOverlap
 from .segmentation_overlay_logger import SegmentationOverlayLogger
 from .segmentation_report import SegmentationReportWriter
 from .view_grid import ViewGridHandler
@@ -20,6 +21,7 @@ __all__ = [
     "ClassificationReportWriter",
     "CollapseMonitor",
     "EncoderExporter",
+    "ForegroundOverlap",
     "ModelSettingsWriter",
     "ProgressDisplay",
     "ResumeFromCheckpoint",
@@ -28,8 +30,10 @@ __all__ = [
     "SegmentationReportWriter",
     "ViewGridHandler",
     "datalist_fingerprint",
+    "epochs_for_steps",
     "latest_checkpoint",
     "loss_only",
+    "optimizer_steps_per_epoch",
     "read_run_identity",
     "remove_stale_temporaries",
     "run_length",

@@ -175,7 +175,7 @@ class ResumeFromCheckpoint(CheckpointLoader):
     ``<checkpoint_dir>/archive/<n>/``; ``"replace"`` deletes them (for a caller that owns the folder,
     such as the pseudo-label rounds).
 
-    Later starts of the same engine (the pseudo-label rounds run one trainer several times) do nothing.
+    Later starts of the same engine (a second ``run`` of one trainer) do nothing.
 
     Args:
         checkpoint_dir: folder of ``checkpoint_*epoch=N.pt`` files.

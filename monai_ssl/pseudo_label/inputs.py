@@ -6,15 +6,12 @@ Used by :class:`~monai_ssl.pseudo_label.PseudoLabelRounds` (the self-training ro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from torch import nn
 
-from monai_ssl.networks.distributed import unwrap_parallel
-
-__all__ = ["check_flag", "check_items", "check_trainer"]
+__all__ = ["check_flag", "check_items", "check_labeled_and_unlabeled", "check_settings"]
 
 
 def check_flag(value: Any, name: str) -> bool:
@@ -44,39 +41,34 @@ def check_items(items: Sequence[dict], name: str, keys: Sequence[str]) -> list[d
     return items
 
 
-def check_trainer(trainer: Any, train_dataset: Any, network: nn.Module) -> None:
-    """Check that ``trainer`` trains ``network`` on ``train_dataset``, whose items the rounds replace.
+def check_settings(settings: Mapping[str, Any] | None, reserved: Sequence[str]) -> dict[str, Any]:
+    """The settings every round's run gets, as a dict; ``ValueError`` for one the rounds set themselves.
 
     Raises:
-        TypeError: ``trainer`` is not a SupervisedTrainer-like engine, or ``train_dataset`` has no ``data``.
-        ValueError: ``max_epochs`` (epochs per round) < 1, the loader iterates another dataset or
-            keeps persistent workers, or ``network`` is not the trained network.
+        TypeError: ``settings`` is not a mapping of config ids.
+        ValueError: it sets an id of ``reserved`` (named in the message).
     """
-    name = type(trainer).__name__
-    for attr in ("data_loader", "state", "run"):
-        if not hasattr(trainer, attr):
-            raise TypeError(f"`trainer` must be a MONAI SupervisedTrainer; {name} has no `{attr}`.")
-    epochs = trainer.state.max_epochs
-    if not epochs or epochs < 1:
-        raise ValueError(f"the trainer's max_epochs (epochs per round) must be >= 1, got {epochs}.")
-    if not hasattr(train_dataset, "data"):
-        kind = type(train_dataset).__name__
-        raise TypeError(f"`train_dataset` must be a monai.data.Dataset with `.data`, got {kind}.")
-    loader = trainer.data_loader
-    if getattr(loader, "dataset", train_dataset) is not train_dataset:
-        raise ValueError(
-            "the trainer's data loader does not iterate `train_dataset`; the rounds replace that dataset's "
-            "items, so build the trainer's loader over the same object."
-        )
-    if getattr(loader, "persistent_workers", False):
-        raise ValueError(
-            "the trainer's data loader uses persistent_workers=True; its workers would keep the first round's "
-            "training set. Use persistent_workers=False."
-        )
-    trained = getattr(trainer, "network", network)
-    trained = getattr(trained, "_orig_mod", trained)  # torch.compile wrapper
-    if unwrap_parallel(trained) is not unwrap_parallel(network):
-        raise ValueError(
-            "`network` is not the network the trainer trains; pass the same module so that the saved and "
-            "scored weights are the trained ones."
-        )
+    if settings is None:
+        return {}
+    if not isinstance(settings, Mapping) or not all(isinstance(k, str) for k in settings):
+        raise TypeError(f"`settings` must map config ids to values, got {type(settings).__name__}.")
+    clash = sorted(set(settings) & set(reserved))
+    if clash:
+        raise ValueError(f"`settings` sets {clash}, which the rounds set for each round's run; leave them out.")
+    return dict(settings)
+
+
+def check_labeled_and_unlabeled(labeled: Sequence[dict], unlabeled: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """The labeled items (``image``, ``id``, ``label``; not empty) and the unlabeled pool (``image``, ``id``) as lists.
+
+    Raises:
+        ValueError / TypeError: see :func:`check_items`; no labeled item; an id in both lists.
+    """
+    labeled = check_items(labeled, "labeled", ("image", "id", "label"))
+    unlabeled = check_items(unlabeled, "unlabeled", ("image", "id"))
+    if not labeled:
+        raise ValueError("`labeled` is empty; round 0 fine-tunes on the labeled set, which needs items.")
+    overlap = {str(x["id"]) for x in labeled} & {str(x["id"]) for x in unlabeled}
+    if overlap:
+        raise ValueError(f"ids must be unique across labeled and unlabeled items; both hold {sorted(overlap)[:5]}.")
+    return labeled, unlabeled

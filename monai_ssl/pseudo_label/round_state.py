@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ logger = logging.getLogger("monai_ssl")
 
 FORMAT = 2
 _ROUND_FILE = re.compile(r"round_(\d+)\.pt")
+_ROUND_FOLDER = re.compile(r"round_(\d+)")
 
 
 class RoundProgress(Serializable):
@@ -109,7 +111,7 @@ class RoundProgress(Serializable):
             self.best_round, self.best_metric = int(r), float(value)
 
     def finish(self, record: Mapping[str, Any], trainer_epoch: int) -> None:
-        """Close round ``record["round"]``: keep its record and the trainer's epoch."""
+        """Close round ``record["round"]``: keep its record and the epoch its run's trainer ended at."""
         self.records.append(dict(record))
         self.finished_round = int(record["round"])
         self.trainer_epoch = int(trainer_epoch)
@@ -153,6 +155,13 @@ def _round_files(output_dir: str | os.PathLike) -> dict[int, Path]:
     return {int(m.group(1)): p for p in folder.iterdir() if (m := _ROUND_FILE.fullmatch(p.name))}
 
 
+def _round_folders(output_dir: str | os.PathLike) -> dict[int, Path]:
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return {}
+    return {int(m.group(1)): p for p in folder.iterdir() if p.is_dir() and (m := _ROUND_FOLDER.fullmatch(p.name))}
+
+
 def latest_round(output_dir: str | os.PathLike) -> Path | None:
     """The checkpoint of the last finished round in ``output_dir``, or None."""
     files = _round_files(output_dir)
@@ -160,20 +169,29 @@ def latest_round(output_dir: str | os.PathLike) -> Path | None:
 
 
 def _state_dict(obj: Any) -> Any:
+    """A state dict as is, or the ``state_dict()`` of an object (a parallel wrapper's inner module's)."""
+    if isinstance(obj, Mapping):
+        return obj
     return (unwrap_parallel(obj) if isinstance(obj, nn.Module) else obj).state_dict()
 
 
-def save_round(output_dir: str | os.PathLike, r: int, objects: Mapping[str, Any]) -> Path:
-    """Write ``{name: obj.state_dict()}`` atomically to ``round_{r}.pt``; return its path.
+def save_round(output_dir: str | os.PathLike, r: int, entries: Mapping[str, Any]) -> Path:
+    """Write ``{name: state dict}`` atomically to ``round_{r}.pt``; return its path.
 
-    Round files numbered above ``r`` are left over from an abandoned run (the rounds after ``r``
-    have not run in this one) and are removed, so that a resume never picks them up.
+    ``entries`` holds state dicts, or objects whose ``state_dict()`` is saved. Round files numbered
+    above ``r``, and the folders ``round_<k>/`` of those rounds, are left over from an abandoned run
+    (the rounds after ``r`` have not run in this one) and are removed, so that a resume never picks
+    them up.
     """
-    path = atomic_torch_save({name: _state_dict(obj) for name, obj in objects.items()}, round_path(output_dir, r))
+    path = atomic_torch_save({name: _state_dict(obj) for name, obj in entries.items()}, round_path(output_dir, r))
     for k, stale in sorted(_round_files(output_dir).items()):
         if k > r:
             logger.info(f"removing {stale}, left over from an earlier run that got further than round {r}.")
             stale.unlink(missing_ok=True)
+    for k, folder in sorted(_round_folders(output_dir).items()):
+        if k > r:
+            logger.info(f"removing {folder}, left over from an earlier run that got further than round {r}.")
+            shutil.rmtree(folder, ignore_errors=True)
     return path
 
 

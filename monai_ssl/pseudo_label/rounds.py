@@ -1,145 +1,112 @@
-"""``PseudoLabelRounds``: the self-training rounds of the paper as an Ignite engine, one iteration per round."""
+"""``PseudoLabelRounds``: the self-training rounds of the paper as an Ignite engine, one iteration per round.
+
+Each round is a plain run of the bundle's fine-tuning config in its own folder
+(:mod:`~monai_ssl.pseudo_label.round_folder`); this engine only chooses the pseudo-labels, starts the
+runs and keeps the record.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events, State
-from ignite.handlers import Checkpoint
-from monai.data import DataLoader, Dataset
-from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from torch import nn
 
 from monai_ssl.networks.distributed import unwrap_parallel
-from monai_ssl.utils import atomic_torch_save
 
-from .inputs import check_flag, check_items, check_trainer
-from .retraining import evaluate, set_training_items, train_keeping_best_epoch, train_more_epochs, training_items
+from .inputs import check_flag, check_labeled_and_unlabeled, check_settings
+from .round_datalist import read_selection
+from .round_folder import ROUND_KEYS, RoundFolder, prepare_round, publish_best_round, run_round
 from .round_state import RoundProgress, latest_round, load_round, round_path, save_round
-from .scoring import score_pool
+from .scoring import score_items
 from .selection import check_selection_args, select_pseudo_labels
 from .tables import metric_column, true_label, write_tables
 
-__all__ = ["BEST_FILE", "PseudoLabelRounds", "round_scalars"]
+__all__ = ["BEST_FILE", "PseudoLabelRounds"]
 
 logger = logging.getLogger("monai_ssl")
 
 BEST_FILE = "best_model.pt"
 
 
-def round_scalars(output: dict[str, Any]) -> dict[str, float]:
-    """The numbers of a round (``engine.state.output``), tagged ``pseudo_label/...`` for TensorBoard.
-
-    Use as ``output_transform`` of :class:`monai.handlers.TensorBoardStatsHandler` with
-    ``iteration_log=True``; the global step is the engine iteration, i.e. ``round + 1``.
-    """
-    return {
-        f"pseudo_label/{k}": float(v)
-        for k, v in output.items()
-        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-    }
-
-
 class PseudoLabelRounds(Engine):
     """Pseudo-labeling rounds of "Integration of Self-Supervised BYOL in Semi-Supervised Medical Image Recognition".
 
     After BYOL pre-training (Feng et al.), the classifier is fine-tuned on the labeled set (round 0);
-    then each round ``r = 1 .. num_rounds`` predicts the unlabeled pool, turns the most confident
-    predictions (:func:`~monai_ssl.pseudo_label.select_pseudo_labels`: the top ``num_samples``,
-    optionally above ``threshold`` and balanced per class) into pseudo-labels, retrains on labeled +
-    pseudo-labeled images and evaluates. The round with the best validation metric is kept.
+    then each round ``r = 1 .. num_rounds`` predicts the unlabeled pool with round ``r - 1``'s model,
+    turns the most confident predictions (:func:`~monai_ssl.pseudo_label.select_pseudo_labels`: the top
+    ``num_samples``, optionally above ``threshold`` and balanced per class) into pseudo-labels and
+    trains on labeled + pseudo-labeled images (each with its *predicted* class). The round with the
+    best validation metric is kept.
 
-    Each engine iteration is one round, so MONAI/Ignite handlers attach as usual:
-    ``Events.ITERATION_COMPLETED`` fires when a round has finished and been saved, with
-    ``engine.state.iteration == round + 1``, ``engine.state.round`` the round, ``engine.state.output``
-    and ``engine.state.metrics`` its numbers: ``val_<metric>`` (``metric_name``, prefixed with
-    ``val_`` unless it already is), ``n_labeled``, ``n_pseudo`` (pseudo-labels in training),
-    ``n_new`` (pseudo-labeled this round but not in the previous one), ``n_changed`` and
-    ``n_dropped`` (earlier pseudo-labels that changed class or left; 0 unless
-    ``rescore_pseudo_labels``), ``n_pool`` (unlabeled items not pseudo-labeled), ``pseudo_label_accuracy``
-    (agreement of the new pseudo-labels with true labels unlabeled items may carry; absent when none
-    do), ``train_seconds``, ``score_seconds``, ``val_seconds``, ``best_round``, ``best_metric``. Log
-    them with :func:`round_scalars`. ``engine.progress`` (a :class:`RoundProgress`) holds the
-    pseudo-labels and per-round records; its ``state_dict()`` is what the checkpoints save.
+    **A round is a plain run** of ``config_file`` (the bundle's ``finetune.json``) in
+    ``output_dir/round_<r>/``, built afresh by :func:`~monai_ssl.utils.bundle_workflow.run_config_workflow`
+    with ``settings`` (the user's settings, the same for every round) and
+    :func:`~monai_ssl.pseudo_label.round_folder.round_overrides` (its folder, its ``datalist.json``,
+    validation, the state it starts from): round ``r >= 1`` starts from the weights and optimizer state
+    of round ``r - 1`` (or, with ``restart_each_round``, of round 0), round 0 from the pre-trained
+    encoder. Its metric is its evaluator's ``best_metric`` (the key metric, which must be
+    ``metric_name``; better by the evaluator's ``metric_cmp_fn``, ties keep the earlier round), its
+    model the ``model.pt`` its best-model saver wrote.
 
-    **Training each round.** The trainer's dataset gets
-    :func:`~monai_ssl.pseudo_label.retraining.training_items`: the labeled items, and the
-    pseudo-labeled pool items labeled with their *predicted* class (a label an unlabeled item carries
-    is never trained on, only written to the table as ``true_label``). Then ``trainer`` runs ``E``
-    more epochs (:func:`~monai_ssl.pseudo_label.retraining.train_more_epochs`; ``E`` is its
-    ``max_epochs`` at construction; trainer epochs keep counting across rounds) and
-    ``evaluator.state.metrics[metric_name]`` scores the round, better when
-    ``evaluator.metric_cmp_fn(new, best)`` (default: greater); ties keep the earlier round.
+    Each engine iteration is one round, so Ignite handlers attach as usual: ``Events.ITERATION_COMPLETED``
+    fires when a round has finished and been saved, with ``engine.state.iteration == round + 1``,
+    ``engine.state.round``, ``engine.state.workflow`` (the round's finished
+    ``monai.bundle.ConfigWorkflow``), ``engine.state.output`` and ``engine.state.metrics``: ``val_<metric>``,
+    ``n_labeled``, ``n_pseudo``, ``n_new``, ``n_changed`` and ``n_dropped`` (0 unless
+    ``rescore_pseudo_labels``), ``n_pool``, ``pseudo_label_accuracy`` (agreement of the new pseudo-labels
+    with true labels the unlabeled items may carry; absent when none do), ``train_seconds``,
+    ``score_seconds``, ``val_seconds``, ``best_round``, ``best_metric``. Log them with :func:`round_scalars`.
 
-    **Files** in ``output_dir``, all written atomically after every round: ``rounds.csv`` (one row
-    per round, the numbers above), ``pseudo_labels.csv`` (``id``, ``image`` (the path, empty for
-    in-memory images), ``label``, ``confidence``, ``round`` (when the item joined), ``true_label``),
-    then, last, ``round_{r}.pt``: the round's checkpoint ``{"network": state dict, "optimizer":
-    state dict, "rounds": engine.progress.state_dict()}`` in the format of the trainers' checkpoints
-    (``monai_ssl.networks.load_weights(net, path, key="network")`` reads its weights). At the end
-    ``best_model.pt`` holds the best round's network state dict, which is also loaded into
-    ``network``; ``engine.state.best_round`` and ``engine.state.best_metric`` are set.
+    **Files** in ``output_dir``, written atomically after every round: ``rounds.csv``,
+    ``pseudo_labels.csv`` (``id``, ``image``, ``label``, ``confidence``, ``round``, ``true_label``), then,
+    last, ``round_{r}.pt`` ``{"network", "optimizer", "rounds"}`` (the round's model, its trainer's last
+    optimizer state, ``engine.progress.state_dict()``). At the end ``best_model.pt`` and its
+    ``best_model.settings.json`` are the best round's ``model.pt`` and settings
+    (:func:`~monai_ssl.networks.publish_model`).
 
-    **Resume.** With ``resume=True``, ``run()`` loads the highest ``round_{r}.pt`` with
-    :meth:`ignite.handlers.Checkpoint.load_objects` (weights, optimizer, progress; the trainer's
-    epoch) and continues with round ``r + 1``: a run killed during a round repeats only that round.
-    A larger ``num_rounds`` extends a finished run; if every round is done, ``run()`` only writes
-    ``best_model.pt`` (no events fire). Other settings than the saved ones are logged as a warning;
-    another ``metric_name`` is an error. ``resume=False`` starts over at round 0 (a round file
-    numbered above the round just saved is removed, being from an earlier run).
+    **Resume** (``resume=True``): the progress of the highest ``round_{r}.pt`` is loaded and round ``r + 1``
+    goes on: finished rounds are not run again; a round whose folder was prepared continues with the
+    pseudo-labels it chose (``selection.json``) from its own last checkpoint. A larger ``num_rounds``
+    extends a finished run. Other settings than the saved ones are logged; another ``metric_name`` is an
+    error. ``resume=False`` starts over at round 0, replacing the folders and files of an earlier run.
 
-    **Early stop** (logged) at the start of a round when there is nothing to score (the pool is
-    empty; with ``rescore_pseudo_labels``, the unlabeled set) or nothing is selected (nothing reaches
-    ``threshold``): the engine terminates without running that round (``ITERATION_STARTED`` has
-    fired, ``ITERATION_COMPLETED`` does not; ``TERMINATE`` and ``COMPLETED`` fire) and
-    ``engine.state.stop_reason`` says why.
+    **Early stop** (logged) at the start of a round when there is nothing to score or nothing is
+    selected: the engine terminates without running that round and ``engine.state.stop_reason`` says why.
 
     Args:
-        trainer: a built MONAI ``SupervisedTrainer`` whose data loader iterates ``train_dataset``
-            (without ``persistent_workers``); its ``max_epochs`` is the number of epochs *per round*.
-        evaluator: a MONAI ``SupervisedEvaluator`` that computes ``metric_name`` on the validation set.
-        train_dataset: the ``monai.data.Dataset`` of the trainer's loader; its items are replaced each round.
-        labeled: labeled items: dicts with ``"image"``, ``"id"`` and ``"label"``.
-        unlabeled: the unlabeled pool: dicts with ``"image"`` and ``"id"`` (ids unique over both lists).
-        network: the classifier the trainer trains (returns (B, K) logits or one binary logit).
-        num_rounds: pseudo-labeling rounds after round 0 (0: fine-tune on the labeled set only).
-        output_dir: folder of the tables and checkpoints.
+        config_file: the fine-tuning config each round runs.
+        labeled: labeled items (``"image"``, ``"id"``, ``"label"``), as the fine-tuning config makes them.
+        unlabeled: the unlabeled pool (``"image"``, ``"id"``; ids unique over both lists).
+        network: a network of the fine-tuning config's architecture, on ``device``, used to score the pool.
+        num_rounds: pseudo-labeling rounds after round 0.
+        output_dir: folder of the rounds.
+        score_transform: transform of the pool items when scoring (the validation preprocessing).
+        settings: config id -> value given to every round's run (the user's settings); not the ids of
+            :data:`~monai_ssl.pseudo_label.round_folder.ROUND_KEYS`.
         num_samples: pseudo-labels added per round (paper: 2000); ``None`` for all that qualify.
         threshold: minimum confidence of a pseudo-label, or ``None``.
         balance: take ``num_samples // K`` per predicted class.
         score_loader_kwargs: arguments of the ``monai.data.DataLoader`` that scores the pool
             (defaults: ``batch_size=32``, ``num_workers=0``, ``pin_memory`` on CUDA; no shuffling).
-        device: where the network lives.
-        amp: autocast when scoring the pool.
-        amp_dtype: its dtype (default bfloat16 where the device has it, else float16).
-        channels_last: score NHWC image batches (faster on tensor cores).
-        metric_name: key of the validation metric in ``evaluator.state.metrics``.
-        resume: continue from the last ``round_{r}.pt`` in ``output_dir`` when there is one.
-        score_transform: transform of the pool items when scoring (the evaluator's, without random
-            augmentation); ``None`` takes ``evaluator.data_loader.dataset.transform``.
-        rescore_pseudo_labels: default False, as in the paper: pseudo-labeled images join the
-            training set for good and leave the pool; later rounds score only what remains. True:
-            every round ``r`` scores the *whole* unlabeled set and keeps the ``r * num_samples``
-            most confident (``threshold`` and ``balance`` applied as in ``select_pseudo_labels``), so
-            an earlier pseudo-label can change class or drop out (an ablation of that choice).
-        restart_each_round: default False, as in the paper, which retrains the same model: weights
-            and optimizer state carry over from round to round. True: before training round
-            ``r >= 1``, the network *and optimizer* state saved at the end of round 0 (the fine-tuned
-            start, ``round_0.pt``) are loaded again, so each round starts as round 1 does and
-            differs only by its training set; the pool is still scored with the previous round's
-            model, and trainer epochs keep counting.
-        best_epoch_per_round: default False, as in the paper: a round ends with the weights of its
-            last epoch. True: the evaluator runs after every epoch of a round (round 0 included) and
-            the round ends with the weights of its best validated epoch
-            (:func:`~monai_ssl.pseudo_label.retraining.train_keeping_best_epoch`), which then score
-            the pool and are saved; the round's metric is that epoch's.
+        device, amp, amp_dtype, channels_last: scoring on ``device``, with autocast in ``amp_dtype``, NHWC.
+        metric_name: the validation metric (the evaluator's key metric), ``rounds.csv`` column ``val_<metric>``.
+        resume: continue the rounds found in ``output_dir``.
+        rescore_pseudo_labels: False (the paper): pseudo-labeled images stay in the training set and leave
+            the pool. True: every round ``r`` scores the whole unlabeled set and keeps the
+            ``r * num_samples`` most confident, so an earlier pseudo-label can change class or drop out.
+        restart_each_round: False (the paper): round ``r`` starts from round ``r - 1``'s weights and
+            optimizer state. True: every round ``r >= 1`` starts from round 0's; the pool is still
+            scored with the previous round's model.
+        best_epoch_per_round: False (the paper): a round is validated once, after its last epoch, whose
+            weights it keeps. True: validated after every epoch (round 0 included), it keeps its best epoch.
 
     Raises:
         ValueError / TypeError: at construction, for inconsistent inputs (named in the message).
@@ -147,73 +114,57 @@ class PseudoLabelRounds(Engine):
 
     def __init__(
         self,
-        trainer: SupervisedTrainer,
-        evaluator: SupervisedEvaluator,
-        train_dataset: Dataset,
+        config_file: str | os.PathLike,
         labeled: Sequence[dict],
         unlabeled: Sequence[dict],
         network: nn.Module,
         num_rounds: int,
         output_dir: str | os.PathLike,
+        score_transform: Callable | None,
+        settings: Mapping[str, Any] | None = None,
         num_samples: int | None = 2000,
         threshold: float | None = None,
         balance: bool = False,
         score_loader_kwargs: dict | None = None,
         device: str | torch.device = "cpu",
         amp: bool = False,
-        metric_name: str = "accuracy",
+        amp_dtype: torch.dtype | str | None = None,
+        channels_last: bool = False,
+        metric_name: str = "val_accuracy",
         resume: bool = True,
-        score_transform: Callable | None = None,
         rescore_pseudo_labels: bool = False,
         restart_each_round: bool = False,
         best_epoch_per_round: bool = False,
-        amp_dtype: torch.dtype | str | None = None,
-        channels_last: bool = False,
     ) -> None:
         super().__init__(self._run_round)
         if isinstance(num_rounds, bool) or not isinstance(num_rounds, (int, np.integer)) or num_rounds < 0:
             raise ValueError(f"`num_rounds` must be a non-negative integer, got {num_rounds!r}.")
+        if not Path(config_file).is_file():
+            raise FileNotFoundError(
+                f"the fine-tuning config of the rounds, {config_file}, does not exist (set finetune_config)."
+            )
         check_selection_args(num_samples, threshold, balance)
         self.rescore_pseudo_labels = check_flag(rescore_pseudo_labels, "rescore_pseudo_labels")
         self.restart_each_round = check_flag(restart_each_round, "restart_each_round")
         self.best_epoch_per_round = check_flag(best_epoch_per_round, "best_epoch_per_round")
-        self.labeled = check_items(labeled, "labeled", ("image", "id", "label"))
-        self.unlabeled = check_items(unlabeled, "unlabeled", ("image", "id"))
-        if not self.labeled:
-            raise ValueError("`labeled` is empty; round 0 fine-tunes on the labeled set, which needs items.")
-        overlap = {str(x["id"]) for x in self.labeled} & {str(x["id"]) for x in self.unlabeled}
-        if overlap:
-            raise ValueError(f"ids must be unique across labeled and unlabeled items; both hold {sorted(overlap)[:5]}.")
-        check_trainer(trainer, train_dataset, network)
+        self.resume = check_flag(resume, "resume")
+        self.settings = check_settings(settings, ROUND_KEYS)
+        self.labeled, self.unlabeled = check_labeled_and_unlabeled(labeled, unlabeled)
         score_loader_kwargs = dict(score_loader_kwargs or {})
         if score_loader_kwargs.get("shuffle"):
             raise ValueError("`score_loader_kwargs` must not shuffle; the pool is scored in order.")
-        if score_transform is None:
-            eval_dataset = getattr(getattr(evaluator, "data_loader", None), "dataset", None)
-            if not hasattr(eval_dataset, "transform"):
-                raise ValueError(
-                    "cannot take the evaluator's transform (its data loader has no dataset with `transform`); "
-                    "pass `score_transform` explicitly."
-                )
-            score_transform = eval_dataset.transform
-        self.trainer = trainer
-        self.evaluator = evaluator
-        self.train_dataset = train_dataset
+        self.config_file = Path(config_file)
         self.network = network
         self.num_rounds = int(num_rounds)
         self.output_dir = Path(output_dir)
         self.num_samples = None if num_samples is None else int(num_samples)
         self.threshold = None if threshold is None else float(threshold)
         self.balance = bool(balance)
+        self.score_transform = score_transform
         self.score_loader_kwargs = score_loader_kwargs
         self.device = torch.device(device)
-        self.amp = amp
-        self.amp_dtype = amp_dtype
-        self.channels_last = channels_last
+        self.amp, self.amp_dtype, self.channels_last = amp, amp_dtype, channels_last
         self.metric_name = metric_name
-        self.resume = resume
-        self.score_transform = score_transform
-        self.epochs_per_round = int(trainer.state.max_epochs)
         self._by_id = {str(x["id"]): x for x in self.unlabeled}
         self.progress = RoundProgress(
             {
@@ -227,6 +178,7 @@ class PseudoLabelRounds(Engine):
                 "n_labeled": len(self.labeled),
             }
         )
+        self._first_round = 0
         self._reset_progress()
         self.add_event_handler(Events.ITERATION_STARTED, self._select_for_round)
         self.add_event_handler(Events.COMPLETED, self._finish)
@@ -237,7 +189,9 @@ class PseudoLabelRounds(Engine):
         self.progress.reset()
         self._pending: list[tuple[str, int, float]] = []
         self._score_seconds = 0.0
+        self._continuing = False
         self.state.round = -1
+        self.state.workflow = None
         self.state.best_round = None
         self.state.best_metric = None
         self.state.stop_reason = None
@@ -249,32 +203,29 @@ class PseudoLabelRounds(Engine):
         taken = self.progress.pseudo_ids
         return [x for x in self.unlabeled if str(x["id"]) not in taken]
 
-    def _checkpoint_objects(self) -> dict[str, Any]:
-        """What a round checkpoint holds: name -> object with ``state_dict``/``load_state_dict``."""
-        objects: dict[str, Any] = {"network": unwrap_parallel(self.network)}
-        optimizer = getattr(self.trainer, "optimizer", None)
-        if optimizer is not None and hasattr(optimizer, "state_dict"):
-            objects["optimizer"] = optimizer
-        objects["rounds"] = self.progress
-        return objects
-
     # ------------------------------------------------------------------ rounds
     def _select_for_round(self, engine: PseudoLabelRounds) -> None:
-        """At the start of round r >= 1: score the candidates and choose the pseudo-labels, or stop."""
+        """At the start of round r: take the choice of a prepared round being resumed, or score and choose."""
         r = engine.state.iteration - 1
-        self._pending, self._score_seconds = [], 0.0
+        self._pending, self._score_seconds, self.state.workflow = [], 0.0, None
+        folder = RoundFolder.of(self.output_dir, r)
+        self._continuing = self.resume and r == self._first_round and folder.is_prepared()
         if r == 0:
+            return
+        if self._continuing:
+            self._pending, self._score_seconds = read_selection(folder.selection)
+            logger.info(f"round {r} goes on with the {len(self._pending)} pseudo-labels of {folder.selection}.")
             return
         candidates = self.unlabeled if self.rescore_pseudo_labels else self.pool
         if not candidates:
             self._stop(r, "the unlabeled pool is empty")
             return
         start = time.perf_counter()
-        kwargs = {"batch_size": 32, "num_workers": 0, "pin_memory": self.device.type == "cuda"}
-        kwargs.update(self.score_loader_kwargs, shuffle=False)
-        loader = DataLoader(Dataset(candidates, transform=self.score_transform), **kwargs)
-        probabilities, ids = score_pool(
-            self.network, loader, self.device, amp=self.amp, amp_dtype=self.amp_dtype, channels_last=self.channels_last
+        weights = torch.load(round_path(self.output_dir, r - 1), map_location=self.device, weights_only=True)
+        unwrap_parallel(self.network).load_state_dict(weights["network"])  # the previous round's model
+        probabilities, ids = score_items(
+            self.network, candidates, self.score_transform, self.device, self.score_loader_kwargs,
+            amp=self.amp, amp_dtype=self.amp_dtype, channels_last=self.channels_last,
         )
         n = self.num_samples
         if self.rescore_pseudo_labels and n is not None:
@@ -289,42 +240,28 @@ class PseudoLabelRounds(Engine):
         self.state.stop_reason = reason
         self.terminate()
 
-    def _restart_from_round_0(self) -> None:
-        """Load the network and optimizer state saved at the end of round 0."""
-        path = round_path(self.output_dir, 0)
-        if not path.is_file():
-            raise FileNotFoundError(f"restart_each_round needs round 0's checkpoint {path}, which is missing.")
-        checkpoint = torch.load(path, map_location=self.device, weights_only=True)
-        objects = {k: v for k, v in self._checkpoint_objects().items() if k != "rounds" and k in checkpoint}
-        Checkpoint.load_objects(to_load=objects, checkpoint=checkpoint)
-
     def _run_round(self, engine: PseudoLabelRounds, _: Any) -> dict[str, Any]:
-        """One round: take the chosen pseudo-labels, retrain, evaluate, save."""
+        """One round: take the chosen pseudo-labels, run the fine-tuning config in the round's folder, save."""
         r = engine.state.iteration - 1
-        score_seconds = self._score_seconds
-        new, changed, dropped = self.progress.update(self._pending, r, replace=self.rescore_pseudo_labels)
+        folder = RoundFolder.of(self.output_dir, r)
+        chosen, score_seconds = self._pending, self._score_seconds
+        new, changed, dropped = self.progress.update(chosen, r, replace=self.rescore_pseudo_labels)
         self._pending = []
-        truths = [(true_label(self._by_id[e["id"]]), e["label"]) for e in new]
-        known = [(t, p) for t, p in truths if t is not None]
+        labeled_ids = [str(x["id"]) for x in self.labeled]
+        prepare_round(folder, labeled_ids, self.progress.pseudo_labels, chosen, score_seconds, self._continuing)
+        known = [(t, e["label"]) for e in new if (t := true_label(self._by_id[e["id"]])) is not None]
         agreement = sum(t == p for t, p in known) / len(known) if known else None
-        set_training_items(self.train_dataset, training_items(self.labeled, self.progress.pseudo_labels, self._by_id))
-        if self.restart_each_round and r >= 1:
-            self._restart_from_round_0()
-        better = getattr(self.evaluator, "metric_cmp_fn", lambda a, b: a > b)
-        start = time.perf_counter()
-        if self.best_epoch_per_round:  # validation runs inside, after every epoch
-            value = train_keeping_best_epoch(
-                self.trainer, self.epochs_per_round, self.evaluator, self.metric_name, self.network, better
-            )
-            train_seconds, val_seconds = time.perf_counter() - start, 0.0
-        else:
-            train_more_epochs(self.trainer, self.epochs_per_round)
-            train_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            value = evaluate(self.evaluator, int(self.trainer.state.epoch), self.metric_name)
-            val_seconds = time.perf_counter() - start
+
+        resumes = self._continuing and folder.has_checkpoint()
+        initial = None if r == 0 or resumes else round_path(self.output_dir, 0 if self.restart_each_round else r - 1)
+        doing = "resuming" if resumes else "running"
+        logger.info(f"pseudo-label round {r}: {doing} {self.config_file.name} in {folder.root}")
+        run = run_round(
+            self.config_file, self.settings, folder, r, resumes, self.best_epoch_per_round, initial, self.metric_name
+        )
+        value = run.metric
         progress = self.progress
-        progress.consider(r, value, better)
+        progress.consider(r, value, run.better)
         n_pseudo = len(progress.pseudo_labels)
         record = {
             "round": r,
@@ -336,15 +273,16 @@ class PseudoLabelRounds(Engine):
             "n_pool": len(self.unlabeled) - n_pseudo,
             metric_column(self.metric_name): value,
             "pseudo_label_accuracy": agreement,
-            "train_seconds": train_seconds,
+            "train_seconds": run.seconds - run.val_seconds,
             "score_seconds": score_seconds,
-            "val_seconds": val_seconds,
+            "val_seconds": run.val_seconds,
             "best_round": progress.best_round,
             "best_metric": progress.best_metric,
         }
-        progress.finish(record, int(self.trainer.state.epoch))
+        progress.finish(record, run.epoch)
         write_tables(self.output_dir, progress.records, progress.pseudo_labels, self._by_id, self.metric_name)
-        save_round(self.output_dir, r, self._checkpoint_objects())  # last: the commit point of the round
+        save_round(self.output_dir, r, {"network": run.model, "optimizer": run.optimizer, "rounds": progress})
+        self.state.workflow = run.workflow  # the round is saved: round_{r}.pt is its commit point
         self._publish(record)
         logger.info(
             f"pseudo-label round {r}: {len(new)} new, {changed} changed, {dropped} dropped, {n_pseudo} pseudo-labeled, "
@@ -362,12 +300,12 @@ class PseudoLabelRounds(Engine):
 
     # ------------------------------------------------------------ resume, end
     def _resume(self) -> int:
-        """Restore the last finished round's checkpoint; return the next round to run (0 without one)."""
+        """Restore the progress of the last finished round; return the next round to run (0 without one)."""
         path = latest_round(self.output_dir)
         if path is None:
             logger.info(f"no round checkpoint in {self.output_dir}; pseudo-labeling starts at round 0.")
             return 0
-        load_round(path, self._checkpoint_objects(), map_location=self.device)
+        load_round(path, {"rounds": self.progress}, map_location="cpu")
         progress = self.progress
         unknown = [e["id"] for e in progress.pseudo_labels if e["id"] not in self._by_id]
         if unknown:
@@ -375,7 +313,6 @@ class PseudoLabelRounds(Engine):
                 f"{path} holds pseudo-labels of {len(unknown)} ids that are not in `unlabeled` (e.g. {unknown[:3]}); "
                 "the unlabeled set changed since that run. Use another output_dir or resume=False."
             )
-        self.trainer.state.epoch = progress.trainer_epoch
         # the tables are written before the checkpoint: rewrite them in case the run died in between
         write_tables(self.output_dir, progress.records, progress.pseudo_labels, self._by_id, self.metric_name)
         if progress.records:
@@ -387,19 +324,15 @@ class PseudoLabelRounds(Engine):
         return progress.finished_round + 1
 
     def _finish(self, engine: PseudoLabelRounds | None = None) -> None:
-        """Save the best round's weights as ``best_model.pt`` and load them into the network."""
+        """Publish the best round's model and settings as ``best_model.pt`` (+ ``best_model.settings.json``)."""
+        self.state.workflow = None
         best, metric = self.progress.best_round, self.progress.best_metric
         if best is None:
             logger.warning("no pseudo-labeling round finished; no best model to keep.")
             return
-        weights = torch.load(round_path(self.output_dir, best), map_location=self.device, weights_only=True)["network"]
-        atomic_torch_save(weights, self.output_dir / BEST_FILE)
-        unwrap_parallel(self.network).load_state_dict(weights)
+        target = publish_best_round(self.output_dir, best, BEST_FILE)
         self.state.best_round, self.state.best_metric = best, metric
-        logger.info(
-            f"best pseudo-labeling round {best} (val {self.metric_name} {metric:.4f}); "
-            f"weights in {self.output_dir / BEST_FILE} and loaded into the network."
-        )
+        logger.info(f"best pseudo-labeling round {best} (val {self.metric_name} {metric:.4f}); model in {target}.")
 
     def run(self) -> State:  # type: ignore[override]
         """Run (or, with ``resume``, continue) the rounds up to ``num_rounds``; return the engine state."""
@@ -409,8 +342,9 @@ class PseudoLabelRounds(Engine):
             start = self._resume()
         else:
             if latest_round(self.output_dir) is not None:
-                logger.warning(f"resume=False: starting over at round 0; the files in {self.output_dir} are replaced.")
+                logger.warning(f"resume=False: starting over at round 0; the rounds in {self.output_dir} are replaced.")
             start = 0
+        self._first_round = start
         total = self.num_rounds + 1
         if start >= total:
             logger.info(f"all {self.num_rounds} pseudo-labeling rounds already finished in {self.output_dir}.")

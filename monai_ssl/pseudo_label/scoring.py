@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from monai.data import DataLoader, Dataset
 from torch import nn
 
-__all__ = ["autocast_dtype", "logits_to_probabilities", "score_pool"]
+__all__ = ["autocast_dtype", "logits_to_probabilities", "score_items", "score_pool"]
 
 
 def logits_to_probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -136,3 +137,29 @@ def autocast_dtype(device: torch.device, amp_dtype: torch.dtype | str | None = N
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"amp_dtype must be a floating dtype such as 'bfloat16' or 'float16', got {amp_dtype!r}.")
     return dtype
+
+
+def score_items(
+    network: nn.Module,
+    items: Sequence[Mapping],
+    transform: Callable | None,
+    device: str | torch.device,
+    loader_kwargs: Mapping[str, Any] | None = None,
+    **score_kwargs: Any,
+) -> tuple[np.ndarray, list[str]]:
+    """:func:`score_pool` over a new ``monai.data.DataLoader(Dataset(items, transform))``, in item order.
+
+    Args:
+        network: the classifier, on ``device``.
+        items: the pool items (``"image"``, ``"id"``).
+        transform: their transform (the validation preprocessing, no random augmentation).
+        device: where the network runs.
+        loader_kwargs: arguments of the loader (defaults: ``batch_size=32``, ``num_workers=0``,
+            ``pin_memory`` on CUDA); it never shuffles.
+        score_kwargs: ``amp``, ``amp_dtype``, ``channels_last`` of :func:`score_pool`.
+    """
+    device = torch.device(device)
+    kwargs = {"batch_size": 32, "num_workers": 0, "pin_memory": device.type == "cuda", **dict(loader_kwargs or {})}
+    kwargs["shuffle"] = False
+    loader = DataLoader(Dataset(list(items), transform=transform), **kwargs)
+    return score_pool(network, loader, device, **score_kwargs)

@@ -13,6 +13,7 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ __all__ = [
     "TABLE_HEADER",
     "csv_text",
     "metric_column",
+    "round_scalars",
     "rounds_header",
     "table_rows",
     "true_label",
@@ -101,3 +103,16 @@ def write_tables(
     out = Path(output_dir)
     atomic_write_text(csv_text(rounds_header(metric_name), records), out / ROUNDS_FILE)
     atomic_write_text(csv_text(TABLE_HEADER, table_rows(entries, items_by_id)), out / TABLE_FILE)
+
+
+def round_scalars(output: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a round (``engine.state.output``), tagged ``pseudo_label/...`` for TensorBoard.
+
+    Use as ``output_transform`` of :class:`monai.handlers.TensorBoardStatsHandler` with
+    ``iteration_log=True``; the global step is the engine iteration, i.e. ``round + 1``.
+    """
+    return {
+        f"pseudo_label/{k}": float(v)
+        for k, v in output.items()
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    }

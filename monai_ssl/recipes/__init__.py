@@ -4,12 +4,34 @@ from __future__ import annotations
 
 from .byol_views import view_collate, view_prepare_batch, view_transforms, working_spatial_size
 from .cross_teaching import labeled_batch_size, unlabeled_batch_size
+from .dermoscopy_preprocessing import dermoscopy_evaluation_transforms, dermoscopy_training_transforms
+from .evaluation_loader import evaluation_loader
+from .image_preprocessing import image_transforms, image_view_transforms
+from .lesion_evaluation import lesion_postprocessing
+from .lesion_networks import lesion_model_file, lesion_network, lesion_network_name, lesion_trained_by
+from .resnet18_networks import byol_network, classifier_network, resnet18_features
+from .volume_preprocessing import volume_transforms, volume_view_transforms
 
 __all__ = [
+    "byol_network",
+    "classifier_network",
+    "dermoscopy_evaluation_transforms",
+    "dermoscopy_training_transforms",
+    "evaluation_loader",
+    "image_transforms",
+    "image_view_transforms",
     "labeled_batch_size",
+    "lesion_model_file",
+    "lesion_network",
+    "lesion_network_name",
+    "lesion_postprocessing",
+    "lesion_trained_by",
+    "resnet18_features",
     "unlabeled_batch_size",
     "view_collate",
     "view_prepare_batch",
     "view_transforms",
+    "volume_transforms",
+    "volume_view_transforms",
     "working_spatial_size",
 ]

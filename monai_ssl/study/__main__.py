@@ -15,6 +15,9 @@ EXAMPLE = """example:
       --fractions 0.01,0.1,1.0 --seeds 0,1,2,3,4 --num_epochs 20 --output_dir study/breastmnist \\
       --override image_size=64 --override batch_size=32
 
+--num_steps N instead of --num_epochs gives every label budget the same number of optimizer steps
+(e.g. --num_steps 30000 on ISIC, as the cross-teaching paper), so budgets compare at equal training.
+
 Each seed pre-trains its own encoder (seeds x one pre-training), so the confidence intervals
 cover pre-training and fine-tuning; --shared_pretraining pre-trains once (seed 0) for every seed,
 faster, and the reports then say that the intervals cover fine-tuning only.
@@ -50,8 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--protocols", help="comma-separated protocols of study.json (default: all)")
     parser.add_argument("--metrics", help="comma-separated metrics of study.json to report (default: all)")
-    parser.add_argument("--num_epochs", type=int, help="epochs of every training (default: the bundle's)")
-    parser.add_argument("--pretrain_epochs", type=int, help="epochs of the pre-training (default: --num_epochs)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--num_epochs", type=int, help="epochs of every training (default: the bundle's); a smaller "
+                        "label budget then trains fewer optimizer steps")
+    length.add_argument("--num_steps", type=int, help="optimizer steps of every training instead of --num_epochs "
+                        "(whole epochs, at least this many steps), so every label budget trains equally long, e.g. "
+                        "30000 as the cross-teaching paper")
+    parser.add_argument("--pretrain_epochs", type=int,
+                        help="epochs of the pre-training (default: --num_epochs, else the bundle's)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--shared_pretraining", action="store_true",
                       help="pre-train once (seed 0) and start every seed's cells from that encoder, instead of "
@@ -82,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=args.seeds,
             protocols=args.protocols,
             num_epochs=args.num_epochs,
+            num_steps=args.num_steps,
             pretrain_epochs=args.pretrain_epochs,
             overrides=parse_overrides(args.override),
             metrics=args.metrics,

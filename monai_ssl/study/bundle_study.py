@@ -12,6 +12,7 @@ from .engine import StudyPlan, StudyRun, run_study
 from .grid import check_protocols, parse_fractions, parse_seeds, parse_shots
 from .runner import BundleRunner
 from .spec import load_study_spec
+from .training_length import configs_without_key, describe_training_length
 
 __all__ = ["bundle_study", "parse_overrides"]
 
@@ -66,6 +67,7 @@ def bundle_study(
     metrics: str | Sequence[str] | None = None,
     shared_pretraining: bool = False,
     study_file: str = "configs/study.json",
+    num_steps: int | None = None,
 ) -> StudyRun:
     """Run (or continue) the study of ``bundle`` into ``output_dir``; see :mod:`monai_ssl.study`.
 
@@ -77,7 +79,7 @@ def bundle_study(
         shots: labeled images per class, instead of fractions.
         seeds: one labeled subset and initialisation per seed.
         protocols: protocol names of the bundle's study.json (default: all).
-        num_epochs: run length of every training (``None``: the bundle's default).
+        num_epochs: run length of every training, in epochs (``None``: the bundle's default).
         pretrain_epochs: run length of the pre-training (``None``: ``num_epochs``).
         overrides: more settings for every config of every run (e.g. ``{"image_size": 64}``).
         metrics: metric names of study.json to report (default: all; the first is the main one).
@@ -85,9 +87,13 @@ def bundle_study(
             instead of once per seed (the default, which costs seeds x one pre-training). Faster,
             but the confidence intervals then cover fine-tuning only; the reports say so.
         study_file: the study description inside the bundle.
+        num_steps: run length of every training in optimizer steps, instead of ``num_epochs``, so that every
+            label budget trains equally long (:mod:`~monai_ssl.study.training_length`); pre-training keeps
+            ``pretrain_epochs``. Every chosen protocol's configs must declare the spec's ``steps_key``.
 
     Raises:
-        ValueError: a bad setting (named in the message), ``output_dir`` holding a study with
+        ValueError: a bad setting (named in the message), both ``num_epochs`` and ``num_steps``, a
+            protocol whose configs cannot take ``num_steps``, ``output_dir`` holding a study with
             other settings, or one whose pre-training ran in the other mode (a folder made by the
             former default, one shared pre-training, resumes only with ``shared_pretraining=True``;
             see :func:`~monai_ssl.study.engine.run_study`).
@@ -108,18 +114,29 @@ def bundle_study(
     metric_names = list(spec.metrics)
     if metrics is not None:
         metric_names = check_protocols(metrics, metric_names, "metrics", "metric")
-    for name, value in (("num_epochs", num_epochs), ("pretrain_epochs", pretrain_epochs)):
+    for name, value in (("num_epochs", num_epochs), ("num_steps", num_steps), ("pretrain_epochs", pretrain_epochs)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+    if num_epochs is not None and num_steps is not None:
+        raise ValueError(f"num_epochs ({num_epochs}) and num_steps ({num_steps}) both set the training length: give "
+                         "one of them (num_steps trains every label budget equally long)")
+    if num_steps is not None:
+        missing = configs_without_key({p: spec.protocols[p].config_file for p in chosen}, spec.steps_key)
+        if missing:
+            raise ValueError(
+                f"num_steps: the configs of protocol(s) {'; '.join(missing)} have no {spec.steps_key!r} setting, so "
+                "they cannot train a fixed number of optimizer steps; use --num_epochs"
+            )
     dataset = None if dataset_dir is None else Path(dataset_dir).expanduser().resolve()
     if dataset is not None and not dataset.exists():
         raise ValueError(f"dataset_dir: {dataset} does not exist")
     overrides = dict(overrides or {})
-    runner = BundleRunner(spec, dataset, num_epochs, pretrain_epochs, overrides)
+    runner = BundleRunner(spec, dataset, num_epochs, pretrain_epochs, overrides, num_steps=num_steps)
     settings = {
         "bundle": str(spec.bundle_dir),
         "dataset_dir": None if dataset is None else str(dataset),
         "num_epochs": num_epochs,
+        "num_steps": num_steps,
         "pretrain_epochs": runner.pretrain_epochs,
         "shared_pretraining": bool(shared_pretraining),
         "overrides": overrides,
@@ -134,6 +151,8 @@ def bundle_study(
         baseline=spec.baseline,
         title=f"Label-efficiency study: {spec.name}",
         descriptions={p: spec.protocols[p].description for p in chosen if spec.protocols[p].description},
+        training_length=describe_training_length(num_epochs, num_steps, runner.pretrain_epochs,
+                                                 any(spec.protocols[p].pretrained for p in chosen)),
     )
     logger.info(
         "study of %s: %d protocol(s) x %d budget(s) x %d seed(s); the bundle's configs run in this process "

@@ -2,7 +2,7 @@
 keep the reports up to date.
 
 The loop is generic: it sees a runner with ``pretrain(run_dir, seed, resume) -> encoder file``,
-``run_cell(cell, cell_dir, encoder) -> {"metrics": ..., "n_labeled": ...}`` and ``skip_errors``
+``run_cell(cell, cell_dir, encoder) -> {"metrics": ..., "n_labeled": ..., "steps": ...}`` and ``skip_errors``
 (:class:`~.runner.BundleRunner` for a MONAI bundle, a fake one in tests), and writes under
 ``output_dir``:
 
@@ -76,6 +76,8 @@ class StudyPlan:
         baseline: protocol the others are compared with, seed by seed (``None``: no comparison).
         title: heading of the Markdown report.
         descriptions: protocol name -> one line on what it does, listed under the tables.
+        training_length: how the training length was set (epochs or optimizer steps), a paragraph of the
+            Markdown report (:func:`~.training_length.describe_training_length`; ``""``: none).
     """
 
     protocols: Mapping[str, bool]
@@ -87,6 +89,7 @@ class StudyPlan:
     baseline: str | None = None
     title: str = "Label-efficiency study"
     descriptions: Mapping[str, str] = field(default_factory=dict)
+    training_length: str = ""
 
 
 @dataclass
@@ -222,6 +225,7 @@ def _record(cell: Cell, result: Mapping[str, Any] | None, cell_dir: Path, output
         "seed": cell.seed,
         "pretrain_seed": pretrain_seed,
         "n_labeled": result.get("n_labeled"),
+        "steps": result.get("steps"),
         "metrics": dict(result.get("metrics") or {}),
         "seconds": result.get("seconds"),
         "status": result.get("status", "not run"),
@@ -234,6 +238,7 @@ def _describe(record: Mapping[str, Any], metrics: Sequence[str]) -> str:
         f"{m}={record['metrics'][m]:.4f}" for m in metrics if record["metrics"].get(m) is not None
     )
     extra = f", n_labeled={record['n_labeled']}" if record.get("n_labeled") is not None else ""
+    extra += f", {record['steps']} optimizer steps" if record.get("steps") is not None else ""
     return f"{numbers or 'no metrics'}{extra}, {record['seconds']:.1f} s"
 
 

@@ -1,8 +1,8 @@
 """Run a study's cells through a MONAI bundle, in this process.
 
 A cell is two bundle runs: a protocol's training configs, then the evaluation config on the
-model it saved. Pre-training is one more run. Each is ``monai.bundle.create_workflow(...)``
-followed by ``run()`` and ``finalize()``, exactly what ``python -m monai.bundle run`` does, but
+model it saved. Pre-training is one more run. Each is ``monai_ssl.utils.run_config_workflow(...)``
+(``initialize()``, ``run()`` and ``finalize()``), exactly what ``python -m monai.bundle run`` does, but
 without starting a new Python (seconds saved per cell). Every run builds its own
 ``ConfigParser`` from the files, so no config state passes from one cell to the next; the
 network, data loaders and engines of a finished run are released before the next one.
@@ -21,12 +21,13 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser
 from monai.bundle.reference_resolver import ReferenceResolver
-from monai.bundle.scripts import create_workflow
 
 from monai_ssl.data.label_split import LabelBudgetError
+from monai_ssl.utils import run_config_workflow
 
 from .grid import Cell
 from .spec import StudySpec, fill
+from .training_length import STEP_COUNTER_NAME, TrainingStepCounter
 
 __all__ = ["BundleRunner", "applicable_overrides", "label_budget_error", "read_metrics", "run_bundle", "skip_reason"]
 
@@ -91,8 +92,9 @@ def applicable_overrides(config_files: Sequence[str | Path], overrides: Mapping[
     """The overrides that the merged configs can take.
 
     A top-level key is always applicable (MONAI adds a key the config lacks); a nested id such as
-    ``train#handlers#0#enabled`` only where its parent exists: MONAI would fail with a
-    ``KeyError`` on a config without it (e.g. the evaluation config has no ``train`` section).
+    ``train#handlers#checkpoint#enabled`` only where its parent exists and can take it (an object,
+    or a list for a numeric last part): MONAI would fail on a config without it (e.g. the
+    evaluation config has no ``train`` section).
     """
     nested = [k for k in overrides if ReferenceResolver.split_id(k, last=True)[0]]
     if not nested:
@@ -101,8 +103,8 @@ def applicable_overrides(config_files: Sequence[str | Path], overrides: Mapping[
     parser.read_config(f=[str(f) for f in config_files])
     kept = {}
     for key, value in overrides.items():
-        parent = ReferenceResolver.split_id(key, last=True)[0]
-        if parent and parent not in parser:
+        parent, last = ReferenceResolver.split_id(key, last=True)
+        if parent and (parent not in parser or not _can_hold(parser[parent], last)):
             names = [Path(f).name for f in config_files]
             logger.debug("override %s not applied to %s (no %s there)", key, names, parent)
             continue
@@ -110,29 +112,21 @@ def applicable_overrides(config_files: Sequence[str | Path], overrides: Mapping[
     return kept
 
 
-def run_bundle(config_files: Sequence[str | Path], overrides: Mapping[str, Any]) -> Any:
-    """Run the merged ``config_files`` with ``overrides`` and return the finished workflow.
+def _can_hold(container: Any, key: str) -> bool:
+    """Whether a config item can take the entry ``key`` (an object any key, a list an index)."""
+    return isinstance(container, Mapping) or (isinstance(container, list) and key.isdigit())
 
-    An override to ``None`` is passed as the expression ``"$None"``: MONAI drops keyword
-    arguments that are ``None``, which would leave the config's own value in place.
-    ``finalize`` (closing TensorBoard writers, ...) runs even when the run fails; an error of
-    ``finalize`` after a failed run is logged, and the run's own error is raised.
+
+def run_bundle(config_files: Sequence[str | Path], overrides: Mapping[str, Any]) -> Any:
+    """Run the merged ``config_files`` with those ``overrides`` they can take; return the finished workflow.
+
+    See :func:`monai_ssl.utils.run_config_workflow` (an override to ``None`` sets ``None``; ``finalize``
+    runs even when the run fails).
     """
     files = [str(f) for f in config_files]
-    kwargs = {k: "$None" if v is None else v for k, v in applicable_overrides(files, overrides).items()}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="parsing config_file")  # said once by the study, not per run
-        workflow = create_workflow(config_file=files, **kwargs)
-    try:
-        workflow.run()
-    except BaseException:
-        try:
-            workflow.finalize()
-        except Exception as err:  # the run's own error matters more
-            logger.debug("finalize after a failed run also failed: %s", err)
-        raise
-    workflow.finalize()
-    return workflow
+        return run_config_workflow(files, applicable_overrides(files, overrides))
 
 
 def read_metrics(path: str | Path, metrics: Mapping[str, Sequence[str]]) -> dict[str, float | None]:
@@ -165,12 +159,16 @@ class BundleRunner:
     Args:
         spec: the bundle's study description.
         dataset_dir: the dataset every run reads (``None``: the bundle's default, e.g. its demo).
-        num_epochs: run length of every training (``None``: the bundle's default).
+        num_epochs: run length of every training, in epochs (``None``: the bundle's default).
         pretrain_epochs: run length of pre-training (``None``: ``num_epochs``).
         overrides: more settings for every config of every run (``image_size``, ``batch_size``, ...).
+        num_steps: run length of every training in optimizer steps, instead of ``num_epochs``: each cell's
+            training gets it as the spec's ``steps_key`` (see :mod:`~.training_length`); pre-training keeps
+            ``pretrain_epochs``.
 
     Raises:
-        ValueError: ``overrides`` sets a key the study sets itself (seed, label budget, folders).
+        ValueError: ``overrides`` sets a key the study sets itself (seed, label budget, folders, run
+            length), or both ``num_epochs`` and ``num_steps`` are given.
     """
 
     def __init__(
@@ -180,13 +178,18 @@ class BundleRunner:
         num_epochs: int | None = None,
         pretrain_epochs: int | None = None,
         overrides: Mapping[str, Any] | None = None,
+        num_steps: int | None = None,
     ) -> None:
+        if num_epochs is not None and num_steps is not None:
+            raise ValueError(f"num_epochs ({num_epochs}) and num_steps ({num_steps}): give one of them, not both")
         self.spec = spec
         self.dataset_dir = None if dataset_dir is None else str(dataset_dir)
         self.num_epochs = num_epochs
+        self.num_steps = num_steps
         self.pretrain_epochs = num_epochs if pretrain_epochs is None else pretrain_epochs
         self.overrides = dict(overrides or {})
-        hints = {spec.seed_key: "--seeds", spec.epochs_key: "--num_epochs", spec.dataset_key: "--dataset_dir"}
+        hints = {spec.seed_key: "--seeds", spec.epochs_key: "--num_epochs", spec.steps_key: "--num_steps",
+                 spec.dataset_key: "--dataset_dir"}
         for keys in spec.label_budget.values():
             hints.update({k: "--fractions or --shots" for k in keys})
         reserved = set(spec.common_overrides) | set(spec.evaluate.overrides)
@@ -207,8 +210,9 @@ class BundleRunner:
         """
         return self.spec.skip_errors
 
-    def _base(self, run_dir: Path, seed: int | None, epochs: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Placeholder values and the overrides every run of ``run_dir`` gets."""
+    def _base(self, run_dir: Path, seed: int | None, epochs: int | None,
+              steps: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Placeholder values and the overrides every run of ``run_dir`` gets (``epochs`` or ``steps``: its length)."""
         values: dict[str, Any] = {"bundle_root": str(self.spec.bundle_dir), "cell_dir": str(run_dir)}
         if seed is not None:
             values["seed"] = seed
@@ -218,6 +222,8 @@ class BundleRunner:
             common[self.spec.seed_key] = seed
         if epochs is not None:
             common[self.spec.epochs_key] = epochs
+        if steps is not None:
+            common[self.spec.steps_key] = steps
         if self.dataset_dir is not None:
             common[self.spec.dataset_key] = self.dataset_dir
         return values, common
@@ -257,10 +263,12 @@ class BundleRunner:
             encoder: the pre-trained encoder, for protocols that start from it.
 
         Returns:
-            ``{"metrics": {name: value or None}, "n_labeled": int or None}``.
+            ``{"metrics": {name: value or None}, "n_labeled": int or None, "steps": int or None}``: ``steps``
+            are the optimizer steps the training took, counted by a :class:`~.training_length.TrainingStepCounter`
+            among its trainer's named handlers (``None``: the config has no ``train_handlers_id``).
         """
         protocol = self.spec.protocols[cell.protocol]
-        values, overrides = self._base(cell_dir, cell.seed, self.num_epochs)
+        values, overrides = self._base(cell_dir, cell.seed, self.num_epochs, self.num_steps)
         values[cell.budget.kind] = cell.budget.value
         overrides.update(fill(self.spec.label_budget[cell.budget.kind], values, "study.json label_budget"))
         overrides.update(fill(protocol.overrides, values, f"study.json protocols.{protocol.name}"))
@@ -268,6 +276,9 @@ class BundleRunner:
             if encoder is None:
                 raise ValueError(f"protocol {protocol.name} needs the pre-trained encoder")
             overrides[self.spec.pretrain.encoder_key] = str(encoder)  # type: ignore[union-attr]
+        counter = TrainingStepCounter()
+        if self.spec.train_handlers_id:
+            overrides[f"{self.spec.train_handlers_id}#{STEP_COUNTER_NAME}"] = counter
         overrides.update(self.overrides)
         workflow = run_bundle(protocol.config_file, overrides)
         n_labeled = None
@@ -287,4 +298,5 @@ class BundleRunner:
         run_bundle(self.spec.evaluate.config_file, overrides)
         _release()
         metrics_file = fill(self.spec.evaluate.metrics_file, values, "study.json evaluate.metrics_file")
-        return {"metrics": read_metrics(metrics_file, self.spec.metrics), "n_labeled": n_labeled}
+        metrics = read_metrics(metrics_file, self.spec.metrics)
+        return {"metrics": metrics, "n_labeled": n_labeled, "steps": counter.steps}

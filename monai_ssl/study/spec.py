@@ -15,7 +15,11 @@ The study engine knows nothing of a particular bundle. The bundle says, in ``con
 - ``common_overrides``: set on every run of a cell (where its models and logs go);
 - ``label_budget``: the overrides that set a label fraction (``"fraction"``) or a number of labeled
   images per class (``"shots"``);
-- ``seed_key``, ``epochs_key``, ``dataset_key``: the keys of the seed, run length and dataset;
+- ``seed_key``, ``epochs_key``, ``steps_key``, ``dataset_key``: the keys of the seed, the run length in
+  epochs (``--num_epochs``, ``--pretrain_epochs``) and in optimizer steps (``--num_steps``; default
+  ``num_steps``: every protocol's configs must declare it for ``--num_steps``), and the dataset;
+- ``train_handlers_id`` (optional, default ``train#handlers``): the named handlers of a protocol's
+  trainer, where the study adds one that counts the steps the cell trained (``null``: count none);
 - ``labeled_count_id``: a config id whose length is the number of labeled training items;
 - ``skip_errors`` (optional, default none): starts of ``ValueError`` messages that also mean "this
   cell cannot run on this data", so the cell is skipped rather than failed. A label budget that
@@ -117,7 +121,9 @@ class StudySpec:
     label_budget: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed_key: str = "seed"
     epochs_key: str = "num_epochs"
+    steps_key: str = "num_steps"
     dataset_key: str = "dataset_dir"
+    train_handlers_id: str | None = "train#handlers"
     labeled_count_id: str | None = None
     skip_errors: tuple[str, ...] = ()
     baseline: str | None = None
@@ -155,6 +161,14 @@ def _skip_errors(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ValueError(f"{where}: skip_errors must be a list of non-empty message starts, got {json.dumps(value)}")
     return tuple(value)
+
+
+def _optional_id(value: Any, where: str) -> str | None:
+    """The ``train_handlers_id`` entry: a config id, or ``None``."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{where}: train_handlers_id must be a config id (e.g. 'train#handlers') or null, got "
+                         f"{json.dumps(value)}")
+    return value
 
 
 def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.json") -> StudySpec:
@@ -246,7 +260,9 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
         label_budget={k: dict(v) for k, v in budget.items()},
         seed_key=str(raw.get("seed_key", "seed")),
         epochs_key=str(raw.get("epochs_key", "num_epochs")),
+        steps_key=str(raw.get("steps_key", "num_steps")),
         dataset_key=str(raw.get("dataset_key", "dataset_dir")),
+        train_handlers_id=_optional_id(raw.get("train_handlers_id", "train#handlers"), where),
         labeled_count_id=raw.get("labeled_count_id"),
         skip_errors=_skip_errors(raw.get("skip_errors", []), where),
         baseline=baseline,

@@ -4,7 +4,7 @@ A row (record) of the study is a dict with ``protocol``, ``budget`` (a :class:`~
 ``seed``, ``n_labeled``, ``metrics`` (name -> value or ``None``), ``seconds``, ``status`` (``ok``,
 ``skipped: <reason>``, ``failed: <error>`` or ``not run``), ``cell_dir`` and optionally
 ``pretrain_seed`` (the seed of the pre-training whose encoder the cell starts from, ``None`` for a
-protocol without one).
+protocol without one) and ``steps`` (the optimizer steps its training took, ``None`` when not counted).
 
 What the intervals cover depends on the pre-training mode (:func:`interval_scope`): with one
 pre-training per seed (the default) the seeds vary pre-training and fine-tuning; with shared
@@ -89,7 +89,9 @@ def paired_differences(rows: Sequence[Mapping[str, Any]], metric: str, baseline:
 
 def write_csv(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: str | Path) -> Path:
     """Write one line per cell: protocol, budget (``fraction`` or ``shots_per_class``), seed, pretrain_seed,
-    n_labeled, the metrics, seconds, status, cell_dir. Written atomically.
+    n_labeled, steps, the metrics, seconds, status, cell_dir. Written atomically.
+
+    ``steps`` (present when some cell counted them) are the optimizer steps the cell's training took.
 
     ``pretrain_seed`` (present when some cell starts from a pre-trained encoder) is the seed of the
     pre-training the cell's encoder came from: the cell's own seed with one pre-training per seed,
@@ -98,12 +100,14 @@ def write_csv(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: s
     """
     budget_columns = _ordered([{"c": r["budget"].column} for r in rows], "c") or ["fraction"]
     pretrain = ["pretrain_seed"] if any(r.get("pretrain_seed") is not None for r in rows) else []
-    header = ["protocol", *budget_columns, "seed", *pretrain, "n_labeled", *metrics, "seconds", "status", "cell_dir"]
+    steps = ["steps"] if any(r.get("steps") is not None for r in rows) else []
+    header = ["protocol", *budget_columns, "seed", *pretrain, "n_labeled", *steps, *metrics, "seconds", "status",
+              "cell_dir"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        plain = ("protocol", "seed", *pretrain, "n_labeled", "seconds", "status", "cell_dir")
+        plain = ("protocol", "seed", *pretrain, "n_labeled", *steps, "seconds", "status", "cell_dir")
         line: dict[str, Any] = {k: row.get(k) for k in plain}
         line[row["budget"].column] = f"{row['budget'].value:g}"
         line.update({m: row["metrics"].get(m) for m in metrics})
@@ -134,6 +138,18 @@ def _missing(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, Budget], str]
     for r in rows:
         kinds.setdefault((r["protocol"], r["budget"]), set()).add(r["status"].split(":")[0])
     return {key: next(iter(k)) if len(k) == 1 else "—" for key, k in kinds.items()}
+
+
+def _steps_trained(rows: Sequence[Mapping[str, Any]], budgets: Sequence[Budget]) -> str:
+    """``Optimizer steps trained per cell: 10% 30,080; 100% 30,016–30,020.`` ("" when none was counted)."""
+    parts = []
+    for budget in budgets:
+        counts = sorted({r["steps"] for r in rows if r["budget"] == budget and r["status"] == "ok"
+                         and r.get("steps") is not None})
+        if counts:
+            n = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}"
+            parts.append(f"{budget.label} {n}")
+    return f"Optimizer steps trained per cell: {'; '.join(parts)}." if parts else ""
 
 
 def _table(stats: Mapping[tuple[str, Budget], Stat], protocols: Sequence[str], budgets: Sequence[Budget],
@@ -189,6 +205,9 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], plan: StudyPlan, notes: S
         "split was used only for these numbers. Columns: labels per class as a fraction of the training split "
         "(or a count per class), with the number of labeled training images.",
     ]
+    length = " ".join(t for t in (plan.training_length, _steps_trained(rows, budgets)) if t)
+    if length:
+        lines += ["", length]
     if plan.settings:
         lines += ["", "Settings: " + ", ".join(f"`{k}={json.dumps(v)}`" for k, v in plan.settings.items()) + "."]
     for metric in plan.metrics:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .atomic import atomic_directory, atomic_path, atomic_torch_save, atomic_write_text
+from .bundle_workflow import run_config_workflow
 from .devices import default_amp_dtype, default_device, default_sync_interval
 from .distributed import (
     close_writer,
@@ -22,6 +23,7 @@ from .settings import choose, disabled_unless, require_flags
 from .workers import available_cores, default_num_workers
 
 __all__ = [
+    "run_config_workflow",
     "atomic_directory",
     "atomic_path",
     "atomic_torch_save",

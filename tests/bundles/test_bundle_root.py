@@ -110,7 +110,7 @@ RUNS = [
                                             ["train.json", "multi_gpu_train.json"])],
     *[("oct_byol_pseudolabel", ["finetune.json", f"{o}.json"]) for o in ("pseudolabel", "linear_probe", "few_shot",
                                                                          "supervised")],
-    *[("isic_cross_teaching", c) for c in (["train.json"], ["supervised_train.json"], ["evaluate.json"],
+    *[("isic_cross_teaching", c) for c in (["train.json"], ["train.json", "supervised_train.json"], ["evaluate.json"],
                                            ["inference.json"], ["train.json", "multi_gpu_train.json"])],
 ]
 # keys that name files or folders; `data_root` is left out: it makes the demo data

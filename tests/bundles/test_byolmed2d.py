@@ -81,6 +81,12 @@ def test_finetune_evaluate_inference_and_export(pretrained, tiny_mrnet, tmp_path
     assert finetune_ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-5)  # x0.1 after the milestone
     events = _events(pretrained / "runs" / "finetune")
     assert {"train/loss", "val_auc", "val_accuracy"} <= set(events.Tags()["scalars"])
+    settings = json.loads((models / "model.settings.json").read_text())  # the model carries its settings
+    assert settings == {"image_size": 32, "in_channels": 1, "num_slices": 4, "plane": "sagittal", "task": "acl",
+                        "class_names": ["negative", "acl"]}
+    with pytest.raises(Exception) as info:  # evaluating the ACL model on meniscus labels is refused, naming both
+        run(config_file=EVALUATE, task="meniscus", **common)
+    assert any("task='meniscus' (the model was trained with task='acl')" in str(e) for e in _chain(info.value))
 
     run(config_file=EVALUATE, **common)
     report = json.loads((pretrained / "eval" / "metrics.json").read_text())

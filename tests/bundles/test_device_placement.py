@@ -37,8 +37,6 @@ OCT_LABELS: list[Any] = [0, 3, 1]
 MRNET_LABELS: list[Any] = [np.array([1.0], dtype=np.float32), np.array([0.0], dtype=np.float32),
                            np.array([1.0], dtype=np.float32)]
 OCT_OVERRIDES = {"num_classes": 4}  # data-dependent in the config (the class folders)
-# ISIC validation masks as the training preprocessing gives them: (1, H, W) float 0/1 at the working size
-MASK_LABELS: list[Any] = [np.random.default_rng(i).integers(0, 2, (1, 8, 8)).astype(np.float32) for i in range(3)]
 
 
 def evaluator_outputs(labels: Sequence[Any] | None, num_outputs: int | Sequence[int]) -> list[dict[str, Any]]:
@@ -163,23 +161,37 @@ def inverted_evaluator_outputs(
 
 
 def misplaced_inverted_tensors(
-    config_files: Sequence[Path], labeled: bool, channels: int, overrides: Mapping[str, Any] | None = None
+    config_files: Sequence[Path],
+    labeled: bool,
+    channels: int,
+    overrides: Mapping[str, Any] | None = None,
+    section: str = "",
 ) -> list[str]:
-    """Tensors that a segmentation evaluate/inference config's ``postprocessing`` puts off the device.
+    """Tensors that a segmentation config's ``postprocessing`` (and metrics) put off the device.
 
-    The postprocessing sees each output item merged over its batch item (MONAI's ``engine_apply_transform``);
-    the output's tensors must stay on ``meta``. ``SaveImaged`` is left out: it writes files, and moves
-    what it writes to the CPU itself. The prediction must come back at the loaded image's size.
+    The postprocessing of ``section`` (``""``: evaluate/inference; ``"validate"``: the validation inside
+    training) sees each output item merged over its batch item (MONAI's ``engine_apply_transform``); the
+    output's tensors must stay on ``meta``, and so must every value the section's metrics get from their
+    ``output_transform``. ``SaveImaged`` is left out: it writes files, and moves what it writes to the CPU
+    itself. The prediction must come back at the loaded image's size.
     """
+    prefix = f"{section}#" if section else ""
     parser = _parser(config_files, overrides or {})
-    transforms = parser.get_parsed_content("postprocessing").transforms
+    transforms = parser.get_parsed_content(f"{prefix}postprocessing").transforms
     postprocessing = Compose([t for t in transforms if type(t).__name__ != "SaveImaged"])
+    metrics: dict[str, Any] = {}
+    for group in ("key_metric", "additional_metrics"):
+        if f"{prefix}{group}" in parser:
+            metrics.update(parser.get_parsed_content(f"{prefix}{group}"))
     problems = []
-    for i, (batch, output) in enumerate(inverted_evaluator_outputs(parser.get_parsed_content("preprocessing"),
-                                                                  labeled, channels)):
+    outputs = inverted_evaluator_outputs(parser.get_parsed_content(f"{prefix}preprocessing"), labeled, channels)
+    for i, (batch, output) in enumerate(outputs):
         _, result = engine_apply_transform(batch, output, postprocessing)
         assert result["pred"].shape == (1, 40, 30), result["pred"].shape  # inverted to the original size
-        for where, value in _leaves(result, f"sample {i}"):
+        leaves = list(_leaves(result, f"sample {i}"))
+        for name, metric in metrics.items():
+            leaves += list(_leaves(metric._output_transform([result]), f"{name} of sample {i}"))
+        for where, value in leaves:
             if isinstance(value, torch.Tensor) and value.device.type != "meta":
                 problems.append(f"{where} is on {value.device}, not on the evaluator's device")
     return problems
@@ -208,12 +220,11 @@ def test_byolmed2d_validation_metrics_get_tensors_on_the_device():
 
 
 @pytest.mark.parametrize(
-    ("config", "channels"),
-    [pytest.param("train.json", 4, id="cross_teaching"), pytest.param("supervised_train.json", 2, id="supervised")],
+    "configs", [pytest.param(["train.json"], id="cross_teaching"), pytest.param(["train.json", "supervised_train.json"], id="supervised")]
 )
-def test_isic_validation_metrics_get_tensors_on_the_device(config, channels):
-    """Cross-teaching validates the pair's concatenated logits (4 channels), each network's IoU and Dice."""
-    assert misplaced_metric_inputs([ISIC / config], MASK_LABELS, (channels, 8, 8)) == []
+def test_isic_validation_metrics_get_tensors_on_the_device(configs):
+    """Validation scores the served network's 2-channel logits as evaluate.json does: resize undone, IoU and Dice."""
+    assert misplaced_inverted_tensors([ISIC / c for c in configs], True, 2, section="validate") == []
 
 
 @pytest.mark.parametrize(("config", "labeled"), [("evaluate.json", True), ("inference.json", False)],
@@ -224,8 +235,8 @@ def test_isic_evaluation_postprocessing_keeps_tensors_on_the_device(config, labe
 
 def test_the_segmentation_check_flags_a_prediction_made_anew_without_a_device():
     moved = {"_target_": "Lambdad", "keys": "pred", "func": "$lambda pred: torch.zeros(pred.shape)"}
-    transforms = json.loads((ISIC / "evaluate.json").read_text())["postprocessing"]["transforms"]
-    overrides = {"postprocessing#transforms": [*transforms, moved]}
+    recipe = json.loads((ISIC / "evaluate.json").read_text())["postprocessing"]
+    overrides = {"lesion_postprocessing": recipe, "postprocessing": {"_target_": "Compose", "transforms": ["@lesion_postprocessing", moved]}}
     problems = misplaced_inverted_tensors([ISIC / "evaluate.json"], True, 2, overrides)
     assert problems == [f"sample {i}['pred'] is on cpu, not on the evaluator's device" for i in range(2)]
 

@@ -27,7 +27,7 @@ from documented_commands import documented_command, run_in_repo_layout
 from monai_ssl.losses import cross_teaching_weight
 
 TRAIN = str(ISIC / "train.json")
-SUPERVISED = str(ISIC / "supervised_train.json")
+SUPERVISED = [str(ISIC / "train.json"), str(ISIC / "supervised_train.json")]  # an overlay of train.json
 EVALUATE = str(ISIC / "evaluate.json")
 INFERENCE = str(ISIC / "inference.json")
 META = str(ISIC / "metadata.json")
@@ -44,7 +44,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _parsed(config: str, keys: list[str], **overrides) -> list:
+def _parsed(config: str | list[str], keys: list[str], **overrides) -> list:
     """``keys`` of ``config`` parsed with ``overrides``, as ``monai.bundle run`` would see them."""
     parser = ConfigParser()
     parser.read_config(config)
@@ -69,6 +69,26 @@ def trained(tmp_path_factory, tiny_isic) -> Path:
     root = tmp_path_factory.mktemp("isic_bundle")
     run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(tiny_isic), **{**TINY_ISIC, "num_epochs": 2})
     return root
+
+
+def test_the_supervised_overlay_run_alone_names_its_base_config(tmp_path):
+    """``supervised_train.json`` overlays ``train.json``; run alone it says so and gives the two-file command."""
+    with pytest.raises(Exception) as info:
+        run(config_file=SUPERVISED[1], bundle_root=str(tmp_path))
+    messages = error_messages(info.value)
+    expected = f"--config_file \"['{tmp_path}/configs/train.json','{tmp_path}/configs/supervised_train.json']\""
+    assert any("supervised_train.json is an overlay of train.json" in m and expected in m for m in messages), messages
+
+
+def test_the_supervised_overlay_replaces_only_what_differs():
+    """The baseline keeps the shared settings, splits and validation of ``train.json`` and swaps the method's parts."""
+    base = json.loads((ISIC / "train.json").read_text())
+    overlay = json.loads((ISIC / "supervised_train.json").read_text())
+    assert len((ISIC / "supervised_train.json").read_text().splitlines()) <= 40
+    assert set(overlay) <= set(base) | {"optimizer", "lr_scheduler"}, set(overlay) - set(base)
+    assert overlay["trainer"]["_target_"] == "SupervisedTrainer" and overlay["architecture"] == "supervised"
+    for shared in ("splits", "labeled", "validate", "train", "network_def", "working_size", "patch_size"):
+        assert shared not in overlay
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +133,7 @@ def test_cross_teaching_writes_model_checkpoint_and_tensorboard(trained):
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     per_step = {f"train/{kind}/{name}" for kind in ("supervised_loss", "cross_loss") for name in ("cnn", "transformer")}
-    per_epoch = {f"val_{metric}{suffix}" for metric in ("iou", "dice") for suffix in ("", "_cnn", "_transformer")}
+    per_epoch = {"val_iou", "val_dice"}  # of the inference network (the CNN), as evaluate.json scores it
     assert per_step | {"train/cross_weight"} | per_epoch <= scalars
     weights = [e.value for e in events.Scalars("train/cross_weight")]
     assert [e.step for e in events.Scalars("train/cross_weight")] == [1, 2, 3, 4]
@@ -128,18 +148,28 @@ def test_cross_teaching_writes_model_checkpoint_and_tensorboard(trained):
     for tag in per_epoch:
         values = [e.value for e in events.Scalars(tag)]
         assert len(values) == 2 and all(0.0 <= v <= 1.0 for v in values), (tag, values)
-    # the network used for inference is the CNN: its scores are the reported ones
     val_iou = [e.value for e in events.Scalars("val_iou")]
-    assert val_iou == [e.value for e in events.Scalars("val_iou_cnn")]
     # model.pt is the network of the best validation IoU
     best = checkpoint["best_model"]
     assert best["best_metric"] == pytest.approx(max(val_iou))
     assert best["best_metric_epoch"] == 1 + val_iou.index(max(val_iou))
     if best["best_metric_epoch"] == 2:  # the last epoch: the checkpoint holds the same weights
         assert all(torch.equal(model[k], checkpoint["network"][k]) for k in model)
-    assert set(events.Tags()["images"]) == {"validation/overlays/cnn", "validation/overlays/transformer"}
+    assert set(events.Tags()["images"]) == {"validation/overlays"}
     for tag in events.Tags()["images"]:
         assert [e.step for e in events.Images(tag)] == [1, 2]
+
+
+def test_validation_selects_the_model_on_what_evaluate_reports(trained, tiny_isic, tmp_path):
+    """The validation inside training runs evaluate.json's evaluation (preprocessing, network output, sliding
+    window, inverted resize, per-image scores at the original size): the best validation IoU, which chose
+    models/model.pt, is the mean IoU that evaluate.json reports for that model on the validation split."""
+    best = torch.load(trained / "models" / "cross_teaching" / "checkpoint_epoch=2.pt", weights_only=True)["best_model"]
+    run(config_file=EVALUATE, bundle_root=str(trained), dataset_dir=str(tiny_isic), split="val",
+        evaluate_on_selection_split=True, output_dir=str(tmp_path / "eval"), num_workers=0)
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["n_images"] == 2 and report["split"] == "val"
+    assert report["mean_iou"] == pytest.approx(best["best_metric"], rel=1e-6)
 
 
 def test_supervised_baseline_trains_on_the_same_labeled_images(supervised, tiny_isic):
@@ -221,16 +251,26 @@ def test_a_model_carries_its_settings_into_evaluation(supervised, tiny_isic, rep
     settings = json.loads((supervised / "models" / "model.settings.json").read_text())
     assert {k: settings[k] for k in ("working_size", "patch_size", "swin_feature_size")} == {
         k: TINY_ISIC[k] for k in ("working_size", "patch_size", "swin_feature_size")}
-    assert json.loads((supervised / "models" / "supervised_model.settings.json").read_text())["working_size"] == 96
+    assert settings["class_names"] == ["background", "lesion"] and settings["architecture"] == "cross_teaching"
+    baseline = json.loads((supervised / "models" / "supervised_model.settings.json").read_text())
+    assert baseline["working_size"] == 96 and baseline["architecture"] == "supervised" and "swin_feature_size" not in baseline
     run(config_file=EVALUATE, bundle_root=str(supervised), dataset_dir=str(tiny_isic), output_dir=str(tmp_path / "eval"),
         num_workers=0)  # no size given: the model's are used
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["mean_iou"] == pytest.approx(json.loads((reports["cross_teaching"] / "metrics.json").read_text())["mean_iou"])
+    assert report["class_names"] == ["background", "lesion"]
     with pytest.raises(Exception) as info:
         run(config_file=EVALUATE, bundle_root=str(supervised), dataset_dir=str(tiny_isic),
             output_dir=str(tmp_path / "refused"), num_workers=0, working_size=480)
     messages = error_messages(info.value)
     assert any("working_size=480 (the model was trained with working_size=96)" in m for m in messages), messages
+    # the cross-teaching pair evaluated as the baseline: refused by its settings before its weights are read
+    with pytest.raises(Exception) as info:
+        run(config_file=EVALUATE, bundle_root=str(supervised), dataset_dir=str(tiny_isic), architecture="supervised",
+            model_file=str(supervised / "models" / "model.pt"), output_dir=str(tmp_path / "other"), num_workers=0)
+    messages = error_messages(info.value)
+    assert any("architecture='supervised' (the model was trained with architecture='cross_teaching')" in m
+               for m in messages), messages
 
 
 def test_evaluate_any_folder_of_image_mask_pairs(supervised, tiny_isic, reports, tmp_path):
@@ -298,8 +338,8 @@ def test_full_labeled_fraction_trains_with_the_labeled_images_as_unlabeled_strea
     # the paper's 100% run: batches of 15 labeled and 1 unlabeled image; the baseline takes 15 as well
     assert _parsed(TRAIN, ["labeled_batch_size", "unlabeled_batch_size"], labeled_fraction=1.0) == [15, 1]
     assert _parsed(TRAIN, ["labeled_batch_size", "unlabeled_batch_size"]) == [8, 8]
-    assert _parsed(SUPERVISED, ["batch_size"], labeled_fraction=1.0) == [15]
-    assert _parsed(SUPERVISED, ["batch_size"]) == [8]
+    assert _parsed(SUPERVISED, ["train#dataloader#batch_size"], labeled_fraction=1.0) == [15]
+    assert _parsed(SUPERVISED, ["train#dataloader#batch_size"]) == [8]
 
     run(config_file=TRAIN, bundle_root=str(tmp_path), dataset_dir=str(tiny_isic),
         **{**TINY_ISIC, "labeled_fraction": 1.0, "labeled_batch_size": 4, "unlabeled_batch_size": 1})

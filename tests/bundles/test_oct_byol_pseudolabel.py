@@ -62,9 +62,13 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     common = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), **TINY_2D}
     # 5 training images per class after the validation hold-out; labeled 25% -> 1 per class (4 labeled),
     # 16 in the pool; 4 pseudo-labels per round
-    run(config_file=_with("pseudolabel"), num_rounds=2, num_pseudo_labels=4, **common)
+    # bundle_root holds no configs/ here: name the fine-tuning config the rounds run
+    run(config_file=_with("pseudolabel"), num_rounds=2, num_pseudo_labels=4, finetune_config=FINETUNE, **common)
     out = pretrained / "models" / "pseudolabel"
     rounds = _rows(out / "rounds.csv")
+    assert list(rounds[0]) == ["round", "n_labeled", "n_pseudo", "n_new", "n_changed", "n_dropped", "n_pool",
+                               "val_accuracy", "pseudo_label_accuracy", "train_seconds", "score_seconds", "val_seconds",
+                               "best_round", "best_metric"]
     assert [int(r["round"]) for r in rounds] == [0, 1, 2]
     assert [int(r["n_labeled"]) for r in rounds] == [4, 4, 4]
     assert [int(r["n_pseudo"]) for r in rounds] == [0, 4, 8]
@@ -72,7 +76,17 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     table = _rows(out / "pseudo_labels.csv")
     assert len(table) == 8 and {r["round"] for r in table} == {"1", "2"}
     assert all(0.0 <= float(r["confidence"]) <= 1.0 for r in table)
-    assert (out / "best_model.pt").is_file()
+    for r in range(3):  # each round a fine-tuning run in its own folder
+        assert (out / f"round_{r}" / "checkpoints" / "checkpoint_epoch=1.pt").is_file()
+        assert (out / f"round_{r}" / "model.settings.json").is_file() and (out / f"round_{r}" / "runs").is_dir()
+    best = int(rounds[-1]["best_round"])
+    sidecar = json.loads((out / f"round_{best}" / "model.settings.json").read_text())
+    assert sidecar["image_size"] == 32 and sidecar["hidden_dim"] == 64 and sidecar["projection_dim"] == 16
+    # the published models carry the best round's settings
+    assert json.loads((out / "best_model.settings.json").read_text()) == sidecar
+    assert json.loads((pretrained / "models" / "model.settings.json").read_text()) == sidecar
+    deployed = torch.load(pretrained / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(deployed[k], v) for k, v in torch.load(out / "best_model.pt", weights_only=True).items())
     events = EventAccumulator(str(pretrained / "runs" / "pseudolabel"))
     events.Reload()
     assert any(t.startswith("pseudo_label/") for t in events.Tags()["scalars"])
@@ -116,6 +130,106 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     assert torch.jit.load(str(exported))(torch.rand(2, 1, 32, 32)).shape == (2, 4)
 
 
+def _pseudo_label_run(pretrained, oct_data, folder, **overrides):
+    """``finetune.json`` + ``pseudolabel.json`` into ``folder``, starting from the module's pre-trained encoder."""
+    settings = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), "finetune_config": FINETUNE,
+                "ckpt_dir": str(folder / "models"), "output_dir": str(folder / "runs"),
+                "pretrained_encoder": str(pretrained / "models" / "encoder.pt"), "num_pseudo_labels": 4, **TINY_2D}
+    run(config_file=_with("pseudolabel"), **{**settings, **overrides})
+    return folder / "models" / "pseudolabel"
+
+
+def test_pseudolabel_json_forwards_every_setting_of_finetune_json():
+    """Every setting of finetune.json (a literal, or one of the computed defaults a user sets) reaches the rounds."""
+    from monai_ssl.pseudo_label import ROUND_KEYS
+
+    finetune = json.loads(open(FINETUNE).read())
+    forwarded = json.loads((OCT / "pseudolabel.json").read_text())["round_settings"]
+    literal = {k for k, v in finetune.items() if not isinstance(v, (dict, list)) and not str(v).startswith(("$", "@"))}
+    computed = {"device", "amp", "num_workers", "dataset_dir", "demo_dir", "pretrained_encoder", "pretrained_projector"}
+    missing = sorted((literal | computed) - set(forwarded) - set(ROUND_KEYS))
+    assert not missing, f"pseudolabel.json round_settings does not forward {missing} to the rounds"
+    assert all(value == f"@{key}" for key, value in forwarded.items())
+    assert not set(forwarded) & set(ROUND_KEYS) and set(forwarded) <= set(finetune)
+
+
+@pytest.mark.slow
+def test_settings_of_the_pseudo_label_command_reach_every_round(pretrained, oct_data, tmp_path, monkeypatch):
+    import monai_ssl.pseudo_label.round_folder as rounds_module
+
+    workflows = []
+    original = rounds_module.run_config_workflow
+
+    def spy(config_file, overrides):
+        workflows.append(original(config_file, overrides))
+        return workflows[-1]
+
+    monkeypatch.setattr(rounds_module, "run_config_workflow", spy)
+    given = {"seed": 3, "labeled_fraction": 0.4, "batch_size": 4, "learning_rate": 0.005, "val_fraction": 0.2}
+    out = _pseudo_label_run(pretrained, oct_data, tmp_path, num_rounds=1, **given)
+    assert len(workflows) == 2
+    labeled = {int(r["n_labeled"]) for r in _rows(out / "rounds.csv")}
+    for workflow in workflows:
+        parser = workflow.parser
+        assert {k: parser.get_parsed_content(k) for k in given} == given
+        assert parser.get_parsed_content("image_size") == 32 and parser.get_parsed_content("hidden_dim") == 64
+        trainer = parser.get_parsed_content("train#trainer")
+        assert trainer.data_loader.batch_size == 4 and trainer.optimizer.param_groups[0]["lr"] == 0.005
+        assert {len(parser.get_parsed_content("labeled"))} == labeled
+    # 4 training images per class after the 20 % hold-out, 40 % labeled: 2 per class
+    assert labeled == {8}
+
+
+@pytest.mark.slow
+def test_pseudo_label_run_killed_in_round_2_resumes_there(pretrained, oct_data, tmp_path, monkeypatch):
+    import monai_ssl.pseudo_label.round_folder as rounds_module
+    from monai_ssl.handlers import CheckpointSaver
+
+    def saved_epochs(path):
+        trainer = torch.load(path, weights_only=True)["trainer"]
+        return trainer["iteration"] // trainer["epoch_length"]
+
+    original = CheckpointSaver.interval_completed
+
+    def killed_in_round_2(self, engine):
+        original(self, engine)
+        if os.path.basename(os.path.dirname(self.save_dir)) == "round_2" and engine.state.epoch == 1:
+            raise KeyboardInterrupt("killed in round 2")
+
+    monkeypatch.setattr(CheckpointSaver, "interval_completed", killed_in_round_2)
+    with pytest.raises(BaseException) as info:
+        _pseudo_label_run(pretrained, oct_data, tmp_path, num_rounds=2, num_epochs=2)
+    assert "killed in round 2" in " ".join(error_messages(info.value))
+    out = tmp_path / "models" / "pseudolabel"
+    assert [int(r["round"]) for r in _rows(out / "rounds.csv")] == [0, 1]
+    assert (out / "round_2" / "checkpoints" / "checkpoint_epoch=1.pt").is_file() and not (out / "round_2.pt").exists()
+    def finished_rounds():
+        return {r: (out / f"round_{r}" / "checkpoints" / "checkpoint_epoch=2.pt").stat().st_mtime_ns for r in (0, 1)}
+
+    finished = finished_rounds()
+    table = _rows(out / "pseudo_labels.csv")
+
+    monkeypatch.setattr(CheckpointSaver, "interval_completed", original)
+    workflows = []
+    run_round = rounds_module.run_config_workflow
+
+    def keep(*args):
+        workflows.append(run_round(*args))
+        return workflows[-1]
+
+    monkeypatch.setattr(rounds_module, "run_config_workflow", keep)
+    _pseudo_label_run(pretrained, oct_data, tmp_path, num_rounds=2, num_epochs=2, resume=True)
+    assert len(workflows) == 1  # round 2 only, from its own checkpoint
+    resume_handler = workflows[0].parser.get_parsed_content("train#handlers#resume")
+    assert resume_handler.loaded == out / "round_2" / "checkpoints" / "checkpoint_epoch=1.pt"
+    assert finished_rounds() == finished  # rounds 0 and 1 did not run again
+    assert [int(r["round"]) for r in _rows(out / "rounds.csv")] == [0, 1, 2]
+    assert _rows(out / "pseudo_labels.csv")[: len(table)] == table and len(_rows(out / "pseudo_labels.csv")) == 8
+    assert saved_epochs(out / "round_2" / "checkpoints" / "checkpoint_epoch=2.pt") == 2
+    assert (out / "round_2.pt").is_file()
+    assert (tmp_path / "models" / "model.pt").is_file() and (tmp_path / "models" / "model.settings.json").is_file()
+
+
 def test_linear_probe_keeps_the_encoder_fixed(pretrained, oct_data):
     run(config_file=_with("linear_probe"), bundle_root=str(pretrained), dataset_dir=str(oct_data), **TINY_2D)
     model = torch.load(pretrained / "models" / "linear_probe_model.pt", weights_only=True)
@@ -126,6 +240,31 @@ def test_linear_probe_keeps_the_encoder_fixed(pretrained, oct_data):
     for name, weight in projector.items():  # the head reads the pre-trained projector's output (Feng et al. 4.2.1)
         torch.testing.assert_close(model[f"projector.{name}"], weight)
     assert model["head.weight"].shape == (4, 16)
+
+
+def test_evaluation_takes_the_classes_and_sizes_of_the_model(pretrained, oct_data, tmp_path):
+    """The linear probe's settings (written by its training) give evaluate.json its sizes and the classes in the
+    model's order; a model of classes the data lacks is an error naming them, a contradicting size names both."""
+    model = pretrained / "models" / "linear_probe_model.pt"
+    if not model.is_file():
+        run(config_file=_with("linear_probe"), bundle_root=str(pretrained), dataset_dir=str(oct_data), **TINY_2D)
+    settings = json.loads(model.with_suffix(".settings.json").read_text())
+    assert settings == {"image_size": 32, "in_channels": 1, "head_input": "projector", "hidden_dim": 64, "projection_dim": 16,
+                        "class_names": ["CNV", "DME", "DRUSEN", "NORMAL"]}
+    evaluation = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), "model_file": str(model), "num_workers": 0}
+    run(config_file=EVALUATE, output_dir=str(tmp_path / "eval"), **evaluation)  # no sizes given: the model's
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["n"] == 12 and report["class_names"] == settings["class_names"]
+
+    with pytest.raises(Exception) as info:
+        run(config_file=EVALUATE, output_dir=str(tmp_path / "other"), image_size=64, **evaluation)
+    assert any("image_size=64 (the model was trained with image_size=32)" in m for m in error_messages(info.value))
+    other = tmp_path / "other_classes_model.pt"
+    other.write_bytes(model.read_bytes())
+    other.with_suffix(".settings.json").write_text(json.dumps({**settings, "class_names": ["CNV", "DME", "GA", "NORMAL"]}))
+    with pytest.raises(Exception) as info:
+        run(config_file=EVALUATE, **{**evaluation, "model_file": str(other), "output_dir": str(tmp_path / "other")})
+    assert any("GA" in m and "not found" in m for m in error_messages(info.value)), error_messages(info.value)
 
 
 def test_few_shot_and_supervised_baseline(pretrained, oct_data, tmp_path):

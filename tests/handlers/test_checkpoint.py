@@ -159,7 +159,7 @@ def test_periodic_files_on_disk_count_in_n_saved_when_a_run_resumes(tmp_path):
     saver = CheckpointSaver(str(tmp_path), {"weights": _Weights()}, engine_key="engine", save_interval=1, n_saved=2)
     saver.attach(engine)
     saver.started(engine)
-    saver.started(engine)  # every start of the engine counts them (the pseudo-label rounds): never twice
+    saver.started(engine)  # every start of the engine counts them (a second run of one trainer): never twice
     counted = [tuple(item) for items in saver.interval_checkpoint.state_dict().values() for item in items]
     assert counted == [(1, "checkpoint_epoch=1.pt"), (2, "checkpoint_epoch=2.pt")]
     engine.run([0])  # epochs 3 and 4: each removes the oldest file, as in a run that was never stopped

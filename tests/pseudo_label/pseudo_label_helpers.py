@@ -1,20 +1,37 @@
-"""Tiny, deterministic pseudo-labeling set-ups: 8x8 in-memory images and real MONAI engines."""
+"""Tiny, deterministic pseudo-labeling set-ups: 8x8 in-memory images, a tiny fine-tuning config, real MONAI engines.
+
+``configs/tiny_finetune.json`` is a fine-tuning config with the ids the rounds rely on (those of
+``finetune.json``) and a 5-layer network on 8 labeled, ``n_unlabeled`` unlabeled and 8 validation
+images; each round runs it in its own folder. Its test-only handlers record, per round folder, what
+the run started from (:class:`RecordStart`) and each validation (:class:`RecordValidation`), and
+can raise in a chosen round (:class:`KillSwitch`).
+"""
 
 from __future__ import annotations
 
+import copy
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from ignite.engine import Events
-from ignite.metrics import Accuracy
-from monai.data import DataLoader, Dataset
-from monai.engines import SupervisedEvaluator, SupervisedTrainer
-from monai.handlers import from_engine
+from ignite.engine import Engine, Events
 from torch import nn
 
 from monai_ssl.pseudo_label import PseudoLabelRounds
+
+TINY_CONFIG = Path(__file__).resolve().parent / "configs" / "tiny_finetune.json"
+
+# round folder name -> what the test handlers saw there
+STARTS: dict[str, dict[str, Any]] = {}
+VALIDATIONS: dict[str, list[tuple[float, dict]]] = {}
+# (round folder name, epoch) after which KillSwitch raises, or None
+KILL_AT: list[tuple[str, int]] = []
+
+
+class Killed(RuntimeError):
+    """The simulated kill of a run."""
 
 
 def make_items(n: int, prefix: str, seed: int, flip: bool = False) -> list[dict]:
@@ -38,41 +55,80 @@ def tiny_net() -> nn.Module:
     return nn.Sequential(*layers)
 
 
+def _weights(network: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in network.state_dict().items()}
+
+
+class RecordStart:
+    """Records the network and optimizer state when the first iteration of the run starts (after every loader)."""
+
+    def __init__(self, network: nn.Module, optimizer: torch.optim.Optimizer, key: str) -> None:
+        self.network, self.optimizer, self.key = network, optimizer, Path(key).name
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.started)
+        engine.add_event_handler(Events.ITERATION_STARTED, self)
+
+    def started(self, engine: Engine) -> None:
+        STARTS[self.key] = {"trainer": engine, "epoch": engine.state.epoch}
+
+    def __call__(self, engine: Engine) -> None:
+        if "weights" in STARTS.get(self.key, {}):
+            return
+        STARTS[self.key].update(weights=_weights(self.network), optimizer=copy.deepcopy(self.optimizer.state_dict()))
+
+
+class RecordValidation:
+    """Records each validation of the run: its ``val_accuracy`` and the weights it validated."""
+
+    def __init__(self, network: nn.Module, key: str) -> None:
+        self.network, self.key = network, Path(key).name
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        value = float(engine.state.metrics["val_accuracy"])
+        VALIDATIONS.setdefault(self.key, []).append((value, _weights(self.network)))
+
+
+class KillSwitch:
+    """Raises :class:`Killed` after the epoch listed in ``KILL_AT`` for this round folder (after its checkpoint)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = Path(key).name
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if (self.key, engine.state.epoch) in KILL_AT:
+            KILL_AT.remove((self.key, engine.state.epoch))
+            raise Killed(f"killed in {self.key} after epoch {engine.state.epoch}")
+
+
 def make_rounds(
     out: Path,
     num_rounds: int,
     n_unlabeled: int = 20,
-    unlabeled: list[dict] | None = None,
-    metric_key: str = "accuracy",
-    **kwargs,
+    flip: bool = False,
+    settings: dict | None = None,
+    **kwargs: Any,
 ) -> PseudoLabelRounds:
-    """``PseudoLabelRounds`` over 8 labeled, ``n_unlabeled`` unlabeled and 8 validation images; 2 epochs a round.
-
-    The evaluator names its accuracy ``metric_key``, and so does the engine's ``metric_name``.
-    """
-    torch.manual_seed(0)  # the trainer's shuffling
-    labeled = make_items(8, "l", 0)
-    unlabeled = make_items(n_unlabeled, "u", 1) if unlabeled is None else unlabeled
-    net = tiny_net()
-    train_ds = Dataset(data=labeled)
-    trainer = SupervisedTrainer(
-        device="cpu",
-        max_epochs=2,
-        train_data_loader=DataLoader(train_ds, batch_size=8, shuffle=True),
-        network=net,
-        optimizer=torch.optim.Adam(net.parameters(), 1e-2),
-        loss_function=nn.CrossEntropyLoss(),
-    )
-    evaluator = SupervisedEvaluator(
-        device="cpu",
-        val_data_loader=DataLoader(Dataset(make_items(8, "v", 2)), batch_size=8),
-        network=net,
-        key_val_metric={metric_key: Accuracy(output_transform=from_engine(["pred", "label"]))},
-        decollate=False,
-    )
+    """``PseudoLabelRounds`` over the tiny config: 8 labeled, ``n_unlabeled`` unlabeled images; 2 epochs a round."""
+    settings = {"n_unlabeled": n_unlabeled, "flip_unlabeled": flip, **(settings or {})}
     kwargs.setdefault("num_samples", 4)
-    kwargs.setdefault("metric_name", metric_key)
-    return PseudoLabelRounds(trainer, evaluator, train_ds, labeled, unlabeled, net, num_rounds, out, **kwargs)
+    return PseudoLabelRounds(
+        config_file=TINY_CONFIG,
+        labeled=make_items(8, "l", 0),
+        unlabeled=make_items(n_unlabeled, "u", 1, flip=flip),
+        network=tiny_net(),
+        num_rounds=num_rounds,
+        output_dir=out,
+        score_transform=None,
+        settings=settings,
+        **kwargs,
+    )
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -97,3 +153,8 @@ def saved_round(out: Path, r: int) -> dict:
 
 def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def adam_steps(optimizer_state: dict) -> int:
+    """The step count Adam kept for the first parameter."""
+    return int(optimizer_state["state"][0]["step"])

@@ -2,18 +2,19 @@
 
 - pseudo-labeled images are trained on their *predicted* class, never on a label they carry;
 - the classifier carries over from round to round (or restarts from round 0 when asked);
-- the pool shrinks: pseudo-labeled images are not scored again (unless ``rescore_pseudo_labels``).
+- the pool shrinks: pseudo-labeled images are not scored again (unless ``rescore_pseudo_labels``);
+- a round keeps its last epoch (the paper) or, with ``best_epoch_per_round``, its best validated one.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from ignite.engine import Events
-from pseudo_label_helpers import make_items, make_rounds, read_csv, saved_round, same_weights
+from pseudo_label_helpers import STARTS, VALIDATIONS, adam_steps, make_rounds, read_csv, saved_round, same_weights
 
-import monai_ssl.pseudo_label.rounds as rounds_module
-from monai_ssl.pseudo_label import PseudoLabelRounds
+import monai_ssl.pseudo_label.scoring as scoring_module
 
 
 def _same_optimizer_state(a: dict, b: dict) -> bool:
@@ -24,84 +25,73 @@ def _same_optimizer_state(a: dict, b: dict) -> bool:
     return all(a[p].keys() == b[p].keys() and all(torch.equal(a[p][k], b[p][k]) for k in a[p]) for p in a)
 
 
-def _record_training_starts(engine: PseudoLabelRounds) -> dict[int, tuple[dict, dict]]:
-    """round -> (network weights, optimizer state) when the trainer starts that round's training."""
-    starts: dict[int, tuple[dict, dict]] = {}
-
-    @engine.trainer.on(Events.STARTED)
-    def _snapshot(trainer):
-        r = engine.state.iteration - 1
-        weights = {k: v.detach().clone() for k, v in engine.network.state_dict().items()}
-        optimizer = trainer.optimizer.state_dict()
-        state = {p: {k: v.clone() for k, v in s.items()} for p, s in optimizer["state"].items()}
-        starts[r] = (weights, {"state": state})
-
-    return starts
-
-
 def _record_scored_ids(monkeypatch) -> list[list[str]]:
     """The ids ``score_pool`` returns, one list per call (i.e. per round r >= 1)."""
     scored: list[list[str]] = []
-    original = rounds_module.score_pool
+    original = scoring_module.score_pool
 
     def spy(*args, **kwargs):
         probabilities, ids = original(*args, **kwargs)
         scored.append(list(ids))
         return probabilities, ids
 
-    monkeypatch.setattr(rounds_module, "score_pool", spy)
+    monkeypatch.setattr(scoring_module, "score_pool", spy)
     return scored
 
 
 def test_pseudo_labeled_items_train_on_the_predicted_class(tmp_path):
     # every unlabeled image carries the wrong label: training on it would show
-    engine = make_rounds(tmp_path, num_rounds=2, unlabeled=make_items(20, "u", 1, flip=True))
-    seen: list[dict[str, int]] = []
+    engine = make_rounds(tmp_path, num_rounds=2, flip=True)
+    trained: dict[str, int] = {}
 
-    @engine.trainer.on(Events.EPOCH_STARTED)
-    def _new_epoch(_):
-        seen.append({})
-
-    @engine.trainer.on(Events.ITERATION_STARTED)
-    def _labels_trained_on(trainer):
-        batch = trainer.state.batch
-        seen[-1].update(zip(batch["id"], np.asarray(batch["label"]).reshape(-1).tolist()))
+    @engine.on(Events.ITERATION_COMPLETED)
+    def _labels_trained_on(e):
+        for item in e.state.workflow.parser.get_parsed_content("train#dataset").data:
+            if item["pseudo"]:
+                trained[item["id"]] = int(item["label"])
 
     engine.run()
     table = {r["id"]: r for r in read_csv(tmp_path / "pseudo_labels.csv")}
-    assert len(table) == 8
+    assert len(table) == 8 and set(trained) == set(table)  # every pseudo-labeled image was trained on
     assert sum(r["label"] != r["true_label"] for r in table.values()) >= 4  # predictions differ from carried labels
-    pseudo_seen = [(i, y) for epoch in seen for i, y in epoch.items() if i.startswith("u")]
-    assert {i for i, _ in pseudo_seen} == set(table)  # every pseudo-labeled image was trained on
-    assert all(y == int(table[i]["label"]) for i, y in pseudo_seen)
-    assert all(int(x["label"]) == int(table[x["id"]]["label"]) for x in engine.train_dataset.data if x["pseudo"])
+    assert all(y == int(table[i]["label"]) for i, y in trained.items())
 
 
 def test_weights_and_optimizer_carry_over_between_rounds(tmp_path):
-    engine = make_rounds(tmp_path, num_rounds=2)
-    starts = _record_training_starts(engine)
-    engine.run()
-    assert sorted(starts) == [0, 1, 2]
+    make_rounds(tmp_path, num_rounds=2).run()
     for r in (1, 2):
-        weights, optimizer = starts[r]
         previous = saved_round(tmp_path, r - 1)
-        assert same_weights(weights, previous["network"])  # round r goes on from the end of round r-1
-        assert _same_optimizer_state(optimizer, previous["optimizer"])
-    assert not same_weights(starts[2][0], saved_round(tmp_path, 0)["network"])  # the two modes differ here
+        assert same_weights(STARTS[f"round_{r}"]["weights"], previous["network"])  # goes on from round r-1
+        assert _same_optimizer_state(STARTS[f"round_{r}"]["optimizer"], previous["optimizer"])
+    # Adam's step count goes on: 2 epochs of 1 batch (8 labeled), then 2 x 2 batches (12, then 16 items)
+    assert [adam_steps(saved_round(tmp_path, r)["optimizer"]) for r in range(3)] == [2, 6, 10]
+    assert not same_weights(STARTS["round_2"]["weights"], saved_round(tmp_path, 0)["network"])
 
 
 def test_restart_each_round_starts_every_round_from_round_0(tmp_path):
-    engine = make_rounds(tmp_path, num_rounds=2, restart_each_round=True)
-    starts = _record_training_starts(engine)
-    engine.run()
+    make_rounds(tmp_path, num_rounds=2, restart_each_round=True).run()
     round_0 = saved_round(tmp_path, 0)
     assert not same_weights(round_0["network"], saved_round(tmp_path, 1)["network"])
     for r in (1, 2):
-        weights, optimizer = starts[r]
-        assert same_weights(weights, round_0["network"])
-        assert _same_optimizer_state(optimizer, round_0["optimizer"])
+        assert same_weights(STARTS[f"round_{r}"]["weights"], round_0["network"])
+        assert _same_optimizer_state(STARTS[f"round_{r}"]["optimizer"], round_0["optimizer"])
+    assert [adam_steps(saved_round(tmp_path, r)["optimizer"]) for r in range(3)] == [2, 6, 6]
     assert saved_round(tmp_path, 2)["rounds"]["settings"]["restart_each_round"] is True
     assert [int(r["n_pseudo"]) for r in read_csv(tmp_path / "rounds.csv")] == [0, 4, 8]
+
+
+def test_the_pool_is_scored_with_the_previous_rounds_model(tmp_path, monkeypatch):
+    networks: list[dict] = []
+    original = scoring_module.score_pool
+
+    def spy(network, *args, **kwargs):
+        networks.append({k: v.clone() for k, v in network.state_dict().items()})
+        return original(network, *args, **kwargs)
+
+    monkeypatch.setattr(scoring_module, "score_pool", spy)
+    make_rounds(tmp_path, num_rounds=2, restart_each_round=True).run()
+    assert len(networks) == 2
+    assert all(same_weights(networks[r - 1], saved_round(tmp_path, r - 1)["network"]) for r in (1, 2))
 
 
 def test_pseudo_labeled_items_leave_the_pool(tmp_path, monkeypatch):
@@ -131,6 +121,38 @@ def test_rescore_scores_the_whole_unlabeled_set_every_round(tmp_path, monkeypatc
         assert 0 <= n["n_changed"][r] <= n["n_pseudo"][r - 1] - n["n_dropped"][r]
     table = read_csv(tmp_path / "pseudo_labels.csv")
     assert len(table) == 12 and len({r["id"] for r in table}) == 12
-    pseudo = {x["id"]: int(x["label"]) for x in engine.train_dataset.data if x["pseudo"]}
-    assert pseudo == {r["id"]: int(r["label"]) for r in table}
+    datalist = saved_round(tmp_path, 3)["rounds"]["pseudo_labels"]
+    assert {e["id"]: e["label"] for e in datalist} == {r["id"]: int(r["label"]) for r in table}
     assert saved_round(tmp_path, 3)["rounds"]["settings"]["rescore_pseudo_labels"] is True
+
+
+def test_a_round_keeps_its_last_epoch_validated_once(tmp_path):
+    make_rounds(tmp_path, num_rounds=1).run()
+    rounds = read_csv(tmp_path / "rounds.csv")
+    for r in (0, 1):
+        (value, weights), = VALIDATIONS[f"round_{r}"]  # one validation, after the last of the 2 epochs
+        assert same_weights(saved_round(tmp_path, r)["network"], weights)
+        assert float(rounds[r]["val_accuracy"]) == pytest.approx(value)
+
+
+def test_best_epoch_per_round_keeps_and_scores_the_best_validated_epoch(tmp_path, monkeypatch):
+    scoring: list[dict] = []
+    original = scoring_module.score_pool
+
+    def spy(network, *args, **kwargs):
+        scoring.append({k: v.clone() for k, v in network.state_dict().items()})
+        return original(network, *args, **kwargs)
+
+    monkeypatch.setattr(scoring_module, "score_pool", spy)
+    make_rounds(tmp_path, num_rounds=1, best_epoch_per_round=True, settings={"num_epochs": 3}).run()
+    rounds = read_csv(tmp_path / "rounds.csv")
+    for r in (0, 1):
+        validations = VALIDATIONS[f"round_{r}"]
+        assert len(validations) == 3  # validated after every epoch
+        values = [v for v, _ in validations]
+        best = int(np.argmax(values))  # the earliest of the best
+        assert same_weights(saved_round(tmp_path, r)["network"], validations[best][1])
+        assert float(rounds[r]["val_accuracy"]) == pytest.approx(values[best])
+        assert float(rounds[r]["val_seconds"]) == 0.0  # validation is part of the training time
+    assert same_weights(scoring[0], VALIDATIONS["round_0"][int(np.argmax([v for v, _ in VALIDATIONS["round_0"]]))][1])
+    assert saved_round(tmp_path, 1)["rounds"]["settings"]["best_epoch_per_round"] is True

@@ -6,8 +6,7 @@ import logging
 
 import pytest
 import torch
-from ignite.engine import Events
-from pseudo_label_helpers import finished_rounds, make_rounds, read_csv, saved_round, tiny_net
+from pseudo_label_helpers import KILL_AT, STARTS, finished_rounds, make_rounds, read_csv, saved_round, tiny_net
 
 from monai_ssl.pseudo_label import RoundProgress
 from monai_ssl.pseudo_label.round_state import latest_round, load_round, save_round
@@ -62,8 +61,10 @@ def test_state_dict_round_trips_through_a_weights_only_checkpoint(tmp_path):
 def test_saving_a_round_removes_later_rounds_of_an_earlier_run(tmp_path):
     for r in range(3):
         save_round(tmp_path, r, {"rounds": RoundProgress(SETTINGS)})
+        (tmp_path / f"round_{r}" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "round_x").mkdir()
     save_round(tmp_path, 1, {"rounds": RoundProgress(SETTINGS)})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["round_0.pt", "round_1.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round_0", "round_0.pt", "round_1", "round_1.pt", "round_x"]
 
 
 def test_load_round_rejects_other_files_and_another_metric(tmp_path, caplog):
@@ -80,25 +81,20 @@ def test_load_round_rejects_other_files_and_another_metric(tmp_path, caplog):
 
 def test_metric_column_is_prefixed_once(tmp_path):
     assert metric_column("accuracy") == metric_column("val_accuracy") == "val_accuracy"
-    engine = make_rounds(tmp_path, num_rounds=0, metric_key="val_accuracy")
+    engine = make_rounds(tmp_path, num_rounds=0, metric_name="val_accuracy")
     state = engine.run()
     header = list(read_csv(tmp_path / "rounds.csv")[0])
     assert "val_accuracy" in header and "val_val_accuracy" not in header
     assert "val_accuracy" in state.metrics and "val_val_accuracy" not in state.metrics
 
 
-def test_a_run_killed_in_a_round_repeats_only_that_round(tmp_path, caplog):
-    engine = make_rounds(tmp_path, num_rounds=3)
-
-    @engine.trainer.on(Events.EPOCH_COMPLETED)
-    def _killed(_):
-        if engine.state.iteration == 3:  # during round 2
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        engine.run()
+def test_a_run_killed_in_a_round_goes_on_with_that_round_and_the_settings_given_now(tmp_path, caplog):
+    KILL_AT.append(("round_2", 1))
+    with pytest.raises(RuntimeError):
+        make_rounds(tmp_path, num_rounds=3).run()
     assert latest_round(tmp_path) == tmp_path / "round_1.pt"
     first = read_csv(tmp_path / "pseudo_labels.csv")
+    STARTS.clear()
 
     again = make_rounds(tmp_path, num_rounds=3, threshold=0.0)
     seen = finished_rounds(again)
@@ -106,7 +102,7 @@ def test_a_run_killed_in_a_round_repeats_only_that_round(tmp_path, caplog):
         again.run()
     assert any("threshold: None -> 0.0" in r.getMessage() for r in caplog.records)
     assert seen == [(2, 8, 12), (3, 12, 8)]
-    assert again.trainer.state.epoch == 8  # rounds 0 and 1 took 4 epochs
+    assert sorted(STARTS) == ["round_2", "round_3"] and STARTS["round_2"]["epoch"] == 1
     table = read_csv(tmp_path / "pseudo_labels.csv")
     assert table[:4] == first and [r["round"] for r in table] == ["1"] * 4 + ["2"] * 4 + ["3"] * 4
     assert [int(r["round"]) for r in read_csv(tmp_path / "rounds.csv")] == [0, 1, 2, 3]

@@ -19,8 +19,9 @@ def test_help_lists_the_settings(capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     for option in ("--bundle", "--dataset_dir", "--fractions", "--shots", "--seeds", "--protocols", "--num_epochs",
-                   "--pretrain_epochs", "--shared_pretraining", "--override", "--output_dir"):
+                   "--num_steps", "--pretrain_epochs", "--shared_pretraining", "--override", "--output_dir"):
         assert option in text
+    assert "--num_steps 30000" in text and "every label budget trains equally long" in " ".join(text.split())
     assert "--pretrain_per_seed" in text and "deprecated" in text
     assert "intervals then cover fine-tuning only" in " ".join(text.split())
 
@@ -45,6 +46,14 @@ def test_per_seed_pretraining_is_the_default(monkeypatch, capsys, flags, shared)
     assert "deprecated" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, length", [([], (None, None)), (["--num_epochs", "20"], (20, None)),
+                                           (["--num_steps", "30000"], (None, 30000))])
+def test_the_training_length_in_epochs_or_steps_reaches_the_study(monkeypatch, flags, length):
+    seen = _capture(monkeypatch)
+    assert main(["--bundle", OCT, "--output_dir", "out", "--pretrain_epochs", "5", *flags]) == 0
+    assert (seen["num_epochs"], seen["num_steps"], seen["pretrain_epochs"]) == (*length, 5)
+
+
 def test_pretrain_per_seed_is_a_deprecated_no_op(monkeypatch, capsys):
     seen = _capture(monkeypatch)
     assert main(["--bundle", OCT, "--output_dir", "out", "--pretrain_per_seed"]) == 0
@@ -60,6 +69,9 @@ def test_pretrain_per_seed_is_a_deprecated_no_op(monkeypatch, capsys):
     (["--protocols", "supervised,byol_magic"], "protocols: unknown protocol(s) ['byol_magic']"),
     (["--metrics", "dice"], "metrics: unknown metric(s) ['dice']"),
     (["--num_epochs", "0"], "num_epochs: must be an integer >= 1"),
+    (["--num_steps", "0"], "num_steps: must be an integer >= 1"),
+    (["--num_steps", "3e4"], "argument --num_steps: invalid int value: '3e4'"),
+    (["--num_epochs", "2", "--num_steps", "30000"], "argument --num_steps: not allowed with argument --num_epochs"),
     (["--override", "seed=3"], "'seed' is set by the study for every run (use --seeds)"),
     (["--override", "image_size"], "--override 'image_size': expected key=value"),
     (["--dataset_dir", "/no/such/data"], "dataset_dir: /no/such/data does not exist"),

@@ -38,6 +38,7 @@ def test_study_on_tiny_oct_demo_then_resume(tmp_path):
     assert all(r["status"] == "ok" for r in done)
     assert all(0.0 <= float(r["accuracy"]) <= 1.0 and 0.0 <= float(r["auc"]) <= 1.0 for r in done)
     assert len({r["n_labeled"] for r in done}) == 1 and int(done[0]["n_labeled"]) > 0
+    assert len({r["steps"] for r in done}) == 1 and int(done[0]["steps"]) > 0  # the steps each cell trained
     skipped = [r for r in rows if r["fraction"] == "0.01"]
     # the bundle's LabelBudgetError, wrapped by MONAI's config parser, is recognised by its type
     assert all(r["status"].startswith("skipped: split_labeled: fraction=0.01 leaves class") for r in skipped)
@@ -93,6 +94,8 @@ def test_study_on_tiny_isic_demo(tmp_path):
         ("supervised", 0.5, "0", "4"), ("cross_teaching", 0.5, "0", "4"),
         ("supervised", 1.0, "0", "8"), ("cross_teaching", 1.0, "0", "8")]
     assert all(r["status"] == "ok" for r in rows)
+    # one epoch of batches of 2 (drop_last): 2 optimizer steps at 50%, 4 at 100%, counted in both trainers
+    assert [r["steps"] for r in rows] == ["2", "2", "4", "4"]
     assert all(0.0 <= float(r["iou"]) <= float(r["dice"]) <= 1.0 for r in rows)
     for row in rows:  # each row is its cell's test report, made with the protocol's architecture
         report = json.loads((out / row["cell_dir"] / "eval" / "metrics.json").read_text())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ignite.engine import Engine
 from monai.bundle import ConfigParser
 
 import monai_ssl.study.runner as runner_module
@@ -15,6 +16,7 @@ from monai_ssl.data.labeled_pool import require_unlabeled_pool
 from monai_ssl.study import (
     BundleRunner,
     Cell,
+    TrainingStepCounter,
     label_budget_error,
     load_study_spec,
     parse_fractions,
@@ -41,6 +43,7 @@ def test_the_oct_bundle_describes_its_protocols():
                                                                    "auc": ("macro_auc", "auc")}
     assert spec.pretrain.encoder_key == "pretrained_encoder"
     assert spec.skip_errors == ()  # label budgets are recognised by their type, not by text
+    assert (spec.epochs_key, spec.steps_key, spec.train_handlers_id) == ("num_epochs", "num_steps", "train#handlers")
 
 
 def test_the_bundled_studies_list_no_budget_messages():
@@ -80,10 +83,17 @@ def _study(**changes):
     ({"label_budget": {"percent": {}}}, "label_budget must map 'fraction' and/or 'shots'"),
     ({"skip_errors": [1]}, "skip_errors must be a list of non-empty message starts"),
     ({"skip_errors": {"a": "b"}}, "skip_errors must be a list of non-empty message starts"),
+    ({"train_handlers_id": ""}, "train_handlers_id must be a config id"),
+    ({"train_handlers_id": ["train#handlers"]}, "train_handlers_id must be a config id"),
 ])
 def test_bad_study_files_are_named(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
         load_study_spec(_write_study(tmp_path, _study(**changes)))
+
+
+def test_the_steps_key_and_the_handlers_of_the_count_may_be_renamed_or_left_out(tmp_path):
+    spec = load_study_spec(_write_study(tmp_path, _study(steps_key="max_iterations", train_handlers_id=None)))
+    assert spec.steps_key == "max_iterations" and spec.train_handlers_id is None
 
 
 def test_missing_or_broken_study_file(tmp_path):
@@ -180,6 +190,13 @@ def test_nested_overrides_go_only_where_their_parent_exists():
     assert applicable_overrides([OCT / "configs" / "evaluate.json"], overrides) == {"image_size": 64}
 
 
+def test_nested_overrides_go_only_where_the_parent_can_take_them(tmp_path):
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({"train": {"handlers": [{"_target_": "A"}], "named": {}}}))
+    overrides = {"train#handlers#counter": 1, "train#handlers#0": 2, "train#named#counter": 3}
+    assert applicable_overrides([config], overrides) == {"train#handlers#0": 2, "train#named#counter": 3}
+
+
 def test_read_metrics_takes_the_first_key_with_a_value(tmp_path):
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({"accuracy": 0.75, "macro_auc": None, "auc": 0.8}))
@@ -199,6 +216,11 @@ def test_each_run_of_a_cell_gets_its_folders_budget_seed_and_the_user_overrides(
 
     def fake_run_bundle(config_files, overrides):
         calls.append(([Path(f).name for f in config_files], dict(overrides)))
+        counter = overrides.get("train#handlers#study_step_counter")
+        if counter is not None:  # the training's trainer takes it among its handlers: 5 iterations
+            trainer = Engine(lambda engine, batch: None)
+            counter.attach(trainer)
+            trainer.run(range(5), max_epochs=1)
         if "evaluate.json" in calls[-1][0]:
             Path(overrides["output_dir"]).mkdir(parents=True)
             (Path(overrides["output_dir"]) / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "macro_auc": 0.6}))
@@ -217,7 +239,7 @@ def test_each_run_of_a_cell_gets_its_folders_budget_seed_and_the_user_overrides(
     assert encoder == tmp_path / "pretrain" / "models" / "encoder.pt"
     cell_dir = tmp_path / "cells" / "c"
     result = runner.run_cell(Cell("byol_linear_probe", parse_fractions("0.25")[0], 4), cell_dir, encoder)
-    assert result == {"metrics": {"accuracy": 0.5, "auc": 0.6}, "n_labeled": 3}
+    assert result == {"metrics": {"accuracy": 0.5, "auc": 0.6}, "n_labeled": 3, "steps": 5}
 
     (pre_files, pre), (train_files, train), (eval_files, evaluate) = calls
     assert pre_files == ["train.json"]
@@ -228,6 +250,9 @@ def test_each_run_of_a_cell_gets_its_folders_budget_seed_and_the_user_overrides(
         "seed": 4, "num_epochs": 7, "labeled_fraction": 0.25, "labeled_per_class": None,
         "pretrained_encoder": str(encoder), "ckpt_dir": f"{cell_dir}/models", "output_dir": f"{cell_dir}/runs",
         "dataset_dir": str(tmp_path / "data.npz"), "image_size": 64, "bundle_root": str(OCT)}
+    assert isinstance(train["train#handlers#study_step_counter"], TrainingStepCounter)
+    assert "num_steps" not in train and "num_steps" not in pre  # the length in epochs unless --num_steps
+    assert not any(k.startswith("train#handlers#") for k in {**pre, **evaluate})  # only the cell's training
     assert eval_files == ["evaluate.json"]
     assert evaluate["model_file"] == f"{cell_dir}/models/linear_probe_model.pt"
     assert evaluate["output_dir"] == f"{cell_dir}/eval" and evaluate["split"] == "test"
@@ -247,6 +272,37 @@ def test_supervised_cells_do_not_get_the_encoder_and_shots_set_a_count(tmp_path,
         runner.run_cell(Cell("supervised", parse_shots("5")[0], 0), tmp_path, tmp_path / "encoder.pt")
     assert "pretrained_encoder" not in seen and "num_epochs" not in seen and "dataset_dir" not in seen
     assert seen["labeled_per_class"] == 5 and seen["labeled_fraction"] is None  # shots instead of a fraction
+
+
+def test_with_num_steps_each_cell_training_gets_it_and_pretraining_keeps_its_epochs(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_bundle(config_files, overrides):
+        calls.append(([Path(f).name for f in config_files], dict(overrides)))
+        folder = Path(overrides["output_dir"] if "evaluate.json" in calls[-1][0] else overrides["ckpt_dir"])
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("encoder.pt", "finetune_model.pt"):
+            (folder / name).write_text("x")
+        (folder / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+        return _Workflow()
+
+    monkeypatch.setattr(runner_module, "run_bundle", fake_run_bundle)
+    runner = BundleRunner(load_study_spec(OCT), num_steps=300, pretrain_epochs=2)
+    encoder = runner.pretrain(tmp_path / "pretrain", seed=0)
+    result = runner.run_cell(Cell("byol_finetune", parse_fractions("0.5")[0], 1), tmp_path / "cell", encoder)
+    (_, pre), (_, train), (_, evaluate) = calls
+    assert pre["num_epochs"] == 2 and "num_steps" not in pre
+    assert train["num_steps"] == 300 and "num_epochs" not in train
+    assert "num_steps" not in evaluate and "num_epochs" not in evaluate
+    assert result["steps"] is None  # the fake never attached the counter: no count rather than a wrong one
+    assert BundleRunner(load_study_spec(OCT), num_steps=300).pretrain_epochs is None  # the bundle's default
+
+
+def test_num_steps_excludes_num_epochs_and_is_not_an_override():
+    with pytest.raises(ValueError, match=r"num_epochs \(3\) and num_steps \(300\): give one of them"):
+        BundleRunner(load_study_spec(OCT), num_epochs=3, num_steps=300)
+    with pytest.raises(ValueError, match=r"'num_steps' is set by the study for every run \(use --num_steps\)"):
+        BundleRunner(load_study_spec(OCT), overrides={"num_steps": 300})
 
 
 def test_user_overrides_may_not_set_what_the_study_sets():

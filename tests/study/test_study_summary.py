@@ -157,3 +157,19 @@ def test_plot_caption_says_what_the_intervals_cover(rows, shared, words):
     captions = " ".join(" ".join(t.get_text().split()) for t in fig.texts)
     assert words in captions and "95% CI over seeds" in captions
     assert not study_figure(rows, ["accuracy"]).texts  # no caption asked for, none drawn
+
+
+def test_the_steps_each_cell_trained_are_in_the_csv_and_the_report(rows, tmp_path):
+    assert "Optimizer steps" not in markdown_report(rows, _plan())  # none counted: nothing claimed
+    steps = {(0, "supervised"): 30080, (0, "byol"): 30080, (1, "supervised"): 30080, (1, "byol"): 30016,
+             (2, "supervised"): 30020}
+    for row in rows:
+        row["steps"] = steps.get((row["seed"], row["protocol"])) if row["budget"] == F1 else None
+    rows[-1]["steps"] = 5  # a failed cell's count is not reported
+    text = markdown_report(rows, _plan(training_length="Training length: fixed in optimizer steps."))
+    assert "Training length: fixed in optimizer steps. Optimizer steps trained per cell: 100% 30,016–30,080." in text
+    write_csv(rows, ["accuracy"], tmp_path / "r.csv")
+    with open(tmp_path / "r.csv") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0])[:5] == ["protocol", "fraction", "seed", "n_labeled", "steps"]
+    assert [r["steps"] for r in table] == ["", "", "30080", "30080", "30080", "30016", "30020", "5"]
