@@ -11,7 +11,7 @@ its own evaluator; nothing of it is changed from outside (:func:`run_round`).
 
 Folder layout (:class:`RoundFolder`): ``datalist.json`` (the training items: labeled ids and
 pseudo-labels), ``selection.json`` (the round's choice of pseudo-labels, ``r >= 1``),
-``checkpoints/`` (the run's ``checkpoint_epoch=N.pt``), ``model.pt`` with ``model.settings.json``
+``checkpoints/`` (the run's ``checkpoint_epoch=N.pt``, removed once ``round_<r>.pt`` is saved), ``model.pt`` with ``model.settings.json``
 (the round's model: its validated epoch, see :func:`round_overrides`), ``runs/`` (TensorBoard).
 """
 
@@ -122,6 +122,15 @@ class RoundFolder:
     def has_checkpoint(self) -> bool:
         """Whether the run saved a checkpoint to resume from."""
         return latest_checkpoint(self.checkpoints) is not None
+
+    def drop_checkpoints(self) -> None:
+        """Remove the run's periodic checkpoints once the round is saved.
+
+        ``round_<r>.pt`` holds the round's weights, optimizer and progress (what a later round starts from
+        and what a resume reads), so the run's own checkpoints, which hold the same weights and
+        optimizer, are of no further use; keeping them would double the disk a round takes.
+        """
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
 
     def clear(self) -> None:
         """Remove the folder of an earlier run of this round (the rounds own ``<rounds_dir>``)."""

@@ -283,6 +283,7 @@ class PseudoLabelRounds(Engine):
         write_tables(self.output_dir, progress.records, progress.pseudo_labels, self._by_id, self.metric_name)
         save_round(self.output_dir, r, {"network": run.model, "optimizer": run.optimizer, "rounds": progress})
         self.state.workflow = run.workflow  # the round is saved: round_{r}.pt is its commit point
+        folder.drop_checkpoints()
         self._publish(record)
         logger.info(
             f"pseudo-label round {r}: {len(new)} new, {changed} changed, {dropped} dropped, {n_pseudo} pseudo-labeled, "

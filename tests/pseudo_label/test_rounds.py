@@ -76,11 +76,11 @@ def test_rounds_grow_table_and_shrink_pool(tmp_path):
     assert all(x["label"].dtype == np.int64 and x["label"].shape == () for x in pseudo)
     assert {x["id"] for x in pseudo} == {r["id"] for r in table}
 
-    for r in range(3):  # each round its own folder: datalist, checkpoints, model with settings
+    for r in range(3):  # each round its own folder: datalist, model with settings (its checkpoints gone once saved)
         folder = tmp_path / f"round_{r}"
         datalist = json.loads((folder / "datalist.json").read_text())
         assert len(datalist["labeled"]) == 8 and len(datalist["pseudo_labels"]) == 4 * r
-        assert [p.name for p in (folder / "checkpoints").glob("checkpoint_epoch=*.pt")] == ["checkpoint_epoch=2.pt"]
+        assert not (folder / "checkpoints").exists()
         assert json.loads((folder / "model.settings.json").read_text()) == {"batch_size": 8}
         assert (folder / "selection.json").is_file() == (r >= 1)
         saved = saved_round(tmp_path, r)  # weights_only=True accepts it
@@ -147,15 +147,16 @@ def test_a_round_killed_midway_resumes_from_its_own_checkpoint(tmp_path):
     assert [int(r["round"]) for r in read_csv(out / "rounds.csv")] == [0, 1]
     assert (out / "round_2" / "checkpoints" / "checkpoint_epoch=1.pt").is_file()
     assert not (out / "round_2.pt").exists()
-    before = {r: (out / f"round_{r}" / "checkpoints" / "checkpoint_epoch=2.pt").stat().st_mtime_ns for r in (0, 1)}
+    assert not (out / "round_1" / "checkpoints").exists()  # a saved round keeps round_1.pt only
+    before = {r: (out / f"round_{r}.pt").stat().st_mtime_ns for r in (0, 1)}
     STARTS.clear()
 
     make_rounds(out, num_rounds=2, resume=True).run()
     assert sorted(STARTS) == ["round_2"]  # rounds 0 and 1 are not run again
     assert STARTS["round_2"]["epoch"] == 1  # round 2 went on from its own checkpoint of epoch 1
-    after = {r: (out / f"round_{r}" / "checkpoints" / "checkpoint_epoch=2.pt").stat().st_mtime_ns for r in (0, 1)}
+    after = {r: (out / f"round_{r}.pt").stat().st_mtime_ns for r in (0, 1)}
     assert after == before
-    assert [p.name for p in (out / "round_2" / "checkpoints").glob("*.pt")] == ["checkpoint_epoch=2.pt"]
+    assert not (out / "round_2" / "checkpoints").exists()
     assert [int(r["round"]) for r in read_csv(out / "rounds.csv")] == [0, 1, 2]
     assert read_csv(out / "pseudo_labels.csv") == read_csv(reference / "pseudo_labels.csv")
     assert saved_round(out, 2)["rounds"]["trainer_epoch"] == 2
