@@ -44,7 +44,7 @@ class LesionArchitecture:
 
 LESION_ARCHITECTURES = {
     "cross_teaching": LesionArchitecture("model.pt", "train.json", None),
-    "supervised": LesionArchitecture("supervised_model.pt", "supervised_train.json", "resnet34_unet"),
+    "supervised": LesionArchitecture("supervised_model.pt", "train.json + supervised_train.json", "resnet34_unet"),
 }
 
 

@@ -76,8 +76,8 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     table = _rows(out / "pseudo_labels.csv")
     assert len(table) == 8 and {r["round"] for r in table} == {"1", "2"}
     assert all(0.0 <= float(r["confidence"]) <= 1.0 for r in table)
-    for r in range(3):  # each round a fine-tuning run in its own folder
-        assert (out / f"round_{r}" / "checkpoints" / "checkpoint_epoch=1.pt").is_file()
+    for r in range(3):  # each round a fine-tuning run in its own folder; once saved as round_N.pt, its checkpoints go
+        assert (out / f"round_{r}.pt").is_file() and not (out / f"round_{r}" / "checkpoints").exists()
         assert (out / f"round_{r}" / "model.settings.json").is_file() and (out / f"round_{r}" / "runs").is_dir()
     best = int(rounds[-1]["best_round"])
     sidecar = json.loads((out / f"round_{best}" / "model.settings.json").read_text())
@@ -185,10 +185,6 @@ def test_pseudo_label_run_killed_in_round_2_resumes_there(pretrained, oct_data, 
     import monai_ssl.pseudo_label.round_folder as rounds_module
     from monai_ssl.handlers import CheckpointSaver
 
-    def saved_epochs(path):
-        trainer = torch.load(path, weights_only=True)["trainer"]
-        return trainer["iteration"] // trainer["epoch_length"]
-
     original = CheckpointSaver.interval_completed
 
     def killed_in_round_2(self, engine):
@@ -203,8 +199,8 @@ def test_pseudo_label_run_killed_in_round_2_resumes_there(pretrained, oct_data, 
     out = tmp_path / "models" / "pseudolabel"
     assert [int(r["round"]) for r in _rows(out / "rounds.csv")] == [0, 1]
     assert (out / "round_2" / "checkpoints" / "checkpoint_epoch=1.pt").is_file() and not (out / "round_2.pt").exists()
-    def finished_rounds():
-        return {r: (out / f"round_{r}" / "checkpoints" / "checkpoint_epoch=2.pt").stat().st_mtime_ns for r in (0, 1)}
+    def finished_rounds():  # a saved round is its round_N.pt (its periodic checkpoints are removed then)
+        return {r: (out / f"round_{r}.pt").stat().st_mtime_ns for r in (0, 1)}
 
     finished = finished_rounds()
     table = _rows(out / "pseudo_labels.csv")
@@ -225,8 +221,8 @@ def test_pseudo_label_run_killed_in_round_2_resumes_there(pretrained, oct_data, 
     assert finished_rounds() == finished  # rounds 0 and 1 did not run again
     assert [int(r["round"]) for r in _rows(out / "rounds.csv")] == [0, 1, 2]
     assert _rows(out / "pseudo_labels.csv")[: len(table)] == table and len(_rows(out / "pseudo_labels.csv")) == 8
-    assert saved_epochs(out / "round_2" / "checkpoints" / "checkpoint_epoch=2.pt") == 2
-    assert (out / "round_2.pt").is_file()
+    assert torch.load(out / "round_2.pt", weights_only=True)["rounds"]["trainer_epoch"] == 2
+    assert not (out / "round_2" / "checkpoints").exists()
     assert (tmp_path / "models" / "model.pt").is_file() and (tmp_path / "models" / "model.settings.json").is_file()
 
 
