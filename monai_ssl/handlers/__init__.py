@@ -9,7 +9,8 @@ from .export_encoder import EncoderExporter
 from .model_settings import ModelSettingsWriter
 from .progress import ProgressDisplay, loss_only
 from .resume import ResumeFromCheckpoint
-from .run_identity import RunIdentity, datalist_fingerprint, epochs_for_steps, optimizer_steps_per_epoch, read_run_identity, run_length
+from .run_identity import RunIdentity, datalist_fingerprint, read_run_identity
+from .run_length import epochs_for_steps, optimizer_steps_per_epoch, run_length
 from .segmentation_metrics import ForegroundOverlap
 from .segmentation_overlay_logger import SegmentationOverlayLogger
 from .segmentation_report import SegmentationReportWriter

@@ -11,7 +11,7 @@ from monai.data import DataLoader, DistributedSampler
 
 from monai_ssl.engines import BYOLTrainer
 from monai_ssl.handlers import RunIdentity, run_length
-from monai_ssl.handlers.run_identity import epochs_for_steps, optimizer_steps_per_epoch
+from monai_ssl.handlers.run_length import epochs_for_steps, optimizer_steps_per_epoch
 from monai_ssl.networks import BYOL
 
 DATA = [{"image": f"/data/exam_{i}.npy", "label": i % 2} for i in range(4)]
