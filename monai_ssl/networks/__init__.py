@@ -6,17 +6,20 @@ from __future__ import annotations
 from .byol import BYOL
 from .model_settings import check_model_settings, model_setting, publish_model, read_model_settings, write_model_settings
 from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained_encoder, trainable_parameters
+from .dino_head import DINOHead, cancel_last_layer_gradients
 from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
 from .placement import place_network
-from .resnet import ResNetEncoder, resnet18_encoder
+from .resnet import ResNetEncoder, resnet18_encoder, resnet50_encoder
 from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
 from .weights import load_weights
 
 __all__ = [
     "BYOL",
+    "DINOHead",
+    "cancel_last_layer_gradients",
     "EncoderClassifier",
     "MLPHead",
     "ResNetEncoder",
@@ -37,5 +40,6 @@ __all__ = [
     "momentum_update",
     "place_network",
     "resnet18_encoder",
+    "resnet50_encoder",
     "split_pair_logits",
 ]

@@ -1,11 +1,11 @@
-"""The standard ResNet-18 as a MONAI network that returns feature maps or pooled features."""
+"""The standard ResNet-18 and ResNet-50 as MONAI networks that return feature maps or pooled features."""
 
 from __future__ import annotations
 
 import torch
 from monai.networks.nets.resnet import ResNet
 
-__all__ = ["ResNetEncoder", "resnet18_encoder"]
+__all__ = ["ResNetEncoder", "resnet18_encoder", "resnet50_encoder"]
 
 
 class ResNetEncoder(ResNet):
@@ -35,7 +35,23 @@ class ResNetEncoder(ResNet):
         return x
 
 
-def resnet18_encoder(spatial_dims: int = 2, in_channels: int = 1, pool: bool = True) -> ResNetEncoder:
+def _stem_arguments(small_images: bool) -> dict:
+    """First-convolution and max-pooling arguments of :class:`monai.networks.nets.ResNet` for a stem.
+
+    The standard stem of He et al. (CVPR 2016, Table 1) is a 7x7 stride-2 convolution followed by
+    3x3 stride-2 max pooling (downsampling by 4 before the first stage). The small-image stem, used
+    for 32x32 CIFAR images (He et al. Sec. 4.2; the usual choice of self-supervised libraries for
+    CIFAR/MedMNIST-size inputs), is a 3x3 stride-1 convolution without max pooling, so the network
+    downsamples by 8 instead of 32.
+    """
+    if small_images:
+        return {"conv1_t_size": 3, "conv1_t_stride": 1, "no_max_pool": True}
+    return {"conv1_t_size": 7, "conv1_t_stride": 2, "no_max_pool": False}
+
+
+def resnet18_encoder(
+    spatial_dims: int = 2, in_channels: int = 1, pool: bool = True, small_images: bool = False
+) -> ResNetEncoder:
     """The standard ResNet-18 of He et al. (CVPR 2016, Table 1) as an encoder with 512 output features.
 
     Unlike ``monai.networks.nets.resnet18`` (stride-1 first convolution and type-A shortcuts, the
@@ -44,10 +60,15 @@ def resnet18_encoder(spatial_dims: int = 2, in_channels: int = 1, pool: bool = T
     (1x1 convolution + batch norm, no bias) projection shortcuts. At 224x224 it has 11.2 M
     parameters and downsamples by 32 (7x7 feature maps).
 
+    With ``small_images`` the stem is a 3x3 stride-1 convolution without max pooling (for 28-64 px
+    images such as MedMNIST's): the network downsamples by 8 (4x4 feature maps at 32x32) and has
+    7,680 fewer parameters with 3 input channels.
+
     Args:
         spatial_dims: 2 for images (or slices), 3 for volumes.
         in_channels: input channels (1 for grayscale MRI/ultrasound, 3 for RGB).
         pool: return pooled ``(N, 512)`` features; False returns ``(N, 512, h, w)`` feature maps.
+        small_images: use the small-image stem (3x3 stride-1 convolution, no max pooling).
     """
     return ResNetEncoder(
         pool=pool,
@@ -56,8 +77,40 @@ def resnet18_encoder(spatial_dims: int = 2, in_channels: int = 1, pool: bool = T
         block_inplanes=[64, 128, 256, 512],
         spatial_dims=spatial_dims,
         n_input_channels=in_channels,
-        conv1_t_size=7,
-        conv1_t_stride=2,
         shortcut_type="B",
         bias_downsample=False,
+        **_stem_arguments(small_images),
+    )
+
+
+def resnet50_encoder(
+    spatial_dims: int = 2, in_channels: int = 3, pool: bool = True, small_images: bool = False
+) -> ResNetEncoder:
+    """The standard ResNet-50 of He et al. (CVPR 2016, Table 1) as an encoder with 2048 output features.
+
+    A 7x7 stride-2 first convolution, 3x3 stride-2 max pooling, four stages of 3, 4, 6 and 3
+    bottleneck blocks (1x1, 3x3, 1x1 convolutions; 64, 128, 256, 512 inner channels expanded 4
+    times; the stride on the 3x3 convolution, as in torchvision's "ResNet v1.5") and type-B
+    projection shortcuts (1x1 convolution + batch norm, no bias). With 3 input channels it has
+    23,508,032 parameters: torchvision's ``resnet50`` has 25,557,032, of which 2,049,000 are its
+    2048x1000 classifier. At 224x224 it downsamples by 32 (7x7 feature maps). This is the CNN of
+    DINO (Caron et al. 2021) and CASS (Singh et al. 2022).
+
+    Args:
+        spatial_dims: 2 for images (or slices), 3 for volumes.
+        in_channels: input channels (3 for RGB, as in the papers; 1 for grayscale).
+        pool: return pooled ``(N, 2048)`` features; False returns ``(N, 2048, h, w)`` feature maps.
+        small_images: use the small-image stem (3x3 stride-1 convolution, no max pooling) for
+            28-64 px images; 4x4 feature maps at 32x32.
+    """
+    return ResNetEncoder(
+        pool=pool,
+        block="bottleneck",
+        layers=[3, 4, 6, 3],
+        block_inplanes=[64, 128, 256, 512],
+        spatial_dims=spatial_dims,
+        n_input_channels=in_channels,
+        shortcut_type="B",
+        bias_downsample=False,
+        **_stem_arguments(small_images),
     )

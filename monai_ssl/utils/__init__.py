@@ -19,6 +19,7 @@ from .distributed import (
 from .logging import configure_logging
 from .overlay import declare_base, require_base, withdraw_base
 from .readable_errors import install_readable_errors, readable_error
+from .schedules import cosine_schedule
 from .settings import choose, disabled_unless, require_flags
 from .workers import available_cores, default_num_workers
 
@@ -31,6 +32,7 @@ __all__ = [
     "available_cores",
     "choose",
     "close_writer",
+    "cosine_schedule",
     "configure_logging",
     "ddp_device_ids",
     "destroy_distributed",
