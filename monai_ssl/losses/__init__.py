@@ -1,4 +1,5 @@
-"""Losses: BYOL's normalized MSE, the cross-teaching loss and its ramp, DINO's self-distillation and CASS's cross-architecture agreement."""
+"""Losses: BYOL's normalized MSE, the cross-teaching loss and its ramp, DINO's self-distillation and CASS's
+cross-architecture agreement."""
 
 from __future__ import annotations
 

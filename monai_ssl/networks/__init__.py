@@ -4,8 +4,10 @@ cross-teaching segmentation pair."""
 from __future__ import annotations
 
 from .byol import BYOL
+from .cass import CASS
 from .model_settings import check_model_settings, model_setting, publish_model, read_model_settings, write_model_settings
 from .classifier import EncoderClassifier, init_from_pretrained, load_pretrained_encoder, trainable_parameters
+from .dino import DINO, group_views_by_shape
 from .dino_head import DINOHead, cancel_last_layer_gradients
 from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
@@ -14,11 +16,15 @@ from .placement import place_network
 from .resnet import ResNetEncoder, resnet18_encoder, resnet50_encoder
 from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
+from .vit_encoder import ViTEncoder, vit_encoder
 from .weights import load_weights
 
 __all__ = [
     "BYOL",
+    "CASS",
+    "DINO",
     "DINOHead",
+    "group_views_by_shape",
     "cancel_last_layer_gradients",
     "EncoderClassifier",
     "MLPHead",
@@ -42,4 +48,6 @@ __all__ = [
     "resnet18_encoder",
     "resnet50_encoder",
     "split_pair_logits",
+    "ViTEncoder",
+    "vit_encoder",
 ]

@@ -1,0 +1,147 @@
+"""A Vision Transformer encoder on MONAI's ``ViT`` that returns one feature vector per image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.networks.nets import ViT
+from monai.utils import ensure_tuple_rep
+from torch import nn
+
+__all__ = ["POOLINGS", "ViTEncoder", "vit_encoder"]
+
+POOLINGS = ("cls", "mean")
+
+
+class ViTEncoder(nn.Module):
+    """MONAI's :class:`~monai.networks.nets.ViT` without a classification head, pooled to ``(B, hidden_size)``.
+
+    ``pool="cls"`` returns the final (layer-normalised) class token, the image representation of
+    Dosovitskiy et al. (ICLR 2021, eq. 4) and of DINO's and CASS's ViTs; the MONAI ``ViT`` is built
+    with ``classification=True`` (which adds the class token) and its classification head is removed.
+    ``pool="mean"`` builds the ``ViT`` without a class token and averages the patch tokens.
+
+    ``out_features`` is ``hidden_size``. The input must have ``in_channels`` channels and exactly
+    ``image_size`` pixels per side: the learnt position embeddings fix the number of patches.
+
+    Args:
+        in_channels: input channels.
+        image_size: input size per spatial dimension (an int for square images).
+        patch_size: patch size per spatial dimension; must divide ``image_size``.
+        hidden_size: token width.
+        mlp_dim: hidden width of each block's MLP.
+        num_layers: Transformer blocks.
+        num_heads: attention heads; must divide ``hidden_size``.
+        pool: ``"cls"`` or ``"mean"``.
+        spatial_dims: 2 for images (patches are 2D), 3 for volumes.
+        qkv_bias: biases in the query/key/value projections (True in the standard ViT).
+        dropout_rate: dropout in the blocks.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: Sequence[int] | int,
+        patch_size: Sequence[int] | int,
+        hidden_size: int,
+        mlp_dim: int,
+        num_layers: int,
+        num_heads: int,
+        pool: str = "cls",
+        spatial_dims: int = 2,
+        qkv_bias: bool = True,
+        dropout_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if pool not in POOLINGS:
+            raise ValueError(f"vit_encoder: pool must be one of {POOLINGS}, got {pool!r}.")
+        image_size = tuple(int(s) for s in ensure_tuple_rep(image_size, spatial_dims))
+        patch_size = tuple(int(p) for p in ensure_tuple_rep(patch_size, spatial_dims))
+        if any(p <= 0 or s % p for s, p in zip(image_size, patch_size)):
+            raise ValueError(
+                f"vit_encoder: patch_size {patch_size} must divide image_size {image_size}; "
+                "choose a crop size that is a multiple of the patch size (e.g. 224 with patch 16)."
+            )
+        if hidden_size % num_heads:
+            raise ValueError(f"vit_encoder: num_heads {num_heads} must divide hidden_size {hidden_size}.")
+        self.vit = ViT(
+            in_channels=in_channels,
+            img_size=image_size,
+            patch_size=patch_size,
+            hidden_size=hidden_size,
+            mlp_dim=mlp_dim,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            classification=pool == "cls",
+            dropout_rate=dropout_rate,
+            spatial_dims=spatial_dims,
+            qkv_bias=qkv_bias,
+        )
+        if hasattr(self.vit, "classification_head"):
+            del self.vit.classification_head  # MONAI's ViT then returns all tokens, class token first
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.pool = pool
+        self.out_features = hidden_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, hidden_size)`` of images ``(B, in_channels, *image_size)``."""
+        if x.shape[1] != self.in_channels or tuple(x.shape[2:]) != self.image_size:
+            raise ValueError(
+                f"vit_encoder was built for in_channels={self.in_channels} and image_size={self.image_size}, "
+                f"got an image of {x.shape[1]} channels and size {tuple(x.shape[2:])}; "
+                "set in_channels and image_size to the images (crops) it receives."
+            )
+        tokens, _ = self.vit(x)
+        if self.pool == "cls":
+            return tokens[:, 0]
+        return tokens.mean(dim=1)
+
+
+def vit_encoder(
+    in_channels: int,
+    image_size: Sequence[int] | int,
+    patch_size: Sequence[int] | int = 16,
+    hidden_size: int = 768,
+    num_layers: int = 12,
+    num_heads: int = 12,
+    pool: str = "cls",
+    mlp_dim: int | None = None,
+    spatial_dims: int = 2,
+) -> ViTEncoder:
+    """A ViT encoder; the defaults are ViT-B/16 (Dosovitskiy et al., ICLR 2021, Table 1).
+
+    ViT-B/16 (hidden 768, 12 layers, 12 heads, MLP 3072, 16x16 patches; 85.8 M parameters at 224
+    px with 3 channels and no head) is the Transformer of CASS (Singh et al. 2022) and of DINO
+    (Caron et al. 2021). ViT-S/16, DINO's lighter option (Caron et al., Table 1), is
+    ``hidden_size=384, num_heads=6`` with the other defaults. The MLP width is ``4 * hidden_size``
+    unless ``mlp_dim`` is given.
+
+    Args:
+        in_channels: input channels (3 for RGB, 1 for grayscale).
+        image_size: the size of the images (crops) it receives; a multiple of ``patch_size``.
+        patch_size: patch size (16).
+        hidden_size: token width (768 for ViT-B, 384 for ViT-S).
+        num_layers: Transformer blocks (12).
+        num_heads: attention heads (12 for ViT-B, 6 for ViT-S).
+        pool: ``"cls"`` (the class token, default) or ``"mean"`` (mean of the patch tokens).
+        mlp_dim: MLP width; ``4 * hidden_size`` when None.
+        spatial_dims: 2 for images (default), 3 for volumes.
+
+    Raises:
+        ValueError: a patch size that does not divide the image size, ``num_heads`` not dividing
+            ``hidden_size`` or an unknown ``pool``; at ``forward``, an image whose channels or size
+            differ from ``in_channels`` or ``image_size``.
+    """
+    return ViTEncoder(
+        in_channels=in_channels,
+        image_size=image_size,
+        patch_size=patch_size,
+        hidden_size=hidden_size,
+        mlp_dim=4 * hidden_size if mlp_dim is None else mlp_dim,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        pool=pool,
+        spatial_dims=spatial_dims,
+    )
