@@ -5,6 +5,7 @@ from __future__ import annotations
 from .cross_teaching_trainer import CrossTeachingTrainer, cross_teaching_scalars
 from .byol_trainer import BYOLTrainer, byol_scalars, prepare_views
 from .device_views import DeviceViews, views_on_device
+from .ssl_trainer import SelfSupervisedTrainer, method_scalars, prepare_view_list
 from .step_trainer import OptimizerStepTrainer, scaled_optimizers_step
 from .steps import require_training_steps
 
@@ -13,8 +14,11 @@ __all__ = [
     "CrossTeachingTrainer",
     "DeviceViews",
     "OptimizerStepTrainer",
+    "SelfSupervisedTrainer",
     "byol_scalars",
     "cross_teaching_scalars",
+    "method_scalars",
+    "prepare_view_list",
     "prepare_views",
     "require_training_steps",
     "scaled_optimizers_step",

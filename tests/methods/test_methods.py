@@ -1,0 +1,91 @@
+"""The method plug-ins on their own: views, parameter groups, momentum schedules, the registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import TinyEncoder
+
+from monai_ssl.losses import DINOLoss
+from monai_ssl.methods import (
+    BYOLMethod,
+    CASSMethod,
+    DINOMethod,
+    MethodState,
+    SelfSupervisedMethod,
+    method_from_name,
+)
+from monai_ssl.networks import BYOL, CASS, DINO, cosine_momentum
+
+
+def test_registry_builds_by_name_and_names_the_choices():
+    assert isinstance(method_from_name("BYOL", tau_base=0.9), BYOLMethod)
+    assert isinstance(method_from_name("dino", out_features=8), DINOMethod)
+    with pytest.raises(ValueError, match=r"'simclr'.*\['byol', 'cass', 'dino'\]"):
+        method_from_name("simclr")
+
+
+def test_view_keys_and_checks():
+    assert DINOMethod(out_features=8, global_views=2, local_views=3).view_keys == tuple(f"view{i}" for i in range(1, 6))
+    assert CASSMethod().view_keys == ("view1",) and CASSMethod().num_views == 1
+    with pytest.raises(ValueError, match="exactly 2 views"):
+        BYOLMethod(view_keys=("a",))
+    with pytest.raises(ValueError, match="export must be one of"):
+        CASSMethod(export="vit")
+    with pytest.raises(ValueError, match="the loss expects 4 views"):
+        DINOMethod(out_features=8, local_views=1, loss_function=DINOLoss(8, num_views=4))
+    with pytest.raises(TypeError):
+        SelfSupervisedMethod()  # abstract: needs a loss
+
+
+def test_byol_momentum_is_byol_trainers_and_moves_the_target():
+    method = BYOLMethod(tau_base=0.5, tau_final=0.5)
+    assert [method.momentum(k, 10) for k in (0, 5, 10)] == [cosine_momentum(k, 10, 0.5, 0.5) for k in (0, 5, 10)]
+    torch.manual_seed(0)
+    network = BYOL(TinyEncoder(), hidden_dim=8, projection_dim=4)
+    with torch.no_grad():
+        for p in network.online_parameters():
+            p.add_(1.0)
+    target, online = [p.clone() for p in network.target_parameters()], [p.clone() for p in network.online_parameters()]
+    assert method.after_optimizer_step(network, 0, 10) == 0.5
+    for new, xi, theta in zip(network.target_parameters(), target, online):
+        torch.testing.assert_close(new, 0.5 * xi + 0.5 * theta)
+    assert len(method.parameter_groups(network)["network"]) == len(network.online_parameters()) + len(
+        list(network.predictor.parameters())
+    )
+
+
+def test_dino_loss_outputs_and_gradient_freeze():
+    torch.manual_seed(0)
+    network = DINO(TinyEncoder(), out_features=16, hidden_features=8, bottleneck_features=4)
+    method = DINOMethod(out_features=16, local_views=1)
+    views = [torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), torch.rand(2, 1, 4, 4)]
+    state = MethodState(epoch=0, iteration=1, optimizer_steps=0, total_optimizer_steps=4)
+    loss, outputs = method.loss(network, views, state)
+    assert loss.requires_grad and torch.isfinite(loss)
+    assert outputs["teacher_momentum"] == pytest.approx(0.996)
+    assert float(loss.detach()) == pytest.approx(float(outputs["teacher_entropy"] + outputs["kl"]), rel=1e-5)
+    loss.backward()
+    last = list(network.student_head.last_layer.parameters())
+    assert any(p.grad is not None for p in last)
+    method.before_optimizer_step(network, epoch=1)
+    assert any(p.grad is not None for p in last)
+    method.before_optimizer_step(network, epoch=0)
+    assert all(p.grad is None for p in last)
+    assert set(method.parameter_groups(network)) == {"student"}
+    assert method.state_modules()["dino_loss"] is method.loss_function
+    exported = method.export_backbone(network)
+    assert all(p.requires_grad for p in exported.parameters())
+
+
+def test_cass_loss_gives_gradients_to_both_members():
+    torch.manual_seed(0)
+    network = CASS(TinyEncoder(), TinyEncoder(out_features=6), out_features=5)
+    method = CASSMethod(export="transformer")
+    loss, outputs = method.loss(network, [torch.rand(3, 1, 8, 8)], MethodState(0, 1, 0, 1))
+    loss.backward()
+    for name in ("cnn", "transformer"):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in network.members[name].head.parameters()), name
+    assert float(outputs["cosine"]) == pytest.approx(1 - float(loss.detach()) / 2, abs=1e-6)
+    assert list(method.parameter_groups(network)) == ["cnn", "transformer"]
+    assert method.export_backbone(network).out_features == 6
