@@ -5,6 +5,7 @@ from __future__ import annotations
 from .cross_teaching_trainer import CrossTeachingTrainer, cross_teaching_scalars
 from .byol_trainer import BYOLTrainer, byol_scalars, prepare_views
 from .device_views import DeviceViews, views_on_device
+from .multi_crop_device_views import MultiCropDeviceViews
 from .ssl_trainer import SelfSupervisedTrainer, method_scalars, prepare_view_list
 from .step_trainer import OptimizerStepTrainer, scaled_optimizers_step
 from .steps import require_training_steps
@@ -13,6 +14,7 @@ __all__ = [
     "BYOLTrainer",
     "CrossTeachingTrainer",
     "DeviceViews",
+    "MultiCropDeviceViews",
     "OptimizerStepTrainer",
     "SelfSupervisedTrainer",
     "byol_scalars",

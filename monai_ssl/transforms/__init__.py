@@ -6,6 +6,7 @@ from .slices import SampleSlicesd
 from .views import BYOLViewsd, ViewAugmentation, ViewParams, byol_view_pair
 from .view_params import VIEW_PARAM_FIELDS, BYOLViewParamsd, view_params_vector
 from .multi_crop import MultiCropViewsd, multi_crop_view_keys
+from .multi_crop_params import MultiCropViewParamsd, multi_crop_param_keys
 from .compact import CompactUint8d, compact_uint8
 from .batched_views import apply_view_params, resize_matrices, scale_intensity_batch
 from .io import LoadVolumed, load_volume
