@@ -10,7 +10,21 @@ import torch
 
 from monai_ssl.transforms.batched_views import apply_view_params, scale_intensity_batch
 
-__all__ = ["DeviceViews", "views_on_device"]
+__all__ = ["DeviceViews", "images_on_device", "views_on_device"]
+
+
+def images_on_device(
+    images: Any, device: str | torch.device | None, non_blocking: bool = False, scale_intensity: bool = True
+) -> torch.Tensor:
+    """A batch of images (a MONAI ``MetaTensor`` or tensor, often ``uint8``) on ``device`` as float, in [0, 1] if asked.
+
+    The one copy to the device of the views-on-device paths (:class:`DeviceViews`, ``MultiCropDeviceViews``);
+    ``scale_intensity`` scales each image to [0, 1] there (``ScaleIntensityd`` of the CPU path).
+    """
+    if hasattr(images, "as_tensor"):  # MONAI MetaTensor: plain tensor, no metadata tracking
+        images = images.as_tensor()
+    images = torch.as_tensor(images).to(device=device, non_blocking=non_blocking)
+    return scale_intensity_batch(images) if scale_intensity else images.float()
 
 
 class DeviceViews:
@@ -65,11 +79,7 @@ class DeviceViews:
                 f"transforms must end with monai_ssl.transforms.BYOLViewParamsd(keys={self.image_key!r}, "
                 f"param_keys={self.param_keys})."
             )
-        images = batchdata[self.image_key]
-        if hasattr(images, "as_tensor"):  # MONAI MetaTensor: plain tensor, no metadata tracking
-            images = images.as_tensor()
-        images = torch.as_tensor(images).to(device=device, non_blocking=non_blocking)
-        images = scale_intensity_batch(images) if self.scale_intensity else images.float()
+        images = images_on_device(batchdata[self.image_key], device, non_blocking, self.scale_intensity)
         params = [torch.as_tensor(batchdata[k]) for k in self.param_keys]
         view1, view2 = (apply_view_params(images, p) for p in params)
         return view1, view2

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from monai_ssl.transforms.batched_views import apply_view_params, scale_intensity_batch
+from monai_ssl.engines.device_views import images_on_device
+from monai_ssl.transforms.batched_views import apply_view_params
 from monai_ssl.transforms.multi_crop_params import multi_crop_param_keys
 
 __all__ = ["MultiCropDeviceViews"]
@@ -77,9 +78,5 @@ class MultiCropDeviceViews:
                 f"loader transforms must end with monai_ssl.transforms.MultiCropViewParamsd(keys={self.image_key!r}) "
                 f"drawing the views {keys}."
             )
-        images = batchdata[self.image_key]
-        if hasattr(images, "as_tensor"):  # MONAI MetaTensor: plain tensor, no metadata tracking
-            images = images.as_tensor()
-        images = torch.as_tensor(images).to(device=device, non_blocking=non_blocking)
-        images = scale_intensity_batch(images) if self.scale_intensity else images.float()
+        images = images_on_device(batchdata[self.image_key], device, non_blocking, self.scale_intensity)
         return [apply_view_params(images, torch.as_tensor(batchdata[k])) for k in param_keys]
