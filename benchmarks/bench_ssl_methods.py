@@ -77,12 +77,13 @@ def cnn(args: argparse.Namespace) -> torch.nn.Module:
     return build(in_channels=args.in_channels, small_images=bool(args.small_images))
 
 
-def vit(args: argparse.Namespace, hidden: int, heads: int) -> torch.nn.Module:
-    """A ViT encoder on the global crops (``--global-size``, ``--patch-size``)."""
+def vit(args: argparse.Namespace, hidden: int, heads: int, interpolate_position: bool = False) -> torch.nn.Module:
+    """A ViT encoder trained at the global crop size (``--global-size``, ``--patch-size``); with
+    ``interpolate_position`` it also takes the local crops (position embeddings resized)."""
     from monai_ssl.networks import vit_encoder
 
     return vit_encoder(args.in_channels, args.global_size, args.patch_size, hidden_size=hidden,
-                       num_layers=args.vit_layers, num_heads=heads)
+                       num_layers=args.vit_layers, num_heads=heads, interpolate_position=interpolate_position)
 
 
 def random_views(batch: int, sizes: list[int], args: argparse.Namespace) -> list[torch.Tensor]:
@@ -107,9 +108,10 @@ def build_case(name: str, args: argparse.Namespace) -> Case:
         optimizer = functools.partial(torch.optim.Adam, lr=1e-3, weight_decay=1e-6)
     elif name.startswith("dino"):
         on_vit = name == "dino-vit"
-        # MONAI's ViT fixes its position embeddings to one image size: the ViT sees the global crops only
-        local_views = 0 if on_vit else args.local_views
-        encoder = vit(args, args.dino_vit_hidden, args.dino_vit_heads) if on_vit else cnn(args)
+        # the ViT resizes its position embeddings to the local crops (DINO's multi-crop on a ViT)
+        local_views = args.local_views
+        encoder = (vit(args, args.dino_vit_hidden, args.dino_vit_heads, interpolate_position=True) if on_vit
+                   else cnn(args))
         method = DINOMethod(args.dino_out, global_views=2, local_views=local_views)
         network = DINO(encoder, out_features=args.dino_out, use_bn_in_head=not on_vit)
         views = random_views(n, [g, g] + [args.local_size] * local_views, args)
@@ -276,8 +278,8 @@ NOTES = [
     "`ITERATION_COMPLETED` ending the warm-up to the last one (device synchronised at both). It adds what the method "
     "computes for handlers (BYOL's projection spread, DINO's teacher entropy and KL, CASS's cosine), the schedules "
     "and the NaN guard.",
-    "- DINO with a ViT sees the global crops only: MONAI's `ViT` has position embeddings for one image size, so "
-    "`vit_encoder` refuses the smaller local crops (multi-crop on a ViT needs interpolated position embeddings).",
+    "- DINO with a ViT sees the global and the local crops: `vit_encoder(..., interpolate_position=True)` resizes "
+    "its position embeddings (learnt at the global size) bicubically to each crop's patch grid, as DINO does.",
     "- Throughput = images (not views) per second over the counted steps, median over rounds; `/ bare` = ratio to "
     "the bare step's. Variants alternate their order round by round (`benchmarks/harness.py`). Peak memory is "
     "measured on CUDA only (`torch.cuda.max_memory_allocated`); on the CPU it is not measured.",

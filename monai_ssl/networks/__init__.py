@@ -16,7 +16,7 @@ from .placement import place_network
 from .resnet import ResNetEncoder, resnet18_encoder, resnet50_encoder
 from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
-from .vit_encoder import ViTEncoder, vit_encoder
+from .vit_encoder import ViTEncoder, interpolate_position_embeddings, vit_encoder
 from .weights import load_weights
 
 __all__ = [
@@ -50,4 +50,5 @@ __all__ = [
     "split_pair_logits",
     "ViTEncoder",
     "vit_encoder",
+    "interpolate_position_embeddings",
 ]

@@ -8,7 +8,7 @@ from torch import nn
 
 from helpers import TinyEncoder
 from monai_ssl.losses import DINOLoss
-from monai_ssl.networks import DINO, cancel_last_layer_gradients, group_views_by_shape, resnet18_encoder
+from monai_ssl.networks import DINO, cancel_last_layer_gradients, group_views_by_shape, resnet18_encoder, vit_encoder
 
 K = 32
 
@@ -200,3 +200,24 @@ def test_one_training_step_end_to_end():
         torch.testing.assert_close(t, 0.996 * b + 0.004 * s)
         assert t.grad is None
     assert not torch.allclose(loss_fn.center, torch.zeros_like(loss_fn.center))
+
+
+def test_vit_with_interpolated_positions_takes_global_and_local_crops():
+    """DINO on a tiny ViT: 2 global 16 px + 2 local 8 px views (patch 4), one loss step reaches the positions."""
+    torch.manual_seed(0)
+    encoder = vit_encoder(1, 16, patch_size=4, hidden_size=16, num_layers=1, num_heads=2, interpolate_position=True)
+    dino = DINO(encoder, out_features=K, hidden_features=16, bottleneck_features=4)
+    views = make_views(batch=3, global_views=2, local_views=2)
+    out = dino(views, num_global_views=2)
+    assert [tuple(v.shape) for v in out["student"]] == [(3, K)] * 4
+    assert [tuple(v.shape) for v in out["teacher"]] == [(3, K)] * 2
+    loss = DINOLoss(out_features=K, num_views=4, num_global_views=2)(out["student"], out["teacher"], epoch=0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    position = dino.student_encoder.vit.patch_embedding.position_embeddings
+    assert position.grad is not None and position.grad.abs().sum() > 0
+    assert dino.teacher_encoder.vit.patch_embedding.position_embeddings.grad is None
+    dino.eval()
+    with torch.no_grad():  # the local views went through the interpolated 2 x 2 grid, not a refusal
+        local = dino.student_head(dino.student_encoder(views[2]))
+    torch.testing.assert_close(dino(views, num_global_views=2)["student"][2], local)
