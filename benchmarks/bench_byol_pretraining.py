@@ -143,7 +143,6 @@ def run_trainer(
     device, total = args.device, args.warmup + args.steps
     cuda = device.type == "cuda"
     sync_interval = 20 if cuda else 1
-    ends: list[float] = []
     prepare: list[float] = []
     waits: dict[int, float] = {}
 
@@ -169,19 +168,11 @@ def run_trainer(
         def _got(engine: Any) -> None:
             waits[engine.state.iteration + 1] += time.perf_counter()
 
-        @trainer.on(Events.ITERATION_COMPLETED)  # registered last: after every handler
-        def _end(engine: Any) -> None:
-            if engine.state.iteration in (args.warmup, total):
-                H.sync(device)
-            if engine.state.iteration == args.warmup:
-                H.reset_peak_memory(device)
-            ends.append(time.perf_counter())
-
+        clock = H.IterationClock(trainer, device, args.warmup, total)  # attached last: after every handler
         trainer.run()
         writer.close()
-    steps = [b - a for a, b in zip(ends[args.warmup - 1 : -1], ends[args.warmup :])]
     wait = [waits[i] for i in range(args.warmup + 1, total + 1)]
-    return Run(ends[-1] - ends[args.warmup - 1], steps, wait, prepare[args.warmup :], H.peak_memory_mib(device))
+    return Run(clock.elapsed(), clock.steps(), wait, prepare[args.warmup :], H.peak_memory_mib(device))
 
 
 def measure_model(model: str, args: argparse.Namespace, root: str, session: H.Session) -> dict[str, list[Run]]:

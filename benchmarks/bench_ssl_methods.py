@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,8 +193,6 @@ def run_bare(case: Case, args: argparse.Namespace) -> Run:
 
 def run_trainer(case: Case, args: argparse.Namespace) -> Run:
     """One ``SelfSupervisedTrainer`` epoch of ``warmup + steps`` iterations over an in-memory list of the views."""
-    from ignite.engine import Events
-
     from monai_ssl.engines import SelfSupervisedTrainer
 
     device, total = args.device, args.warmup + args.steps
@@ -206,19 +203,9 @@ def run_trainer(case: Case, args: argparse.Namespace) -> Run:
         optimizer=case.optimizers, epoch_length=total, amp=args.amp, amp_kwargs={"dtype": torch.bfloat16},
         non_blocking=cuda, finite_check_interval=20 if cuda else 1,
     )
-    ends: list[float] = []
-
-    @trainer.on(Events.ITERATION_COMPLETED)
-    def _end(engine: Any) -> None:
-        if engine.state.iteration in (args.warmup, total):
-            H.sync(device)
-        if engine.state.iteration == args.warmup:
-            H.reset_peak_memory(device)
-        ends.append(time.perf_counter())
-
+    clock = H.IterationClock(trainer, device, args.warmup, total)
     trainer.run()
-    steps = [b - a for a, b in zip(ends[args.warmup - 1 : -1], ends[args.warmup :])]
-    return Run(ends[-1] - ends[args.warmup - 1], steps, H.peak_memory_mib(device))
+    return Run(clock.elapsed(), clock.steps(), H.peak_memory_mib(device))
 
 
 def memory_by_batch(case: Case, args: argparse.Namespace) -> dict[int, str]:

@@ -85,6 +85,37 @@ def peak_memory_mib(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
+class IterationClock:
+    """The end times of a trainer's iterations, from Ignite's ``ITERATION_COMPLETED`` (attach it after every handler).
+
+    The device is synchronised at the end of the warm-up and of the run, and the peak memory is reset after the
+    warm-up; :meth:`steps` are the intervals between the ends of consecutive counted iterations, :meth:`total` the
+    time from the warm-up's end to the last one.
+    """
+
+    def __init__(self, trainer: Any, device: torch.device, warmup: int, total: int) -> None:
+        from ignite.engine import Events
+
+        self.device, self.warmup, self.total = device, warmup, total
+        self.ends: list[float] = []
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._end)
+
+    def _end(self, engine: Any) -> None:
+        if engine.state.iteration in (self.warmup, self.total):
+            sync(self.device)
+        if engine.state.iteration == self.warmup:
+            reset_peak_memory(self.device)
+        self.ends.append(time.perf_counter())
+
+    def steps(self) -> list[float]:
+        """Seconds of each counted iteration."""
+        return [b - a for a, b in zip(self.ends[self.warmup - 1 : -1], self.ends[self.warmup :])]
+
+    def elapsed(self) -> float:
+        """Seconds from the end of the warm-up to the end of the last iteration."""
+        return self.ends[-1] - self.ends[self.warmup - 1]
+
+
 def contention_probe(calls: int = 15) -> float:
     """Median seconds of a tiny OpenMP parallel region (``torch.exp`` of 2^17 floats on the CPU): tens of µs on
     idle cores, milliseconds when another process holds a core that an intra-op thread waits for."""

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import ignite.distributed as idist
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -182,11 +182,8 @@ class DINOLoss(nn.Module):
     @torch.no_grad()
     def update_center(self, teacher_outputs: torch.Tensor) -> None:
         """``c <- m c + (1 - m) mean(g_t)`` over the ``(N, K)`` teacher outputs of all processes (eq. 4)."""
-        batch_sum = teacher_outputs.detach().float().sum(dim=0, keepdim=True)
-        count = teacher_outputs.shape[0]
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(batch_sum)
-            count *= dist.get_world_size()
+        batch_sum = idist.all_reduce(teacher_outputs.detach().float().sum(dim=0, keepdim=True))
+        count = teacher_outputs.shape[0] * idist.get_world_size()
         self.center.mul_(self.center_momentum).add_(batch_sum / count, alpha=1.0 - self.center_momentum)
 
     def _views(self, outputs: torch.Tensor | Sequence[torch.Tensor], count: int, side: str) -> list[torch.Tensor]:

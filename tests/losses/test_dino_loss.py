@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import math
 
+import ignite.distributed as idist
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from monai_ssl.losses import DINOLoss, teacher_entropy_and_kl
@@ -98,12 +98,11 @@ def test_loss_uses_the_center_before_the_update():
 def test_center_mean_over_processes(monkeypatch):
     other_rank_sum = torch.tensor([[10.0, 20.0]])
 
-    def all_reduce(tensor: torch.Tensor) -> None:
-        tensor.add_(other_rank_sum)
+    def all_reduce(tensor: torch.Tensor) -> torch.Tensor:  # two processes: this one and another
+        return tensor + other_rank_sum
 
-    monkeypatch.setattr(dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
-    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(idist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(idist, "all_reduce", all_reduce)
     loss = DINOLoss(out_features=2, num_views=2, center_momentum=0.5)
     loss(torch.zeros(2, 2), torch.tensor([[1.0, 2.0], [3.0, 4.0]]), epoch=0)
     # (local sum (4, 6) + other (10, 20)) / (2 rows x 2 processes), half of it
