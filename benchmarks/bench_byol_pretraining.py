@@ -136,7 +136,6 @@ def run_trainer(
     net: torch.nn.Module, opt: torch.optim.Optimizer, loader: Any, prepare_batch: Callable, args: argparse.Namespace
 ) -> Run:
     """One ``BYOLTrainer`` epoch of ``warmup + steps`` iterations over ``loader``, with the bundle's settings."""
-    from ignite.engine import Events
 
     from monai_ssl.engines import BYOLTrainer
 
@@ -144,7 +143,6 @@ def run_trainer(
     cuda = device.type == "cuda"
     sync_interval = 20 if cuda else 1
     prepare: list[float] = []
-    waits: dict[int, float] = {}
 
     def timed_prepare(*a: Any, **k: Any) -> Any:
         start = time.perf_counter()
@@ -160,18 +158,12 @@ def run_trainer(
             non_blocking=cuda, channels_last=args.channels_last, finite_check_interval=sync_interval,
         )
 
-        @trainer.on(Events.GET_BATCH_STARTED)
-        def _asked(engine: Any) -> None:
-            waits[engine.state.iteration + 1] = -time.perf_counter()
-
-        @trainer.on(Events.GET_BATCH_COMPLETED)
-        def _got(engine: Any) -> None:
-            waits[engine.state.iteration + 1] += time.perf_counter()
+        loader_waits = H.LoaderWaits(trainer)
 
         clock = H.IterationClock(trainer, device, args.warmup, total)  # attached last: after every handler
         trainer.run()
         writer.close()
-    wait = [waits[i] for i in range(args.warmup + 1, total + 1)]
+    wait = loader_waits.counted(args.warmup, total)
     return Run(clock.elapsed(), clock.steps(), wait, prepare[args.warmup :], H.peak_memory_mib(device))
 
 

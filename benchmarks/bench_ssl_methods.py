@@ -268,8 +268,10 @@ NOTES = [
     "- DINO with a ViT sees the global and the local crops: `vit_encoder(..., interpolate_position=True)` resizes "
     "its position embeddings (learnt at the global size) bicubically to each crop's patch grid, as DINO does.",
     "- Throughput = images (not views) per second over the counted steps, median over rounds; `/ bare` = ratio to "
-    "the bare step's. Variants alternate their order round by round (`benchmarks/harness.py`). Peak memory is "
-    "measured on CUDA only (`torch.cuda.max_memory_allocated`); on the CPU it is not measured.",
+    "the bare step's. Variants alternate their order round by round (`benchmarks/harness.py`). Peak memory here is "
+    "measured on CUDA only (`torch.cuda.max_memory_allocated`); per batch size on either device, one fresh process "
+    "per case: `bench_ssl_memory.py` (section *Peak memory of the self-supervised methods per batch size*). DINO's "
+    "views made on the device against the loader: `bench_multi_crop_views.py`.",
     "",
 ]
 

@@ -116,6 +116,27 @@ class IterationClock:
         return self.ends[-1] - self.ends[self.warmup - 1]
 
 
+class LoaderWaits:
+    """How long a trainer waits for each batch: Ignite's ``GET_BATCH_STARTED`` to ``GET_BATCH_COMPLETED``."""
+
+    def __init__(self, trainer: Any) -> None:
+        from ignite.engine import Events
+
+        self.waits: dict[int, float] = {}
+        trainer.add_event_handler(Events.GET_BATCH_STARTED, self._asked)
+        trainer.add_event_handler(Events.GET_BATCH_COMPLETED, self._got)
+
+    def _asked(self, engine: Any) -> None:
+        self.waits[engine.state.iteration + 1] = -time.perf_counter()
+
+    def _got(self, engine: Any) -> None:
+        self.waits[engine.state.iteration + 1] += time.perf_counter()
+
+    def counted(self, warmup: int, total: int) -> list[float]:
+        """Seconds of waiting for each counted iteration (after the ``warmup`` first, up to ``total``)."""
+        return [self.waits[i] for i in range(warmup + 1, total + 1)]
+
+
 def contention_probe(calls: int = 15) -> float:
     """Median seconds of a tiny OpenMP parallel region (``torch.exp`` of 2^17 floats on the CPU): tens of µs on
     idle cores, milliseconds when another process holds a core that an intra-op thread waits for."""

@@ -7,7 +7,7 @@ from .byol_trainer import BYOLTrainer, byol_scalars, prepare_views
 from .device_views import DeviceViews, views_on_device
 from .multi_crop_device_views import MultiCropDeviceViews
 from .ssl_trainer import SelfSupervisedTrainer, method_scalars, prepare_view_list
-from .step_trainer import OptimizerStepTrainer, scaled_optimizers_step
+from .step_trainer import OptimizerStepTrainer, clip_gradients, scaled_optimizers_step
 from .steps import require_training_steps
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "OptimizerStepTrainer",
     "SelfSupervisedTrainer",
     "byol_scalars",
+    "clip_gradients",
     "cross_teaching_scalars",
     "method_scalars",
     "prepare_view_list",

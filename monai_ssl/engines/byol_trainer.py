@@ -1,49 +1,55 @@
-"""``BYOLTrainer``: the BYOL pre-training loop as a MONAI ``Trainer`` (an Ignite engine)."""
+"""``BYOLTrainer``: BYOL on the one self-supervised trainer, kept for its constructor and output API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from monai.engines.utils import IterationEvents
 from torch import nn
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
-from monai_ssl.engines.step_trainer import OptimizerStepTrainer
-from monai_ssl.losses import BYOLLoss
+from monai_ssl.engines.ssl_trainer import SelfSupervisedTrainer, prepare_view_list
+from monai_ssl.methods.byol import BYOLMethod
 from monai_ssl.networks.distributed import unwrap_parallel
-from monai_ssl.networks.momentum import cosine_momentum
 
 __all__ = ["BYOLTrainer", "byol_scalars", "prepare_views"]
 
 
 def prepare_views(
-    batchdata: dict[str, torch.Tensor],
+    batchdata: dict[Hashable, Any],
     device: str | torch.device | None = None,
     non_blocking: bool = False,
     view_keys: Sequence[str] = ("view1", "view2"),
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Take the two augmented views of a batch and move them to ``device``.
+    """Take the two augmented views of a batch and move them to ``device`` (:func:`prepare_view_list` of two).
 
     Raises:
-        KeyError: a view key is missing from the batch (name it, and the keys that are there).
+        ValueError: ``view_keys`` does not name exactly two views.
+        KeyError: a view key is missing from the batch (naming it, and the keys that are there).
     """
+    if len(view_keys) != 2:
+        raise ValueError(f"BYOL reads exactly 2 views, got view_keys={tuple(view_keys)}.")
     missing = [k for k in view_keys if k not in batchdata]
     if missing:
         raise KeyError(
-            f"BYOL batch has no {missing} (keys present: {sorted(batchdata)}); the transforms must produce both "
-            f"views, e.g. monai_ssl.transforms.BYOLViewsd(keys='image', view_keys={tuple(view_keys)})."
+            f"BYOL batch has no {missing} (keys present: {sorted(map(str, batchdata))}); the transforms must produce "
+            f"both views, e.g. monai_ssl.transforms.BYOLViewsd(keys='image', view_keys={tuple(view_keys)})."
         )
-    v1, v2 = (torch.as_tensor(batchdata[k]).to(device=device, non_blocking=non_blocking, **kwargs) for k in view_keys)
-    return v1, v2
+    view1, view2 = prepare_view_list(batchdata, device, non_blocking, view_keys=view_keys, **kwargs)
+    return view1, view2
 
 
-class BYOLTrainer(OptimizerStepTrainer):
-    """BYOL pre-training (Grill et al., NeurIPS 2020, Algorithm 1) as a MONAI trainer.
+class BYOLTrainer(SelfSupervisedTrainer):
+    """BYOL pre-training (Grill et al., NeurIPS 2020, Algorithm 1) on the one self-supervised trainer.
+
+    This is :class:`~monai_ssl.engines.SelfSupervisedTrainer` running the
+    :class:`~monai_ssl.methods.BYOLMethod` it builds from ``tau_base``, ``tau_final``, ``loss_function``
+    and ``view_keys``; it has no step of its own and is kept for its constructor, its attributes
+    (``optimizer``, ``tau_base``, :meth:`current_tau`, ...) and its messages. New code can use
+    ``SelfSupervisedTrainer(..., method=BYOLMethod(...), ...)`` directly: the values are the same.
 
     Each iteration takes the two views of a batch, computes the symmetric loss of the online
     predictions against the target projections (eq. 2), back-propagates through the online network
@@ -51,22 +57,18 @@ class BYOLTrainer(OptimizerStepTrainer):
     ``tau`` from the cosine schedule over optimizer steps (eq. 1 and Sec. 3.2). With gradient
     accumulation the optimizer (and so the target and ``tau``) steps once per
     ``accumulation_steps`` iterations, and once more at the end of an epoch for a remainder.
-
-    The step machinery (amp and the gradient scaler, accumulation, the optimizer-step count, the NaN
-    guard, no empty epochs) is :class:`~monai_ssl.engines.OptimizerStepTrainer`'s; the target update is
-    its :meth:`after_optimizer_step`. The number of optimizer steps done is
-    ``engine.state.optimizer_steps``; it is part of the trainer's ``state_dict`` so a run resumed from a
-    checkpoint continues the ``tau`` schedule.
-    Under amp with a gradient scaler, a step the scaler skips (inf/NaN gradients) is no step: the
-    target does not move and ``optimizer_steps`` does not advance (:func:`~monai_ssl.engines.scaled_optimizers_step`).
+    The number of optimizer steps done is ``engine.state.optimizer_steps``; it is part of the trainer's
+    ``state_dict`` so a run resumed from a checkpoint continues the ``tau`` schedule. Under amp with a
+    gradient scaler, a step the scaler skips (inf/NaN gradients) is no step: the target does not move and
+    ``optimizer_steps`` does not advance (:func:`~monai_ssl.engines.scaled_optimizers_step`).
 
     ``engine.state.output`` after each iteration is a dict: ``loss`` (detached), ``tau`` (the decay
     rate used for this iteration's update), ``lr`` (first parameter group), ``projection_std``
     (mean over dimensions of the standard deviation over the batch of the L2-normalised online
     projections: about ``1/sqrt(D)`` for well spread projections, 0 when they collapse),
-    ``optimizer_stepped`` (whether the optimizer and the target stepped in this iteration: False
-    while accumulating gradients and when the gradient scaler skipped the step), and the two views
-    (``view1``, ``view2``) for image logging.
+    ``projection_dim``, ``optimizer_stepped`` (whether the optimizer and the target stepped in this
+    iteration: False while accumulating gradients and when the gradient scaler skipped the step),
+    ``method`` (``"byol"``) and the two views (``view1``, ``view2``) for image logging.
 
     Args:
         device: where to train.
@@ -79,19 +81,22 @@ class BYOLTrainer(OptimizerStepTrainer):
         tau_base: decay rate at the first step (0.99).
         tau_final: decay rate at the last step (1.0).
         view_keys: keys of the two views in each batch.
-        prepare_batch: ``(batch, device, non_blocking, **kwargs) -> (view1, view2)``.
+        prepare_batch: ``(batch, device, non_blocking, view_keys=..., **kwargs) -> (view1, view2)``.
         epoch_length, non_blocking, train_handlers, amp, accumulation_steps, optim_set_to_none, amp_kwargs,
             to_kwargs, finite_check_interval: as in :class:`~monai_ssl.engines.OptimizerStepTrainer`.
         channels_last: give 2D views to the network in ``torch.channels_last`` memory format (pair it with
             :func:`~monai_ssl.networks.place_network` ``(channels_last=True)``; tensor cores run NHWC).
         compile: compile the network in place with ``torch.compile`` (``nn.Module.compile``: the module and
-            its ``state_dict`` keys stay the same, so checkpoints and the encoder export are unchanged). The
-            first iterations are slower while it compiles.
+            its ``state_dict`` keys stay the same, so checkpoints and the encoder export are unchanged).
 
-    The fast path on a GPU (what the BYOL bundles use with GPU views): ``prepare_batch=``
-    :class:`~monai_ssl.engines.DeviceViews`, ``amp=True`` with ``amp_kwargs={"dtype": torch.bfloat16}`` (no
-    gradient scaler), ``channels_last=True``, ``non_blocking=True`` with a pinned loader, and
-    ``finite_check_interval`` > 1; the handlers then read values every few iterations, not at each one.
+    Raises:
+        ValueError: ``tau_base``/``tau_final`` outside ``0 <= tau_base <= tau_final <= 1``, or ``view_keys``
+            not two keys.
+        TypeError: ``network`` has no ``update_target(tau)`` (it is not a BYOL network).
+
+    The fast path on a GPU: ``prepare_batch=`` :class:`~monai_ssl.engines.DeviceViews`, ``amp=True`` with
+    ``amp_kwargs={"dtype": torch.bfloat16}`` (no gradient scaler), ``channels_last=True``,
+    ``non_blocking=True`` with a pinned loader, and ``finite_check_interval`` > 1.
     """
 
     def __init__(
@@ -118,16 +123,16 @@ class BYOLTrainer(OptimizerStepTrainer):
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
-        if not 0.0 <= tau_base <= tau_final <= 1.0:
-            raise ValueError(f"need 0 <= tau_base <= tau_final <= 1, got tau_base={tau_base}, tau_final={tau_final}.")
+        method = BYOLMethod(tau_base=tau_base, tau_final=tau_final, loss_function=loss_function, view_keys=view_keys)
         if not hasattr(unwrap_parallel(network), "update_target"):
             raise TypeError(f"BYOLTrainer needs a BYOL network with `update_target(tau)`, got {type(network).__name__}.")
         super().__init__(
             device=device,
             max_epochs=max_epochs,
             train_data_loader=train_data_loader,
-            optimizers=optimizer,
-            run_name="BYOL pre-training",
+            method=method,
+            network=network,
+            optimizer=optimizer,
             epoch_length=epoch_length,
             non_blocking=non_blocking,
             prepare_batch=prepare_batch,
@@ -138,75 +143,43 @@ class BYOLTrainer(OptimizerStepTrainer):
             amp_kwargs=amp_kwargs,
             to_kwargs=to_kwargs,
             finite_check_interval=finite_check_interval,
+            channels_last=channels_last,
+            compile=compile,
         )
-        if compile:
-            network.compile()
-        self.network = network
+        self.run_name = "BYOL pre-training"
         self.optimizer = optimizer
-        self.loss_function = loss_function if loss_function is not None else BYOLLoss()
-        self.tau_base = tau_base
-        self.tau_final = tau_final
-        self.view_keys = tuple(view_keys)
-        self.channels_last = channels_last
+
+    @property
+    def loss_function(self) -> Callable:
+        """The BYOL loss (the method's)."""
+        return self.method.loss_function
+
+    @property
+    def tau_base(self) -> float:
+        """``tau`` at the first optimizer step."""
+        return self.method.tau_base
+
+    @property
+    def tau_final(self) -> float:
+        """``tau`` at the last optimizer step."""
+        return self.method.tau_final
+
+    @property
+    def view_keys(self) -> tuple[str, ...]:
+        """Keys of the two views in each batch."""
+        return self.method.view_keys
 
     def current_tau(self) -> float:
-        """``tau`` for the next momentum update."""
-        return cosine_momentum(self.state.optimizer_steps, self.total_optimizer_steps, self.tau_base, self.tau_final)
+        """``tau`` for the next momentum update (cosine over optimizer steps, Sec. 3.2)."""
+        return self.method.momentum(self.state.optimizer_steps, self.total_optimizer_steps)
 
-    def after_optimizer_step(self) -> None:
-        """Move the target towards the online network with this step's ``tau`` (eq. 1), after the step."""
-        unwrap_parallel(self.network).update_target(self.current_tau())
-
-    def _iteration(self, engine: BYOLTrainer, batchdata: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """One BYOL step: loss of both views, backward, optimizer step, momentum update of the target."""
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        view1, view2 = engine.prepare_batch(
-            batchdata, engine.state.device, engine.non_blocking, view_keys=engine.view_keys, **engine.to_kwargs
-        )
-        if engine.channels_last and view1.ndim == 4:
-            view1, view2 = (v.contiguous(memory_format=torch.channels_last) for v in (view1, view2))
-        if view1.shape[0] < 2:
-            raise ValueError(
-                f"BYOL got a batch of {view1.shape[0]} sample in '{engine.view_keys[0]}' at iteration "
-                f"{engine.state.iteration}; batch norm in the BYOL heads needs at least 2 samples per batch "
-                "(use batch_size >= 2 and drop_last=True)."
-            )
-        zero_grad, step = engine._should_step()
-        engine.network.train()
-        if zero_grad:
-            engine.zero_grad()
-
-        with engine.autocast():
-            out = engine.network(view1, view2)
-            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            loss = engine.loss_function(out["online_pred1"], out["online_pred2"], out["target_proj1"], out["target_proj2"])
-        engine.fire_event(IterationEvents.LOSS_COMPLETED)
-        engine.check_finite(loss, "BYOL loss")
-        engine.backward(loss)
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-
-        tau = engine.current_tau()
-        stepped = engine.step_optimizers() if step else False  # the target follows real steps only (eq. 1)
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
-
-        with torch.no_grad():
-            projection = F.normalize(out["online_proj1"].detach().float(), dim=1)
-            projection_std = projection.std(dim=0).mean()
-        return {
-            "loss": loss.detach(),
-            "tau": tau,
-            "lr": engine.optimizer.param_groups[0]["lr"],
-            "projection_std": projection_std,
-            "projection_dim": projection.shape[1],
-            "optimizer_stepped": stepped,
-            engine.view_keys[0]: view1,
-            engine.view_keys[1]: view2,
-        }
+    def check_finite(self, loss: torch.Tensor, what: str = "loss") -> None:
+        """The shared NaN guard, naming the loss ``"BYOL loss"`` as this trainer's messages always have."""
+        super().check_finite(loss, "BYOL loss" if what == f"{self.method.name} loss" else what)
 
 
 def byol_scalars(output: dict[str, Any]) -> dict[str, float]:
-    """The scalars of a ``BYOLTrainer`` output, tagged for TensorBoard (``byol/loss``, ``byol/lr``, ...).
+    """The scalars of a BYOL output, tagged for TensorBoard (``byol/loss``, ``byol/lr``, ...).
 
     Use as ``output_transform`` of :class:`monai.handlers.TensorBoardStatsHandler`.
     """

@@ -49,7 +49,8 @@ class SelfSupervisedTrainer(OptimizerStepTrainer):
     nothing and is not counted. The step machinery, the count ``engine.state.optimizer_steps`` (in the
     checkpointed state, so a resumed run continues the schedules) and the NaN guard are
     :class:`~monai_ssl.engines.OptimizerStepTrainer`'s. With :class:`~monai_ssl.methods.BYOLMethod` it computes
-    what :class:`~monai_ssl.engines.BYOLTrainer` computes, value for value.
+    what a plain PyTorch BYOL loop computes, value for value (a test); :class:`~monai_ssl.engines.BYOLTrainer`
+    is this trainer with BYOL's arguments.
 
     ``engine.state.output`` after each iteration is a dict: ``loss`` (detached), ``method`` (its name),
     ``lr`` (first optimizer, first group), ``optimizer_stepped``, the method's own values (e.g. BYOL's
@@ -70,6 +71,8 @@ class SelfSupervisedTrainer(OptimizerStepTrainer):
             to_kwargs, finite_check_interval: as in :class:`~monai_ssl.engines.OptimizerStepTrainer`.
         channels_last: give 4D views to the network in ``torch.channels_last`` memory format.
         compile: compile the network in place with ``torch.compile`` (``nn.Module.compile``).
+        max_grad_norm, grad_norm_per_parameter: gradient clipping before each optimizer step, as in
+            :class:`~monai_ssl.engines.OptimizerStepTrainer` (DINO: 3.0 per parameter).
     """
 
     def __init__(
@@ -92,6 +95,8 @@ class SelfSupervisedTrainer(OptimizerStepTrainer):
         finite_check_interval: int = 1,
         channels_last: bool = False,
         compile: bool = False,
+        max_grad_norm: float | None = None,
+        grad_norm_per_parameter: bool = False,
     ) -> None:
         if not isinstance(method, SelfSupervisedMethod):
             raise TypeError(f"SelfSupervisedTrainer needs a SelfSupervisedMethod, got {type(method).__name__}.")
@@ -111,6 +116,8 @@ class SelfSupervisedTrainer(OptimizerStepTrainer):
             amp_kwargs=amp_kwargs,
             to_kwargs=to_kwargs,
             finite_check_interval=finite_check_interval,
+            max_grad_norm=max_grad_norm,
+            grad_norm_per_parameter=grad_norm_per_parameter,
         )
         if compile:
             network.compile()

@@ -4,7 +4,8 @@ BYOL pre-training and cross-teaching segmentation differ in their iteration (two
 target; two networks teaching each other) but need the same machinery around it: mixed precision with
 a gradient scaler whose skipped steps are no steps, gradient accumulation, a count of real optimizer
 steps kept in the checkpointed engine state (the schedules over steps read it), a guard that stops on
-a NaN loss, a hook after each real optimizer step, and a refusal to run an epoch of zero iterations.
+a NaN loss, optional gradient clipping before each step, a hook after each real optimizer step, and a
+refusal to run an epoch of zero iterations.
 A subclass writes ``_iteration`` with :meth:`autocast`, :meth:`check_finite`, :meth:`backward` and
 :meth:`step_optimizers`, and puts its per-step work (BYOL's target update) in
 :meth:`after_optimizer_step`. MONAI's ``GanTrainer`` is the precedent for several networks and
@@ -23,7 +24,7 @@ from torch.optim.optimizer import Optimizer
 
 from monai_ssl.engines.steps import require_training_steps
 
-__all__ = ["OptimizerStepTrainer", "out_of_memory_message", "scaled_optimizers_step"]
+__all__ = ["OptimizerStepTrainer", "clip_gradients", "out_of_memory_message", "scaled_optimizers_step"]
 
 
 def out_of_memory_message(engine: Any) -> str:
@@ -65,7 +66,37 @@ def _gradients_finite(optimizers: Sequence[Optimizer]) -> bool:
     return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
 
-def scaled_optimizers_step(scaler: Any, optimizers: Sequence[Optimizer]) -> bool:
+def clip_gradients(optimizers: Sequence[Optimizer], max_norm: float, per_parameter: bool = False) -> None:
+    """Clip the gradients of every parameter of ``optimizers`` in place, by their L2 norm.
+
+    - ``per_parameter=False``: ``torch.nn.utils.clip_grad_norm_`` over all parameters together; the
+      gradients are scaled by ``max_norm / (total_norm + 1e-6)`` when the global norm exceeds ``max_norm``.
+    - ``per_parameter=True``: the rule of the DINO reference code (``utils.clip_gradients``; Caron et al.
+      2021, Appendix, ``--clip_grad 3.0``): each parameter tensor whose own gradient norm exceeds
+      ``max_norm`` is scaled by ``max_norm / (norm + 1e-6)``; the others are left as they are.
+
+    A non-finite gradient stays non-finite (an infinite norm gives a factor 0 and ``inf * 0`` is NaN; a
+    NaN norm gives NaN), so a gradient scaler or a finite check after this still sees it. No host sync.
+
+    Args:
+        optimizers: the optimizers whose parameters' gradients are clipped (parameters without a
+            gradient are skipped).
+        max_norm: the largest L2 norm kept, > 0.
+        per_parameter: clip each parameter tensor on its own instead of all together.
+    """
+    params = [p for opt in optimizers for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    if not params:
+        return
+    if not per_parameter:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    for p in params:
+        norm = torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float32)
+        factor = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        p.grad.detach().mul_(factor.to(p.grad.dtype))
+
+
+def scaled_optimizers_step(scaler: Any, optimizers: Sequence[Optimizer], unscaled: bool = False) -> bool:
     """``scaler.step`` each optimizer, then one ``scaler.update()``; return whether the step was taken.
 
     A ``torch.amp.GradScaler`` skips an optimizer's step when its unscaled gradients hold inf/NaN (fp16
@@ -82,10 +113,15 @@ def scaled_optimizers_step(scaler: Any, optimizers: Sequence[Optimizer]) -> bool
     inf check). Optimizers that handle the scaling themselves (``_step_supports_amp_scaling``, e.g.
     ``fused=True``) are always called and skip inside; for them, and for objects without step hooks, a
     skip is recognised by the scale decreasing across ``update()`` (two ``get_scale()`` host syncs).
+
+    With ``unscaled=True`` the caller has already called ``scaler.unscale_`` on every optimizer since the
+    last ``update()`` (to clip the true gradients); the scaler remembers, per optimizer, whether their
+    gradients were finite, so ``scaler.step`` still skips on an overflow and does not unscale again.
     """
     if len(optimizers) > 1:
-        for optimizer in optimizers:
-            scaler.unscale_(optimizer)
+        if not unscaled:
+            for optimizer in optimizers:
+                scaler.unscale_(optimizer)
         stepped = _gradients_finite(optimizers)
         if stepped:
             for optimizer in optimizers:
@@ -128,6 +164,9 @@ class OptimizerStepTrainer(Trainer):
       (the first non-finite iteration and its value are kept there) and the host reads it every N iterations
       and at the end of each epoch, so a GPU is not made to wait for the host at every step; a NaN run still
       stops within N iterations, before the epoch's checkpoint, with the same message.
+    - **Gradient clipping.** With ``max_grad_norm`` the gradients are clipped before each optimizer step, by
+      their global norm or per parameter tensor (:func:`clip_gradients`); under fp16 amp they are unscaled
+      first, and an overflow still skips the step.
     - **Out of GPU memory.** :meth:`run` turns ``torch.OutOfMemoryError`` into one naming the batch size, the
       memory in use and what to lower.
     - **No empty runs.** :meth:`run` refuses an epoch of zero iterations
@@ -150,6 +189,10 @@ class OptimizerStepTrainer(Trainer):
         to_kwargs: extra arguments of ``Tensor.to`` for the batch.
         decollate: MONAI's ``decollate`` of the iteration output.
         finite_check_interval: read the NaN guard every this many iterations (1: at every iteration).
+        max_grad_norm: clip the gradients to this L2 norm before each optimizer step (after unscaling them
+            under fp16 amp); None: no clipping (:func:`clip_gradients`).
+        grad_norm_per_parameter: clip each parameter tensor's gradient on its own (DINO's rule) instead of
+            the global norm of all of them.
     """
 
     def __init__(
@@ -170,9 +213,14 @@ class OptimizerStepTrainer(Trainer):
         to_kwargs: dict | None = None,
         decollate: bool = False,
         finite_check_interval: int = 1,
+        max_grad_norm: float | None = None,
+        grad_norm_per_parameter: bool = False,
     ) -> None:
         if accumulation_steps < 1:
             raise ValueError(f"`accumulation_steps` must be a positive integer, got {accumulation_steps!r}.")
+        number = isinstance(max_grad_norm, (int, float)) and not isinstance(max_grad_norm, bool)
+        if max_grad_norm is not None and not (number and max_grad_norm > 0):
+            raise ValueError(f"`max_grad_norm` must be None (no clipping) or a number > 0, got {max_grad_norm!r}.")
         kwargs = {} if prepare_batch is None else {"prepare_batch": prepare_batch}
         super().__init__(
             device=device,
@@ -196,6 +244,8 @@ class OptimizerStepTrainer(Trainer):
         if int(finite_check_interval) < 1:
             raise ValueError(f"`finite_check_interval` must be a positive integer, got {finite_check_interval!r}.")
         self.finite_check_interval = int(finite_check_interval)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.grad_norm_per_parameter = bool(grad_norm_per_parameter)
         self._nonfinite: tuple[torch.Tensor, torch.Tensor, str] | None = None
         self.state.optimizer_steps = 0
         self.state_dict_user_keys.append("optimizer_steps")
@@ -302,15 +352,27 @@ class OptimizerStepTrainer(Trainer):
             scaled.backward()
 
     def step_optimizers(self) -> bool:
-        """Step every optimizer; on a real step run :meth:`after_optimizer_step` and count it.
+        """Clip the gradients (with ``max_grad_norm``), step every optimizer; on a real step run
+        :meth:`after_optimizer_step` and count it.
+
+        Under fp16 amp with clipping, every optimizer's gradients are unscaled (``scaler.unscale_``) before
+        they are clipped, so the norm is that of the true gradients; the scaler has recorded an overflow by
+        then and still skips the step.
 
         Returns:
             False when the gradient scaler skipped the step (inf/NaN gradients under fp16): then nothing
             else happens.
         """
+        max_norm = self.max_grad_norm
         if self.gradient_scaling:
-            stepped = scaled_optimizers_step(self.scaler, self.optimizers)
+            if max_norm is not None:
+                for optimizer in self.optimizers:
+                    self.scaler.unscale_(optimizer)
+                clip_gradients(self.optimizers, max_norm, self.grad_norm_per_parameter)
+            stepped = scaled_optimizers_step(self.scaler, self.optimizers, unscaled=max_norm is not None)
         else:
+            if max_norm is not None:
+                clip_gradients(self.optimizers, max_norm, self.grad_norm_per_parameter)
             for optimizer in self.optimizers:
                 optimizer.step()
             stepped = True

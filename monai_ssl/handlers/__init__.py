@@ -7,6 +7,7 @@ from .classification_report import ClassificationReportWriter
 from .collapse_monitor import CollapseMonitor
 from .export_encoder import EncoderExporter
 from .model_settings import ModelSettingsWriter
+from .optimizer_schedules import OptimizerSchedules
 from .progress import ProgressDisplay, loss_only
 from .resume import ResumeFromCheckpoint
 from .run_identity import RunIdentity, datalist_fingerprint, read_run_identity
@@ -24,6 +25,7 @@ __all__ = [
     "EncoderExporter",
     "ForegroundOverlap",
     "ModelSettingsWriter",
+    "OptimizerSchedules",
     "ProgressDisplay",
     "ResumeFromCheckpoint",
     "RunIdentity",

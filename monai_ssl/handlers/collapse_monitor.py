@@ -25,14 +25,18 @@ class CollapseMonitor:
 
     Args:
         threshold: warn below this fraction of the ``1/sqrt(D)`` reference (0.1).
-        output_transform: maps ``engine.state.output`` to ``(projection_std, projection_dim)``.
+        output_transform: maps ``engine.state.output`` to ``(projection_std, projection_dim)``, or None for an
+            output without them (DINO and CASS, whose collapse signals are their own TensorBoard scalars:
+            DINO's teacher entropy and KL, CASS's cosine); the default does so.
         logger_name: logger for the warning.
     """
 
     def __init__(
         self,
         threshold: float = 0.1,
-        output_transform: Callable = lambda out: (out["projection_std"], out["projection_dim"]),
+        output_transform: Callable = lambda out: (
+            (out["projection_std"], out["projection_dim"]) if "projection_std" in out else None
+        ),
         logger_name: str = "monai_ssl",
     ) -> None:
         self.threshold = threshold
@@ -52,7 +56,10 @@ class CollapseMonitor:
         self._sum, self._count = 0.0, 0
 
     def _collect(self, engine: Engine) -> None:
-        std, dim = self.output_transform(engine.state.output)
+        values = self.output_transform(engine.state.output)
+        if values is None:
+            return
+        std, dim = values
         self._sum = self._sum + (std.detach().float() if isinstance(std, torch.Tensor) else float(std))
         self._count += 1
         self._dim = int(dim)

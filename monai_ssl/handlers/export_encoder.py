@@ -1,4 +1,4 @@
-"""Export the online encoder (and optionally the online projector) of a BYOL network when pre-training ends."""
+"""Export the encoder a self-supervised method keeps (and BYOL's online projector) when pre-training ends."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import logging
 import os
 from pathlib import Path
 
+from collections.abc import Mapping
+from typing import Any
+
 from ignite.engine import Engine, Events
 from torch import nn
 
 from monai_ssl.networks.distributed import unwrap_parallel
+from monai_ssl.networks.model_settings import settings_file, write_model_settings
 from monai_ssl.networks.weights import non_finite_entries
 from monai_ssl.utils import atomic_torch_save
 
@@ -30,13 +34,22 @@ class EncoderExporter:
     With ``projector_path`` the online projector ``g_theta``'s state dict is written there too, also
     atomically, for a task head on the projector's output (Feng et al., Sec. 4.2.1;
     ``EncoderClassifier(..., head_input="projector")`` and ``init_from_pretrained(..., projector_path=...)``).
-    The encoder file keeps its format either way.
+    The encoder file keeps its format either way. A network without a projector (DINO, CASS) writes none,
+    and removes a ``projector_path`` file left by an earlier run, so it is never paired with this encoder.
+
+    With ``method`` (a :class:`~monai_ssl.methods.SelfSupervisedMethod`) the exported encoder is the one the
+    method keeps (``method.export_backbone``: BYOL's online encoder, DINO's teacher, CASS's CNN or
+    Transformer). With ``settings`` those values (the method, the encoder's architecture; see
+    :func:`~monai_ssl.recipes.exported_encoder_settings`) are written beside the weights
+    (``encoder.settings.json``), after them and atomically too, so fine-tuning can build the same network.
 
     Args:
-        network: a :class:`~monai_ssl.networks.BYOL` module (or a DDP wrapper around one).
+        network: the pre-trained network (BYOL, DINO, CASS; or a DDP wrapper around one).
         path: where to write the encoder weights, e.g. ``models/encoder.pt``.
         projector_path: where to write the online projector's weights, e.g. ``models/projector.pt``;
             ``None`` writes no projector.
+        method: the method that trained ``network``; None: ``network`` is a BYOL (its online encoder).
+        settings: JSON values describing the exported encoder, written beside it; None writes none.
 
     Raises:
         FloatingPointError: at the end of the run, the online encoder or projector holds NaN/inf.
@@ -47,20 +60,26 @@ class EncoderExporter:
         network: nn.Module,
         path: str | os.PathLike,
         projector_path: str | os.PathLike | None = None,
+        method: Any = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.network = network
         self.path = Path(path)
         self.projector_path = Path(projector_path) if projector_path is not None else None
+        self.method = method
+        self.settings = dict(settings) if settings is not None else None
         self.logger = logging.getLogger("monai_ssl")
 
     def attach(self, engine: Engine) -> None:  # noqa: D102
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:  # noqa: D102
-        byol = unwrap_parallel(self.network)
-        exports = [(byol.online_encoder, self.path)]
-        if self.projector_path is not None:
-            exports.append((byol.online_projector, self.projector_path))
+        network = unwrap_parallel(self.network)
+        encoder = self.method.export_backbone(network) if self.method is not None else network.online_encoder
+        exports = [(encoder, self.path)]
+        projector = getattr(network, "online_projector", None)
+        if self.projector_path is not None and projector is not None:
+            exports.append((projector, self.projector_path))
         for module, path in exports:
             bad = non_finite_entries(module.state_dict())
             if bad:
@@ -70,6 +89,13 @@ class EncoderExporter:
                 )
         for module, path in exports:
             atomic_torch_save(module.state_dict(), path)
+        if self.settings is not None:
+            write_model_settings(self.path, self.settings)
+        elif settings_file(self.path).is_file():
+            settings_file(self.path).unlink()  # it described an earlier run's encoder
+        if self.projector_path is not None and projector is None and self.projector_path.is_file():
+            self.projector_path.unlink()
+            self.logger.info(f"removed {self.projector_path}: an earlier run's projector, which this encoder has none of")
         written = " and ".join(str(p) for _, p in exports)
         finished = engine.state.epoch >= (engine.state.max_epochs or 0)
         when = "the run's end" if finished else f"epoch {engine.state.epoch} (the run was stopped early)"

@@ -73,6 +73,9 @@ class RunIdentity:
             only their fingerprints and sizes are kept.
         num_epochs: the run length (epochs).
         dataset: where the data was read from, shown in messages (not compared).
+        settings: JSON values a resumed run must share with the saved one, e.g. ``{"method": "dino"}``: a
+            run started with ``--method dino`` is not continued with ``--method byol``. A saved run without
+            one of these values (written before it was recorded) is not refused for it.
 
     Attributes:
         run_id: a random id of this run, replaced by the saved one on resume (so later checkpoints
@@ -85,8 +88,10 @@ class RunIdentity:
         data: Mapping[str, Sequence[Mapping]] | Sequence[Mapping],
         num_epochs: int,
         dataset: str | os.PathLike | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         named = dict(data) if isinstance(data, Mapping) else {"train": data}
+        self.settings = dict(settings or {})
         self.config = str(config)
         self.num_epochs = int(num_epochs)
         self.dataset = os.path.abspath(os.fspath(dataset)) if dataset is not None else ""
@@ -103,6 +108,7 @@ class RunIdentity:
             "fingerprints": dict(self.fingerprints),
             "num_epochs": self.num_epochs,
             "run_id": self.run_id,
+            "settings": dict(self.settings),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -126,6 +132,14 @@ class RunIdentity:
             return (
                 f"it was trained on other data ({describe(state)}); this run reads {self._data_text()}. Resume with "
                 "the same --dataset_dir and data settings"
+            )
+        saved = state.get("settings") or {}
+        clashes = [f"{key}={saved[key]!r}" for key, value in self.settings.items() if key in saved and saved[key] != value]
+        if clashes:
+            asked = ", ".join(f"{key}={value!r}" for key, value in self.settings.items() if key in saved and saved[key] != value)
+            return (
+                f"it was started with {', '.join(clashes)}; this run asks for {asked}. Resume with the run's own "
+                "settings (e.g. --method as it started), or start a new run in another folder"
             )
         return ""
 

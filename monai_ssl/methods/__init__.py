@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .base import MethodState, SelfSupervisedMethod, method_optimizers
-from .byol import BYOLMethod
+from .byol import BYOLMethod, BYOLPlusMethod
 from .cass import CASSMethod
 from .dino import DINOMethod
 from .registry import METHODS, method_from_name
 
 __all__ = [
     "BYOLMethod",
+    "BYOLPlusMethod",
     "CASSMethod",
     "DINOMethod",
     "METHODS",

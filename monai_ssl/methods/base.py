@@ -109,12 +109,44 @@ class SelfSupervisedMethod(ABC):
 
 
 def method_optimizers(
-    method: SelfSupervisedMethod, network: nn.Module, optimizer: Callable[[Iterable[nn.Parameter]], Optimizer]
+    method: SelfSupervisedMethod,
+    network: nn.Module,
+    optimizer: Callable[[Iterable[Any]], Optimizer],
+    exclude_bias_and_norm_from_weight_decay: bool = False,
 ) -> list[Optimizer]:
     """One optimizer per parameter group of ``method`` (e.g. a ``_mode_: partial`` ``torch.optim.Adam``).
+
+    With ``exclude_bias_and_norm_from_weight_decay`` each optimizer gets two torch parameter groups: the
+    weights (``ndim >= 2``, regularised with the optimizer's weight decay) and the biases and normalisation
+    parameters (``ndim <= 1``) with ``weight_decay=0.0`` and ``"fixed_weight_decay": True``, which a weight-decay
+    schedule (:class:`~monai_ssl.handlers.OptimizerSchedules`) leaves alone. This is the DINO reference code's
+    ``utils.get_params_groups`` (Caron et al. 2021): no weight decay on biases and Norm parameters. A group
+    left empty is not passed to the optimizer.
+
+    Args:
+        method: the method whose :meth:`~SelfSupervisedMethod.parameter_groups` are trained.
+        network: the method's network.
+        optimizer: builds an optimizer from parameters or from torch parameter groups (dicts).
+        exclude_bias_and_norm_from_weight_decay: split each group as above; False: the parameters as they are.
 
     Example:
         >>> # CASS: [Adam(cnn parameters), Adam(transformer parameters)]
         >>> # optimizers = method_optimizers(CASSMethod(), cass_network, functools.partial(torch.optim.Adam, lr=1e-3))
     """
-    return [optimizer(params) for params in method.parameter_groups(network).values()]
+    groups = method.parameter_groups(network).values()
+    if not exclude_bias_and_norm_from_weight_decay:
+        return [optimizer(params) for params in groups]
+    return [optimizer(_decay_groups(params)) for params in groups]
+
+
+def _decay_groups(params: Iterable[nn.Parameter]) -> list[dict[str, Any]]:
+    """Weights (``ndim >= 2``) in one torch parameter group, biases/norm parameters without weight decay in another."""
+    params = list(params)
+    regularised = [p for p in params if p.ndim >= 2]
+    fixed = [p for p in params if p.ndim <= 1]
+    groups: list[dict[str, Any]] = []
+    if regularised:
+        groups.append({"params": regularised})
+    if fixed:
+        groups.append({"params": fixed, "weight_decay": 0.0, "fixed_weight_decay": True})
+    return groups

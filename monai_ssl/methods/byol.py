@@ -25,7 +25,7 @@ class BYOLMethod(SelfSupervisedMethod):
     projections of the other (eq. 2, :class:`~monai_ssl.losses.BYOLLoss`). After each real optimizer step
     the target moves towards the online network, ``xi <- tau xi + (1 - tau) theta`` (eq. 1), with ``tau``
     on the cosine of Sec. 3.2 over optimizer steps (:func:`~monai_ssl.networks.cosine_momentum`), exactly
-    as :class:`~monai_ssl.engines.BYOLTrainer` does.
+    as :class:`~monai_ssl.engines.BYOLTrainer` (this method on the one trainer) does.
 
     Outputs for handlers: ``loss``, ``tau`` (the rate of this iteration's update) and ``projection_std``
     (mean over dimensions of the standard deviation over the batch of the L2-normalised online
@@ -88,3 +88,14 @@ class BYOLMethod(SelfSupervisedMethod):
         tau = self.momentum(step, total_steps)
         unwrap_parallel(network).update_target(tau)
         return tau
+
+
+class BYOLPlusMethod(BYOLMethod):
+    """BYOL+ (Feng et al.): BYOL's loss and target on views with BYOL+'s cutout, contrast and brightness.
+
+    The method is BYOL's; only its name (in TensorBoard tags and checkpoints' run records) differs. The
+    views that make it BYOL+ come from the loader: :class:`~monai_ssl.transforms.BYOLViewsd` with
+    ``byol_plus=True`` (what ``--method byol_plus`` builds through :mod:`monai_ssl.recipes.pretraining`).
+    """
+
+    name = "byol_plus"

@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from .base import SelfSupervisedMethod
-from .byol import BYOLMethod
+from .byol import BYOLMethod, BYOLPlusMethod
 from .cass import CASSMethod
 from .dino import DINOMethod
 
 __all__ = ["METHODS", "method_from_name"]
 
-METHODS: dict[str, type[SelfSupervisedMethod]] = {"byol": BYOLMethod, "dino": DINOMethod, "cass": CASSMethod}
+METHODS: dict[str, type[SelfSupervisedMethod]] = {
+    "byol": BYOLMethod,
+    "byol_plus": BYOLPlusMethod,
+    "dino": DINOMethod,
+    "cass": CASSMethod,
+}
 
 
 def method_from_name(name: str, **kwargs: Any) -> SelfSupervisedMethod:
-    """The method called ``name`` (``"byol"``, ``"dino"``, ``"cass"``), built with ``kwargs``.
+    """The method called ``name`` (``"byol"``, ``"byol_plus"``, ``"dino"``, ``"cass"``), built with ``kwargs``.
 
     Raises:
         ValueError: an unknown name; the message lists the choices.

@@ -8,11 +8,37 @@ from .dermoscopy_preprocessing import dermoscopy_evaluation_transforms, dermosco
 from .evaluation_loader import evaluation_loader
 from .image_preprocessing import image_transforms, image_view_transforms
 from .lesion_evaluation import lesion_postprocessing
+from .pretraining import (
+    PRETRAINING_METHODS,
+    exported_encoder_settings,
+    method_settings,
+    pretraining_method,
+    pretraining_network,
+    pretraining_optimizers,
+    pretraining_prepare_batch,
+    pretraining_views,
+    training_state,
+)
+from .fine_tuning_architecture import architecture_settings, fine_tuning_architecture, pretrained_encoder_settings
 from .lesion_networks import lesion_model_file, lesion_network, lesion_network_name, lesion_trained_by
-from .resnet18_networks import byol_network, classifier_network, resnet18_features
+from .encoder_networks import byol_network, classifier_network
+from .encoders import ENCODERS, encoder_features
 from .volume_preprocessing import volume_transforms, volume_view_transforms
 
 __all__ = [
+    "architecture_settings",
+    "fine_tuning_architecture",
+    "pretrained_encoder_settings",
+    "PRETRAINING_METHODS",
+    "exported_encoder_settings",
+    "method_settings",
+    "pretraining_method",
+    "pretraining_network",
+    "pretraining_optimizers",
+    "pretraining_prepare_batch",
+    "pretraining_views",
+    "training_state",
+    "ENCODERS",
     "byol_network",
     "classifier_network",
     "dermoscopy_evaluation_transforms",
@@ -26,7 +52,7 @@ __all__ = [
     "lesion_network_name",
     "lesion_postprocessing",
     "lesion_trained_by",
-    "resnet18_features",
+    "encoder_features",
     "unlabeled_batch_size",
     "view_collate",
     "view_prepare_batch",

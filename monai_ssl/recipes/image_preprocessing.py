@@ -11,12 +11,15 @@ a light augmentation (our choice): a left-right flip (p 0.5) and a rotation of u
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from monai.transforms import Compose, DeleteItemsd, EnsureTyped, RandFlipd, RandRotated, Resized, ScaleIntensityd
 
-from monai_ssl.transforms import BYOLViewParamsd, BYOLViewsd, CompactUint8d, LoadImage2Dd
+from monai_ssl.transforms import CompactUint8d, LoadImage2Dd
 
 from .byol_views import view_transforms, working_spatial_size
+from .pretraining import pretraining_views
 
 __all__ = ["FINE_TUNING_ROTATION", "image_transforms", "image_view_transforms"]
 
@@ -32,9 +35,14 @@ def _check(in_channels: int, image_size: int) -> None:
 
 
 def image_view_transforms(
-    views_on_device: bool, in_channels: int, image_size: int, byol_plus: bool = False, working_size: int | None = 0
+    views_on_device: bool,
+    in_channels: int,
+    image_size: int,
+    byol_plus: bool = False,
+    working_size: int | None = 0,
+    method_settings: Mapping[str, Any] | None = None,
 ) -> Compose:
-    """The pre-training loader's transforms: an image's two BYOL views, or the parameters of the views.
+    """The pre-training loader's transforms: an image's views (BYOL's two by default), or their parameters.
 
     Labels are dropped (BYOL uses none). In the workers (``views_on_device=False``) the image is scaled to
     [0, 1] and :class:`~monai_ssl.transforms.BYOLViewsd` makes ``view1``/``view2`` at ``image_size``. On the
@@ -48,20 +56,20 @@ def image_view_transforms(
         image_size: side of the views (224).
         byol_plus: add BYOL+'s cutout, contrast and brightness to the views.
         working_size: side the workers resize to before the device views; 0 or ``None`` keeps each image's size.
+        method_settings: the pre-training method's settings (:func:`~monai_ssl.recipes.method_settings`): its
+            views (DINO's multi-crop, CASS's one view) instead of BYOL's; ``byol_plus`` is then unused.
 
     Raises:
         ValueError: ``in_channels`` other than 1 or 3, ``image_size`` below 1.
     """
     _check(in_channels, image_size)
+    settings = method_settings or {"method": "byol_plus" if byol_plus else "byol"}
     load = LoadImage2Dd(keys="image", channels=int(in_channels))
     no_label = DeleteItemsd(keys="label")
     on_device = [load, Resized(keys="image", spatial_size=working_spatial_size(working_size), mode="area"),
-                 CompactUint8d(keys="image"),
-                 BYOLViewParamsd(keys="image", param_keys=("view1_params", "view2_params"), spatial_size=int(image_size),
-                                 byol_plus=byol_plus), no_label]
+                 CompactUint8d(keys="image"), pretraining_views(settings, image_size, on_device=True), no_label]
     in_workers = [load, ScaleIntensityd(keys="image", minv=0.0, maxv=1.0),
-                  BYOLViewsd(keys="image", view_keys=("view1", "view2"), spatial_size=int(image_size), byol_plus=byol_plus),
-                  no_label]
+                  pretraining_views(settings, image_size, on_device=False), no_label]
     return Compose(view_transforms(views_on_device, on_device, in_workers))
 
 

@@ -13,12 +13,15 @@ augmentation: a left-right flip (p 0.5) and a rotation of up to 15 degrees (p 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from monai.transforms import Compose, EnsureTyped, RandFlipd, RandRotated, Resized, ScaleIntensityd
 
-from monai_ssl.transforms import BYOLViewParamsd, BYOLViewsd, CompactUint8d, LoadVolumed, SampleSlicesd
+from monai_ssl.transforms import CompactUint8d, LoadVolumed, SampleSlicesd
 
 from .byol_views import view_transforms
+from .pretraining import pretraining_views
 
 __all__ = ["FINE_TUNING_ROTATION", "volume_transforms", "volume_view_transforms"]
 
@@ -32,8 +35,14 @@ def _check_sizes(num_slices: int, image_size: int) -> None:
             raise ValueError(f"`{name}` must be a positive number of voxels, got {value!r}.")
 
 
-def volume_view_transforms(views_on_device: bool, num_slices: int, image_size: int, byol_plus: bool = False) -> Compose:
-    """The pre-training loader's transforms: an exam's two BYOL views, or the parameters of the views.
+def volume_view_transforms(
+    views_on_device: bool,
+    num_slices: int,
+    image_size: int,
+    byol_plus: bool = False,
+    method_settings: Mapping[str, Any] | None = None,
+) -> Compose:
+    """The pre-training loader's transforms: an exam's views (BYOL's two by default), or their parameters.
 
     Both paths read the exam and sample ``num_slices`` random distinct slices (one view applies the same
     sampled parameters to every slice). In the workers (``views_on_device=False``) the intensities are
@@ -47,18 +56,19 @@ def volume_view_transforms(views_on_device: bool, num_slices: int, image_size: i
         num_slices: slices per exam (16).
         image_size: side of the views (224).
         byol_plus: add BYOL+'s cutout, contrast and brightness to the views.
+        method_settings: the pre-training method's settings (:func:`~monai_ssl.recipes.method_settings`): its
+            views (DINO's multi-crop: every crop takes the same region of every slice) instead of BYOL's.
 
     Raises:
         ValueError: ``num_slices`` or ``image_size`` below 1.
     """
     _check_sizes(num_slices, image_size)
+    settings = method_settings or {"method": "byol_plus" if byol_plus else "byol"}
     load = LoadVolumed(keys="image")
     slices = SampleSlicesd(keys="image", num_slices=int(num_slices), random_sampling=True)
-    on_device = [load, CompactUint8d(keys="image"), slices,
-                 BYOLViewParamsd(keys="image", param_keys=("view1_params", "view2_params"), spatial_size=int(image_size),
-                                 byol_plus=byol_plus)]
+    on_device = [load, CompactUint8d(keys="image"), slices, pretraining_views(settings, image_size, on_device=True)]
     in_workers = [load, slices, ScaleIntensityd(keys="image", minv=0.0, maxv=1.0),
-                  BYOLViewsd(keys="image", view_keys=("view1", "view2"), spatial_size=int(image_size), byol_plus=byol_plus)]
+                  pretraining_views(settings, image_size, on_device=False)]
     return Compose(view_transforms(views_on_device, on_device, in_workers))
 
 

@@ -1,4 +1,13 @@
-"""Command line of the label-efficiency study: ``python -m monai_ssl.study --bundle ... --output_dir ...``."""
+"""Command line of the label-efficiency study: ``python -m monai_ssl.study --bundle ... --output_dir ...``.
+
+``--protocols`` picks the rows: in the OCT bundle ``supervised`` and, per pre-training method ``<m>``
+(``byol``, ``byol_plus``, ``dino``, ``cass``), ``<m>_finetune``, ``<m>_linear_probe`` and
+``<m>_pseudolabel``; without it the study.json's ``default_protocols`` run (OCT: supervised and the
+BYOL ones). Supervised vs BYOL vs DINO vs CASS in one command::
+
+    python -m monai_ssl.study --bundle bundles/oct_byol_pseudolabel --dataset_dir ../shared/data/breastmnist.npz \\
+        --protocols supervised,byol_finetune,dino_finetune,cass_finetune --output_dir study/methods
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,12 @@ EXAMPLE = """example:
   python -m monai_ssl.study --bundle bundles/oct_byol_pseudolabel --dataset_dir ../shared/data/breastmnist.npz \\
       --fractions 0.01,0.1,1.0 --seeds 0,1,2,3,4 --num_epochs 20 --output_dir study/breastmnist \\
       --override image_size=64 --override batch_size=32
+
+Compare pre-training methods (BYOL, DINO, CASS) against the supervised baseline in one study; each
+method pre-trains once per seed, for the protocols that use it:
+  python -m monai_ssl.study --bundle bundles/oct_byol_pseudolabel --dataset_dir ../shared/data/breastmnist.npz \\
+      --protocols supervised,byol_finetune,dino_finetune,cass_finetune --fractions 0.01,0.1,1.0 \\
+      --seeds 0,1,2 --output_dir study/breastmnist_methods
 
 --num_steps N instead of --num_epochs gives every label budget the same number of optimizer steps
 (e.g. --num_steps 30000 on ISIC, as the cross-teaching paper), so budgets compare at equal training.
@@ -51,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--fractions", help="comma-separated label fractions in (0, 1] (default 0.1,0.5,1.0)")
     budget.add_argument("--shots", help="comma-separated labeled images per class, instead of --fractions")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--protocols", help="comma-separated protocols of study.json (default: all)")
+    parser.add_argument("--protocols", help="comma-separated protocols of study.json (default: its "
+                        "default_protocols, else all); per pre-training method <m>_finetune, <m>_linear_probe, "
+                        "<m>_pseudolabel for m in byol, byol_plus, dino, cass (OCT bundle), e.g. "
+                        "supervised,byol_finetune,dino_finetune,cass_finetune")
     parser.add_argument("--metrics", help="comma-separated metrics of study.json to report (default: all)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--num_epochs", type=int, help="epochs of every training (default: the bundle's); a smaller "

@@ -78,7 +78,10 @@ def bundle_study(
         fractions: label fractions in (0, 1] (default ``0.1,0.5,1.0`` when ``shots`` is not given).
         shots: labeled images per class, instead of fractions.
         seeds: one labeled subset and initialisation per seed.
-        protocols: protocol names of the bundle's study.json (default: all).
+        protocols: protocol names of the bundle's study.json (default: its ``default_protocols``, else all).
+            With a study.json that compares pre-training methods (``pretrain.method_key``), each
+            pretrained protocol names its method (e.g. ``dino_finetune``), and each (method, seed) the
+            chosen protocols need pre-trains once.
         num_epochs: run length of every training, in epochs (``None``: the bundle's default).
         pretrain_epochs: run length of the pre-training (``None``: ``num_epochs``).
         overrides: more settings for every config of every run (e.g. ``{"image_size": 64}``).
@@ -110,7 +113,9 @@ def bundle_study(
             raise ValueError(f"fractions: the bundle's study.json has no label_budget 'fraction' ({spec.bundle_dir})")
         budgets = parse_fractions("0.1,0.5,1.0" if fractions is None else fractions)
     seed_list = parse_seeds(seeds)
-    chosen = check_protocols(list(spec.protocols) if protocols is None else protocols, list(spec.protocols))
+    if protocols is None:
+        protocols = list(spec.default_protocols or spec.protocols)
+    chosen = check_protocols(protocols, list(spec.protocols))
     metric_names = list(spec.metrics)
     if metrics is not None:
         metric_names = check_protocols(metrics, metric_names, "metrics", "metric")
@@ -153,16 +158,23 @@ def bundle_study(
         descriptions={p: spec.protocols[p].description for p in chosen if spec.protocols[p].description},
         training_length=describe_training_length(num_epochs, num_steps, runner.pretrain_epochs,
                                                  any(spec.protocols[p].pretrained for p in chosen)),
+        methods={p: spec.protocols[p].method for p in chosen
+                 if spec.protocols[p].pretrained and spec.protocols[p].method is not None},
+        default_method=None if spec.pretrain is None else spec.pretrain.default_method,
     )
     logger.info(
         "study of %s: %d protocol(s) x %d budget(s) x %d seed(s); the bundle's configs run in this process "
         "(MONAI evaluates their expressions: run bundles you trust)",
         spec.bundle_dir, len(chosen), len(budgets), len(seed_list),
     )
+    methods = list(dict.fromkeys(plan.methods.values()))
+    per = f" per method ({', '.join(methods)})" if methods else ""
     if any(plan.protocols.values()):
         if shared_pretraining:
-            logger.info("pre-training once (seed 0), shared by every seed: the intervals cover fine-tuning only")
+            logger.info("pre-training once%s (seed 0), shared by every seed: the intervals cover fine-tuning only",
+                        per)
         else:
-            logger.info("pre-training once per seed (%d pre-trainings; --shared_pretraining runs one): the "
-                        "intervals cover pre-training and fine-tuning", len(seed_list))
+            logger.info("pre-training once per seed%s (%d pre-trainings; --shared_pretraining runs %d): the "
+                        "intervals cover pre-training and fine-tuning", per, len(seed_list) * max(1, len(methods)),
+                        max(1, len(methods)))
     return run_study(runner, plan, output_dir)

@@ -1,7 +1,7 @@
-"""The study loop: pre-train (once per seed, or once with shared pre-training), run every unfinished cell,
-keep the reports up to date.
+"""The study loop: pre-train (once per seed, or once with shared pre-training; and once per method when
+methods are compared), run every unfinished cell, keep the reports up to date.
 
-The loop is generic: it sees a runner with ``pretrain(run_dir, seed, resume) -> encoder file``,
+The loop is generic: it sees a runner with ``pretrain(run_dir, seed, resume[, method]) -> encoder file``,
 ``run_cell(cell, cell_dir, encoder) -> {"metrics": ..., "n_labeled": ..., "steps": ...}`` and ``skip_errors``
 (:class:`~.runner.BundleRunner` for a MONAI bundle, a fake one in tests), and writes under
 ``output_dir``:
@@ -11,7 +11,9 @@ The loop is generic: it sees a runner with ``pretrain(run_dir, seed, resume) -> 
   mixing incomparable cells;
 - ``pretrain/seed_<s>/`` per seed (the default: each seed pre-trains its own encoder, so the
   confidence intervals over seeds cover pre-training too), or one ``pretrain/`` with shared
-  pre-training (seed 0; the intervals then cover fine-tuning only), and
+  pre-training (seed 0; the intervals then cover fine-tuning only); when the plan compares
+  pre-training methods (:attr:`StudyPlan.methods`), ``pretrain/<method>/seed_<s>/`` (shared:
+  ``pretrain/<method>/``) for each method a chosen protocol uses (:mod:`~.pretrain_folders`); and
   ``cells/<protocol>/<budget>/seed_<s>/``, each with a ``cell.json`` once finished;
 - ``results.csv`` and ``results.md`` (rewritten atomically after every cell) and ``results.png``
   (at the end, also when interrupted).
@@ -23,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,6 +38,14 @@ from monai_ssl.utils import atomic_write_text
 
 from .grid import RESULT_FILE, Budget, Cell, build_grid, is_finished, read_result, reset_dir, write_result
 from .plot import save_study_plot
+from .pretrain_folders import (
+    PER_METHOD_KEY,
+    finish_moves,
+    move_into_method_folder,
+    pretrain_dir,
+    pretraining_mode,
+    pretraining_name,
+)
 from .runner import skip_reason
 from .summary import interval_scope, write_csv, write_markdown
 
@@ -56,6 +65,7 @@ class CellRunner(Protocol):
     skip_errors: Sequence[str]
 
     def pretrain(self, run_dir: Path, seed: int, resume: bool = False) -> Path: ...  # noqa: D102
+    # a plan with ``methods`` calls ``pretrain(run_dir, seed, resume=..., method=...)``
 
     def run_cell(self, cell: Cell, cell_dir: Path, encoder: Path | None = None) -> dict[str, Any]: ...  # noqa: D102
 
@@ -78,6 +88,12 @@ class StudyPlan:
         descriptions: protocol name -> one line on what it does, listed under the tables.
         training_length: how the training length was set (epochs or optimizer steps), a paragraph of the
             Markdown report (:func:`~.training_length.describe_training_length`; ``""``: none).
+        methods: pretrained protocol -> the pre-training method its encoder comes from; every pretrained
+            protocol then needs one, and each (method, seed) pre-trains once, in ``pretrain/<method>/``.
+            Empty (the default): one pre-training per seed for every pretrained protocol, in ``pretrain/``.
+        default_method: the method of the pre-trainings a study folder holds from before it compared
+            methods (its protocols named none then); they move to ``pretrain/<default_method>/`` and are
+            reused (``None``: such a folder is refused when methods are compared).
     """
 
     protocols: Mapping[str, bool]
@@ -90,6 +106,8 @@ class StudyPlan:
     title: str = "Label-efficiency study"
     descriptions: Mapping[str, str] = field(default_factory=dict)
     training_length: str = ""
+    methods: Mapping[str, str] = field(default_factory=dict)
+    default_method: str | None = None
 
 
 @dataclass
@@ -112,23 +130,14 @@ def _recorded_mode(saved: Mapping[str, Any]) -> bool | None:
     return None
 
 
-def _pretraining_layout(output_dir: Path) -> bool | None:
-    """What ``output_dir/pretrain`` holds: ``True`` one shared pre-training, ``False`` only ``seed_<s>/``
-    folders (per seed), ``None`` nothing (no pre-training has started there)."""
-    folder = output_dir / "pretrain"
-    entries = list(folder.iterdir()) if folder.is_dir() else []
-    if not entries:
-        return None
-    return not all(e.is_dir() and re.fullmatch(r"seed_\d+", e.name) for e in entries)
-
-
 def _mode_name(shared: bool) -> str:
     """The pre-training mode in words."""
     return ("shared pre-training (one pre-training, seed 0, for every seed)" if shared
             else "per-seed pre-training (each seed pre-trains its own encoder, the default)")
 
 
-def _check_settings(output_dir: Path, settings: Mapping[str, Any], shared_pretraining: bool) -> None:
+def _check_settings(output_dir: Path, settings: Mapping[str, Any], shared_pretraining: bool,
+                    per_method: bool = False, default_method: str | None = None) -> None:
     """Record ``settings`` in a new study folder, or check that they match the recorded ones.
 
     Resume rule for the pre-training mode: a folder whose pre-training has started (``pretrain/``
@@ -142,17 +151,28 @@ def _check_settings(output_dir: Path, settings: Mapping[str, Any], shared_pretra
     ``--shared_pretraining`` to resume. A folder without any pre-training (a bundle without one,
     or only protocols that do not use it) takes the mode asked for, and the file is updated.
 
+    Methods (``per_method``: pre-trainings in ``pretrain/<method>/``, recorded as
+    ``pretrain_per_method``): they are not settings; a later run may add protocols of other methods,
+    which pre-train in the folder's mode like the first ones. A folder pre-trained before methods
+    were compared has its pre-trainings moved to ``pretrain/<default_method>/`` and reused (see
+    :mod:`~.pretrain_folders`); one pre-trained per method is refused by a study that compares none.
+
     Raises:
         ValueError: the folder holds a study with other settings (the differing ones are named),
-            or one pre-trained in the other mode.
+            one pre-trained in the other mode, one pre-trained per method for a plan without
+            methods, or one pre-trained before methods for a plan with methods but no ``default_method``.
     """
     path = output_dir / SETTINGS_FILE
     settings = json.loads(json.dumps(dict(settings)))  # as they read back from JSON
     settings.pop(LEGACY_MODE_KEY, None)
+    settings.pop(PER_METHOD_KEY, None)
     settings[MODE_KEY] = bool(shared_pretraining)
+    if per_method:
+        settings[PER_METHOD_KEY] = True
+    finish_moves(output_dir, path)  # a move of pre-trainings that a killed run left halfway
     if path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        mode_keys = (MODE_KEY, LEGACY_MODE_KEY)
+        mode_keys = (MODE_KEY, LEGACY_MODE_KEY, PER_METHOD_KEY)
         diff = [f"{k}: {saved.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(saved) | set(settings))
                 if k not in mode_keys and saved.get(k) != settings.get(k)]
         if diff:
@@ -160,7 +180,8 @@ def _check_settings(output_dir: Path, settings: Mapping[str, Any], shared_pretra
                 f"output_dir {output_dir} holds a study run with other settings ({'; '.join(diff)}); its cells "
                 "would not be comparable. Use another --output_dir, or delete that folder to start over."
             )
-        layout = _pretraining_layout(output_dir)
+        there_per_method = saved.get(PER_METHOD_KEY) is True
+        layout = pretraining_mode(output_dir, there_per_method)
         recorded = _recorded_mode(saved)
         there = recorded if recorded is not None else layout
         if layout is not None and there is not None and there != shared_pretraining:
@@ -172,6 +193,20 @@ def _check_settings(output_dir: Path, settings: Mapping[str, Any], shared_pretra
                 f"{_mode_name(shared_pretraining)}. Mixing the two would make its cells incomparable: to continue "
                 f"it, {flag}; for {asked} pre-training, use another --output_dir."
             )
+        if layout is not None and there_per_method and not per_method:
+            raise ValueError(
+                f"output_dir {output_dir} holds pre-trainings of several methods (pretrain/<method>/), but this "
+                "study compares no methods (its study.json has no pretrain.method_key); use the study.json that "
+                "made the folder, or another --output_dir."
+            )
+        if layout is not None and per_method and not there_per_method:
+            if default_method is None:
+                raise ValueError(
+                    f"output_dir {output_dir} holds pre-trainings made before its study compared methods, and the "
+                    "study.json names no pretrain.default_method to say which method made them; add it (e.g. "
+                    "\"default_method\": \"byol\"), or use another --output_dir."
+                )
+            move_into_method_folder(output_dir, default_method, path)
         if saved == settings:
             return
         if recorded is not None and recorded != shared_pretraining:
@@ -249,7 +284,10 @@ def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> St
     seeds cover pre-training and fine-tuning; with ``plan.shared_pretraining`` one pre-training
     (seed 0, ``pretrain/``) serves every seed, and the reports say that the intervals cover
     fine-tuning only. A folder whose pre-training has started resumes only in its own mode (see
-    :func:`_check_settings`).
+    :func:`_check_settings`). With ``plan.methods`` each (method, seed) that a chosen protocol needs
+    pre-trains once (``runner.pretrain(..., method=m)``, in ``pretrain/<method>/seed_<s>/``, shared:
+    ``pretrain/<method>/``), each protocol's cells start from their method's encoder, and the
+    report's pre-training notes name the method.
 
     A cell whose label budget does not fit the data (a :class:`~monai_ssl.data.LabelBudgetError`,
     e.g. a fraction that leaves a class without labels, recognised by its type through MONAI's
@@ -262,32 +300,37 @@ def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> St
             other mode.
     """
     output_dir = Path(output_dir).resolve()
+    per_method = _check_methods(plan)
     output_dir.mkdir(parents=True, exist_ok=True)
     shared = bool(plan.shared_pretraining)
-    _check_settings(output_dir, plan.settings, shared)
+    _check_settings(output_dir, plan.settings, shared, per_method, plan.default_method)
     cells = build_grid(list(plan.protocols), plan.budgets, plan.seeds)
-    pretrained_seeds = sorted({c.seed for c in cells if plan.protocols[c.protocol]})
-    if shared and pretrained_seeds:  # once per study, with seed 0
-        pretrain_seeds = [SHARED_PRETRAIN_SEED]
-    else:
-        pretrain_seeds = pretrained_seeds
-    encoders: dict[int, Path | None] = {}
+    method_order = {m: i for i, m in enumerate(dict.fromkeys(plan.methods.get(p) for p in plan.protocols))}
+
+    def pretrain_key(cell: Cell) -> tuple[str | None, int] | None:
+        """The (method, seed) of the pre-training ``cell`` starts from (``None``: its protocol uses none)."""
+        if not plan.protocols[cell.protocol]:
+            return None
+        return plan.methods.get(cell.protocol), SHARED_PRETRAIN_SEED if shared else cell.seed
+
+    def pretrain_seed(cell: Cell) -> int | None:
+        """The seed of the pre-training ``cell`` starts from (``None``: its protocol uses none)."""
+        key = pretrain_key(cell)
+        return None if key is None else key[1]
+
+    pretrain_keys = sorted({k for k in map(pretrain_key, cells) if k is not None},
+                           key=lambda k: (method_order[k[0]], k[1]))
+    encoders: dict[tuple[str | None, int], Path | None] = {}
     records: dict[Cell, dict[str, Any]] = {}
     paths = {"csv": output_dir / "results.csv", "markdown": output_dir / "results.md",
              "plot": output_dir / "results.png"}
 
-    def pretrain_seed(cell: Cell) -> int | None:
-        """The seed of the pre-training ``cell`` starts from (``None``: its protocol uses none)."""
-        if not plan.protocols[cell.protocol]:
-            return None
-        return SHARED_PRETRAIN_SEED if shared else cell.seed
-
-    def pretrain_dir(seed: int) -> Path:
-        return output_dir / "pretrain" / ("" if shared else f"seed_{seed}")
+    def folder(key: tuple[str | None, int]) -> Path:
+        return pretrain_dir(output_dir, key[0], key[1], shared)
 
     todo = [c for c in cells if not is_finished(read_result(output_dir / c.relative_dir))]
-    pretrain_todo = [s for s in pretrain_seeds if not is_finished(read_result(pretrain_dir(s)))
-                     and any(pretrain_seed(c) == s for c in todo)]
+    pretrain_todo = [k for k in pretrain_keys if not is_finished(read_result(folder(k)))
+                     and any(pretrain_key(c) == k for c in todo)]
     for cell in cells:
         records[cell] = _record(cell, read_result(output_dir / cell.relative_dir), output_dir / cell.relative_dir,
                                 output_dir, pretrain_seed(cell))
@@ -298,10 +341,11 @@ def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> St
     def write_reports(plot: bool = False) -> None:
         rows = [records[c] for c in cells]
         notes = []
-        for s in pretrain_seeds:
-            saved = read_result(pretrain_dir(s)) or {}
+        for key in pretrain_keys:
+            saved = read_result(folder(key)) or {}
             if saved.get("status"):
-                notes.append(f"Pre-training (seed {s}): {saved['status']}, {saved.get('seconds', 0):.0f} s.")
+                notes.append(f"Pre-training ({pretraining_name(*key)}): {saved['status']}, "
+                             f"{saved.get('seconds', 0):.0f} s.")
         write_csv(rows, plan.metrics, paths["csv"])
         write_markdown(rows, plan, paths["markdown"], notes=notes)
         if plot:
@@ -311,16 +355,17 @@ def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> St
     bar = tqdm(total=len(pretrain_todo) + len(todo), desc="study", unit="cell", dynamic_ncols=True)
     with bar, _logs_above_bar(bar), _finally(lambda: write_reports(plot=True)):
         for cell in todo:
-            seed = pretrain_seed(cell)
-            if seed is not None and seed not in encoders:
-                encoders[seed] = _pretrain(runner, pretrain_dir(seed), seed, bar)
+            key = pretrain_key(cell)
+            if key is not None and key not in encoders:
+                encoders[key] = _pretrain(runner, folder(key), key[1], bar, key[0])
             cell_dir = output_dir / cell.relative_dir
             bar.set_description(f"study: {cell}")
             reset_dir(cell_dir, output_dir)
-            needs_encoder = seed is not None
-            result = _run_cell(runner, cell, cell_dir, encoders.get(seed) if needs_encoder else None, needs_encoder)
+            needs_encoder = key is not None
+            encoder = encoders.get(key) if key is not None else None
+            result = _run_cell(runner, cell, cell_dir, encoder, needs_encoder)
             write_result(cell_dir, result)
-            records[cell] = _record(cell, result, cell_dir, output_dir, seed)
+            records[cell] = _record(cell, result, cell_dir, output_dir, pretrain_seed(cell))
             ran += 1
             if result["status"] == "ok":
                 logger.info("cell %s: ok, %s", cell, _describe(records[cell], plan.metrics))
@@ -355,27 +400,46 @@ def _run_cell(runner: CellRunner, cell: Cell, cell_dir: Path, encoder: Path | No
     return result
 
 
-def _pretrain(runner: CellRunner, run_dir: Path, seed: int, bar: Any) -> Path | None:
-    """The encoder of pre-training ``seed``: reused when finished, else (re)trained; ``None`` if it fails.
+def _check_methods(plan: StudyPlan) -> bool:
+    """Whether ``plan`` compares pre-training methods; each pretrained protocol then names its method.
+
+    Raises:
+        ValueError: ``plan.methods`` leaves out a pretrained protocol or names another one.
+    """
+    if not plan.methods:
+        return False
+    missing = [p for p, pretrained in plan.protocols.items() if pretrained and p not in plan.methods]
+    other = [p for p in plan.methods if not plan.protocols.get(p)]
+    if missing or other:
+        raise ValueError(f"StudyPlan.methods must give the method of every pretrained protocol and of no other; "
+                         f"without one: {missing}, not pretrained or not chosen: {other}")
+    return True
+
+
+def _pretrain(runner: CellRunner, run_dir: Path, seed: int, bar: Any, method: str | None = None) -> Path | None:
+    """The encoder of pre-training ``seed`` (of ``method``, when methods are compared): reused when finished,
+    else (re)trained; ``None`` if it fails.
 
     A pre-training killed halfway is continued (``resume=True``) from what its folder holds.
     """
     saved = read_result(run_dir)
     if is_finished(saved) and (run_dir / saved["encoder"]).is_file():  # type: ignore[index]
         return run_dir / saved["encoder"]  # type: ignore[index]
-    bar.set_description(f"study: pre-training seed={seed}")
+    name = pretraining_name(method, seed)
+    bar.set_description(f"study: pre-training {name}")
     resume = run_dir.is_dir() and any(p.name != RESULT_FILE for p in run_dir.iterdir())
     if resume:
-        logger.info("pre-training (seed %d) did not finish before: continuing it in %s", seed, run_dir)
+        logger.info("pre-training (%s) did not finish before: continuing it in %s", name, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result: dict[str, Any] = {"seed": seed}
+    result: dict[str, Any] = {"seed": seed} if method is None else {"method": method, "seed": seed}
     try:
-        encoder: Path | None = Path(runner.pretrain(run_dir, seed, resume=resume)).resolve()
+        extra = {} if method is None else {"method": method}  # runners of studies without methods take none
+        encoder: Path | None = Path(runner.pretrain(run_dir, seed, resume=resume, **extra)).resolve()
         result.update(status="ok", encoder=os.path.relpath(encoder, run_dir.resolve()))
-        logger.info("pre-training (seed %d): ok, %.1f s -> %s", seed, time.perf_counter() - start, encoder)
+        logger.info("pre-training (%s): ok, %.1f s -> %s", name, time.perf_counter() - start, encoder)
     except Exception as err:  # the cells that do not need it still run
-        logger.exception("pre-training (seed %d) failed; the cells that need it are marked failed", seed)
+        logger.exception("pre-training (%s) failed; the cells that need it are marked failed", name)
         encoder = None
         result.update(status=f"failed: {type(err).__name__}: {err}")
     result.update(seconds=round(time.perf_counter() - start, 3), finished=time.strftime("%Y-%m-%dT%H:%M:%S"))

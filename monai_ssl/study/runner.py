@@ -195,6 +195,8 @@ class BundleRunner:
         reserved = set(spec.common_overrides) | set(spec.evaluate.overrides)
         if spec.pretrain is not None:
             reserved.add(spec.pretrain.encoder_key)
+        if spec.method_key is not None:
+            hints[spec.method_key] = "--protocols: each protocol's study.json 'method' picks its pre-training"
         hints.update({k: "--output_dir" for k in reserved - set(hints)})
         clash = sorted(set(self.overrides) & set(hints))
         if clash:
@@ -228,21 +230,33 @@ class BundleRunner:
             common[self.spec.dataset_key] = self.dataset_dir
         return values, common
 
-    def pretrain(self, run_dir: Path, seed: int, resume: bool = False) -> Path:
+    def pretrain(self, run_dir: Path, seed: int, resume: bool = False, method: str | None = None) -> Path:
         """Pre-train the encoder into ``run_dir`` and return the encoder file.
 
         Args:
             run_dir: the pre-training's folder.
             seed: its seed.
             resume: continue from the last checkpoint of a killed run in ``run_dir``.
+            method: the pre-training method, set as the spec's ``pretrain.method_key`` (``None``: its
+                ``default_method``; a spec without ``method_key`` sets none).
 
         Raises:
             FileNotFoundError: the run finished without writing the encoder file.
+            ValueError: a ``method`` for a spec without ``pretrain.method_key``.
         """
         step = self.spec.pretrain
         if step is None:
             raise RuntimeError(f"the study of {self.spec.bundle_dir} has no pre-training step")
+        if method is not None and step.method_key is None:
+            raise ValueError(f"method {method!r}: the study of {self.spec.bundle_dir} has no pretrain.method_key, so "
+                             "its pre-training takes no method")
         values, overrides = self._base(run_dir, seed, self.pretrain_epochs)
+        if step.method_key is not None:
+            method = method or step.default_method
+            if method is None:
+                raise ValueError(f"the study of {self.spec.bundle_dir} names no pretrain.default_method: give the "
+                                 "method to pre-train")
+            overrides[step.method_key] = method
         overrides.update(fill(step.overrides, values, "study.json pretrain"))
         if resume:
             overrides.update(step.resume_overrides)

@@ -5,11 +5,19 @@ The study engine knows nothing of a particular bundle. The bundle says, in ``con
 - ``protocols``: name -> ``config_file`` (the bundle's configs, merged in order), ``pretrained``
   (whether the protocol starts from the study's pre-trained encoder), ``model_file`` (the weights
   the evaluation reads) and optional ``overrides``, ``evaluate_overrides`` (added to the
-  evaluation's overrides for this protocol, e.g. which architecture its model file holds) and
-  ``description``;
+  evaluation's overrides for this protocol, e.g. which architecture its model file holds),
+  ``description`` and, for a ``pretrained`` protocol, ``method``: the pre-training method its
+  encoder comes from (``pretrain.default_method`` when left out; only with ``pretrain.method_key``);
+- ``default_protocols`` (optional, default all): the protocols a study runs when none are chosen
+  (``--protocols``), e.g. today's set while the per-method ones are opt-in;
 - ``pretrain``: the config(s) that pre-train the encoder (once per seed, or once per study with
   shared pre-training), ``encoder_file`` (what it writes), ``encoder_key`` (the key that hands it
-  to a protocol) and ``resume_overrides`` (how to continue a killed pre-training);
+  to a protocol), ``resume_overrides`` (how to continue a killed pre-training) and, to compare
+  pre-training methods, ``method_key`` (the config key that selects the method, e.g. ``"method"``
+  for ``--method byol|byol_plus|dino|cass``) with ``default_method`` (the method of a ``pretrained``
+  protocol that names none). With a ``method_key``, the study pre-trains once per (method, seed)
+  its chosen protocols need, each with ``{method_key: method}`` added to the pre-training's
+  overrides (see :func:`~monai_ssl.study.engine.run_study` for the folders);
 - ``evaluate``: the config(s) that compute the test metrics of a trained model and ``metrics_file``
   (the JSON they write);
 - ``common_overrides``: set on every run of a cell (where its models and logs go);
@@ -40,13 +48,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EvaluateStep", "PretrainStep", "Protocol", "StudySpec", "fill", "load_study_spec"]
+__all__ = ["EvaluateStep", "PretrainStep", "Protocol", "StudySpec", "check_method_name", "fill", "load_study_spec"]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_METHOD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*")
+_SEED_FOLDER = re.compile(r"seed_\d+")
+
+
+def check_method_name(value: Any, where: str) -> str:
+    """A pre-training method's name, which also names its folder (``pretrain/<method>/``).
+
+    Raises:
+        ValueError: not a string of letters, digits, ``_``, ``+`` and ``-`` starting with a letter, or
+            a name of the form ``seed_<n>`` (the name of a seed's folder); ``where`` is named.
+    """
+    if not isinstance(value, str) or not _METHOD_NAME.fullmatch(value) or _SEED_FOLDER.fullmatch(value):
+        raise ValueError(f"{where}: a method must be a name of letters, digits, '_', '+' and '-' starting with a "
+                         f"letter (not seed_<n>), e.g. \"dino\"; got {json.dumps(value)}")
+    return value
 
 
 def fill(value: Any, values: Mapping[str, Any], where: str = "study.json") -> Any:
@@ -86,17 +109,22 @@ class Protocol:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     evaluate_overrides: Mapping[str, Any] = field(default_factory=dict)
+    method: str | None = None
+    """The pre-training method of the encoder (``None``: not pretrained, or a spec without ``method_key``)."""
 
 
 @dataclass(frozen=True)
 class PretrainStep:
-    """Self-supervised pre-training, run once per seed (or once per study with shared pre-training)."""
+    """Self-supervised pre-training, run once per seed (or once per study with shared pre-training)
+    and, with a ``method_key``, once per method its protocols use."""
 
     config_file: tuple[Path, ...]
     encoder_file: str
     encoder_key: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
     resume_overrides: Mapping[str, Any] = field(default_factory=dict)
+    method_key: str | None = None
+    default_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +156,12 @@ class StudySpec:
     skip_errors: tuple[str, ...] = ()
     baseline: str | None = None
     name: str = ""
+    default_protocols: tuple[str, ...] | None = None
+
+    @property
+    def method_key(self) -> str | None:
+        """The config key that selects the pre-training method (``None``: one method, not compared)."""
+        return None if self.pretrain is None else self.pretrain.method_key
 
 
 def _require(section: Mapping[str, Any], key: str, where: str) -> Any:
@@ -209,6 +243,7 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
             overrides=_mapping(entry, "overrides", at),
             description=str(entry.get("description", "")),
             evaluate_overrides=_mapping(entry, "evaluate_overrides", at),
+            method=None if entry.get("method") is None else check_method_name(entry["method"], f"{at}.method"),
         )
 
     pretrain = None
@@ -220,10 +255,14 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
             encoder_key=str(_require(section, "encoder_key", at)),
             overrides=_mapping(section, "overrides", at),
             resume_overrides=_mapping(section, "resume_overrides", at),
+            method_key=_method_key(section.get("method_key"), at),
+            default_method=(None if section.get("default_method") is None
+                            else check_method_name(section["default_method"], f"{at}.default_method")),
         )
     needs = [p.name for p in protocols.values() if p.pretrained]
     if needs and pretrain is None:
         raise ValueError(f"{where}: protocol(s) {needs} are 'pretrained' but there is no 'pretrain' section")
+    protocols = {name: _with_method(p, pretrain, f"{where} protocols.{name}") for name, p in protocols.items()}
 
     section, at = _require(raw, "evaluate", where), f"{where} evaluate"
     evaluate = EvaluateStep(
@@ -250,6 +289,17 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
     baseline = raw.get("baseline")
     if baseline is not None and baseline not in protocols:
         raise ValueError(f"{where}: baseline {baseline!r} is not one of the protocols {list(protocols)}")
+    default_protocols = raw.get("default_protocols")
+    if default_protocols is not None:
+        if (not isinstance(default_protocols, list) or not default_protocols
+                or not all(isinstance(p, str) for p in default_protocols)):
+            raise ValueError(f"{where}: default_protocols must be a non-empty list of protocol names, got "
+                             f"{json.dumps(default_protocols)}")
+        unknown = [p for p in default_protocols if p not in protocols]
+        if unknown or len(set(default_protocols)) != len(default_protocols):
+            raise ValueError(f"{where}: default_protocols {default_protocols} must name each of its protocols once, "
+                             f"from {list(protocols)}" + (f"; unknown: {unknown}" if unknown else ""))
+        default_protocols = tuple(default_protocols)
     return StudySpec(
         bundle_dir=bundle_dir,
         protocols=protocols,
@@ -267,4 +317,39 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
         skip_errors=_skip_errors(raw.get("skip_errors", []), where),
         baseline=baseline,
         name=str(raw.get("name", bundle_dir.name)),
+        default_protocols=default_protocols,
     )
+
+
+def _method_key(value: Any, where: str) -> str | None:
+    """The ``pretrain.method_key`` entry: a config key, or ``None``."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"{where}: method_key must be the config key that selects the pre-training method "
+                         f"(e.g. \"method\") or null, got {json.dumps(value)}")
+    return value
+
+
+def _with_method(protocol: Protocol, pretrain: PretrainStep | None, where: str) -> Protocol:
+    """``protocol`` with its pre-training method resolved (``default_method`` when it names none).
+
+    Raises:
+        ValueError: a ``method`` on a protocol that is not ``pretrained``, or in a spec without
+            ``pretrain.method_key``; or a ``pretrained`` protocol without a method when the spec
+            has a ``method_key`` but no ``default_method``.
+    """
+    if not protocol.pretrained:
+        if protocol.method is not None:
+            raise ValueError(f"{where}: method {protocol.method!r} is set but the protocol is not 'pretrained' "
+                             "(a method names where its encoder comes from; drop it or set \"pretrained\": true)")
+        return protocol
+    method_key = None if pretrain is None else pretrain.method_key
+    if method_key is None:
+        if protocol.method is not None:
+            raise ValueError(f"{where}: method {protocol.method!r} is set but 'pretrain' has no method_key (the "
+                             "config key that selects the pre-training method, e.g. \"method\")")
+        return protocol
+    method = protocol.method or pretrain.default_method  # type: ignore[union-attr]
+    if method is None:
+        raise ValueError(f"{where}: a pretrained protocol needs a 'method' (or set pretrain.default_method), since "
+                         f"pretrain.method_key is {method_key!r}")
+    return replace(protocol, method=method)

@@ -201,6 +201,38 @@ def test_pretraining_with_each_views_path(bundle, views, compile, request, tmp_p
     _assert_saved_on_device(tmp_path / "models" / "encoder.pt")
 
 
+# each pre-training method at its smallest (see tests/bundles/test_pretraining_methods.py); byolmed2d refuses CASS
+METHOD_OVERRIDES: dict[str, dict[str, Any]] = {
+    "byol_plus": {},
+    "dino": {"methods#dino#out_features": 256, "methods#dino#local_views": 2},
+    "cass": {"methods#cass#transformer": "vit_s16"},
+}
+
+
+@pytest.mark.parametrize("views", ["cpu", "gpu"], ids=["cpu-views", "gpu-views"])
+@pytest.mark.parametrize(
+    ("bundle", "method"),
+    [("oct", "byol_plus"), ("oct", "dino"), ("oct", "cass"), ("byolmed2d", "byol_plus"), ("byolmed2d", "dino")],
+)
+def test_each_method_pretrains_on_the_device_and_its_encoder_fine_tunes(bundle, method, views, request, tmp_path):
+    """``train.json --method <m>`` for an epoch with each views path (multi-crop made on the device with
+    ``--views gpu``), then ``finetune.json`` on its encoder, with no other setting."""
+    data = request.getfixturevalue("tiny_mrnet" if bundle == "byolmed2d" else "oct_data")
+    configs, tiny = (BYOLMED2D, TINY) if bundle == "byolmed2d" else (OCT, TINY_2D)
+    _run(configs / "train.json", bundle_root=tmp_path, dataset_dir=data, **tiny, views=views, method=method,
+         **METHOD_OVERRIDES[method])
+    checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] >= 1 and checkpoint["run"]["settings"] == {"method": method}
+    _assert_saved_on_device(checkpoint["network"])
+    if method == "dino":
+        _assert_saved_on_device(checkpoint["dino_loss"])  # the center lives on the training device
+    _assert_saved_on_device(tmp_path / "models" / "encoder.pt")
+    assert {f"{method}/loss"} <= _scalar_tags(tmp_path / "runs" / "pretrain")
+    _run(configs / "finetune.json", bundle_root=tmp_path, dataset_dir=data, **tiny)
+    model_file = tmp_path / "models" / ("model.pt" if bundle == "byolmed2d" else "finetune_model.pt")
+    _assert_saved_on_device(model_file)
+
+
 @pytest.mark.parametrize(
     ("overlays", "overrides", "run_name"),
     [

@@ -245,7 +245,8 @@ def test_evaluation_takes_the_classes_and_sizes_of_the_model(pretrained, oct_dat
     if not model.is_file():
         run(config_file=_with("linear_probe"), bundle_root=str(pretrained), dataset_dir=str(oct_data), **TINY_2D)
     settings = json.loads(model.with_suffix(".settings.json").read_text())
-    assert settings == {"image_size": 32, "in_channels": 1, "head_input": "projector", "hidden_dim": 64, "projection_dim": 16,
+    assert settings == {"image_size": 32, "in_channels": 1, "encoder": "resnet18", "small_images": False,
+                        "head_input": "projector", "hidden_dim": 64, "projection_dim": 16,
                         "class_names": ["CNV", "DME", "DRUSEN", "NORMAL"]}
     evaluation = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), "model_file": str(model), "num_workers": 0}
     run(config_file=EVALUATE, output_dir=str(tmp_path / "eval"), **evaluation)  # no sizes given: the model's

@@ -17,7 +17,7 @@ WRITES_OR_DISPLAYS = {
     "SegmentationReportWriter", "ModelSettingsWriter",
 }
 # handlers every rank runs (resume reads, schedules and validation must stay in step across ranks)
-EVERY_RANK = {"ResumeFromCheckpoint", "LrScheduleHandler", "ValidationHandler"}
+EVERY_RANK = {"ResumeFromCheckpoint", "LrScheduleHandler", "OptimizerSchedules", "ValidationHandler"}
 RANK_GATE = "$dist.get_rank() > 0"
 
 

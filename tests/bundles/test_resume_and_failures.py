@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import subprocess
 import sys
@@ -61,6 +62,11 @@ def mrnet(tmp_path_factory) -> Path:
     return make_mrnet_demo(root, n_train=6, n_valid=4, num_slices=(5, 6), size=48, seed=1, planes=("sagittal",))
 
 
+def _cosine_lr(step: int, total: int, base: float = 3e-4) -> float:
+    """byolmed2d's learning rate at optimizer step ``step`` of ``total``: a half cosine from ``base`` to 0."""
+    return base * (1 + math.cos(math.pi * step / total)) / 2
+
+
 def test_pretraining_resume_continues_only_its_own_run(tmp_path, mrnet):
     """Issue 7, cases 1, 4 and 5: leftover checkpoints, run length on resume, encoder of a killed run."""
     root = tmp_path / "bundle"
@@ -88,16 +94,19 @@ def test_pretraining_resume_continues_only_its_own_run(tmp_path, mrnet):
     assert f"checkpoint_epoch={killed_at}.pt at epoch {killed_at} of 4" in log  # the killed 4-epoch run, not the 2-epoch one
     assert "run length changed" not in log and "pre-trained encoder written" in log
     final = torch.load(pretrain / "checkpoint_epoch=4.pt", weights_only=True)
-    assert final["trainer"]["iteration"] == 4 * 3 and final["lr_scheduler"]["T_max"] == 4
+    # the learning rate is a cosine over the run's 12 optimizer steps, set before each step from the step count
+    assert final["trainer"]["iteration"] == 4 * 3 and final["run"]["num_epochs"] == 4
+    assert final["optimizer"]["param_groups"][0]["lr"] == pytest.approx(_cosine_lr(11, 12))
     third = torch.load(pretrain / "checkpoint_epoch=3.pt", weights_only=True)
-    assert third["lr_scheduler"]["_last_lr"][0] > 0.0  # cosine over 4 epochs: not 0 before the end
+    assert third["optimizer"]["param_groups"][0]["lr"] == pytest.approx(_cosine_lr(8, 12))  # not 0 before the end
     assert sorted(p.name for p in pretrain.glob("*.pt")) == ["checkpoint_epoch=3.pt", "checkpoint_epoch=4.pt"]
     assert not list(pretrain.glob(".*.tmp")) and _sha(encoder) != first_encoder
 
     longer = _run(TRAIN, root, mrnet, num_epochs=5, resume=True)  # an explicit new length: the schedules follow
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert "run length changed from 4 to 5 epochs" in longer.stdout + longer.stderr
-    assert torch.load(pretrain / "checkpoint_epoch=5.pt", weights_only=True)["lr_scheduler"]["T_max"] == 5
+    fifth = torch.load(pretrain / "checkpoint_epoch=5.pt", weights_only=True)
+    assert fifth["optimizer"]["param_groups"][0]["lr"] == pytest.approx(_cosine_lr(14, 15))  # over 15 steps now
 
     other = make_mrnet_demo(tmp_path / "other" / "MRNet-v1.0", n_train=7, n_valid=4, num_slices=(5, 6), size=48,
                             seed=2, planes=("sagittal",))

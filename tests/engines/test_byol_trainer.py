@@ -1,3 +1,5 @@
+"""BYOLTrainer: BYOL on the one self-supervised trainer, with its own constructor, attributes, output and messages."""
+
 from __future__ import annotations
 
 import pytest
@@ -5,7 +7,9 @@ import torch
 
 from ignite.engine import Events
 
-from monai_ssl.engines import BYOLTrainer
+from monai_ssl.engines import BYOLTrainer, SelfSupervisedTrainer, byol_scalars, prepare_views
+from monai_ssl.losses import BYOLLoss
+from monai_ssl.methods import BYOLMethod
 from monai_ssl.networks import BYOL, cosine_momentum
 
 
@@ -79,7 +83,7 @@ def test_nan_loss_stops_with_message(tiny_encoder):
     data = _data(2)
     data[1]["view1"][:] = float("nan")
     trainer = _trainer(tiny_encoder, data, max_epochs=1)
-    with pytest.raises(FloatingPointError, match="iteration 2"):
+    with pytest.raises(FloatingPointError, match=r"^BYOL pre-training: BYOL loss is nan at epoch 1, iteration 2;"):
         trainer.run()
 
 
@@ -90,6 +94,77 @@ def test_batch_of_one_and_missing_key(tiny_encoder):
         _trainer(tiny_encoder, [{"view1": torch.rand(2, 1, 8, 8)}], max_epochs=1).run()
     with pytest.raises(TypeError, match="update_target"):
         BYOLTrainer("cpu", 1, [], torch.nn.Linear(2, 2), torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), 0.1))
+    with pytest.raises(ValueError, match="tau_base=0.9, tau_final=0.5"):
+        _trainer(tiny_encoder, [], tau_base=0.9, tau_final=0.5)
+    with pytest.raises(ValueError, match="exactly 2 views"):
+        _trainer(tiny_encoder, [], view_keys=("view1", "view2", "view3"))
+
+
+def test_is_the_shared_trainer_with_the_byol_method_it_builds(tiny_encoder):
+    loss = BYOLLoss(reduction="sum")
+    trainer = _trainer(tiny_encoder, [], tau_base=0.5, tau_final=0.8, view_keys=("a", "b"), loss_function=loss)
+    assert isinstance(trainer, SelfSupervisedTrainer) and isinstance(trainer.method, BYOLMethod)
+    assert (trainer.method.tau_base, trainer.method.tau_final, trainer.method.view_keys) == (0.5, 0.8, ("a", "b"))
+    assert trainer.method.loss_function is loss and trainer.loss_function is loss
+    assert (trainer.tau_base, trainer.tau_final, trainer.view_keys) == (0.5, 0.8, ("a", "b"))
+    assert trainer.optimizer is trainer.optimizers[0] and trainer.run_name == "BYOL pre-training"
+    assert trainer.prepare_batch is prepare_views
+    assert "_iteration" not in vars(BYOLTrainer)  # no second copy of the step
+
+
+def test_runs_value_for_value_as_the_shared_trainer_with_its_settings():
+    """The wrapper hands every BYOL setting to the method: custom keys, tau range and loss give the same run."""
+    from helpers import TinyEncoder
+
+    g = torch.Generator().manual_seed(3)
+    data = [{"a": torch.rand(4, 1, 8, 8, generator=g), "b": torch.rand(4, 1, 8, 8, generator=g)} for _ in range(3)]
+
+    def run(make):
+        torch.manual_seed(0)
+        net = BYOL(TinyEncoder(), hidden_dim=16, projection_dim=4)
+        opt = torch.optim.SGD(net.parameters(), lr=0.05)
+        trainer = make(net, opt)
+        seen = []
+        trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                                  lambda e: seen.append((float(e.state.output["loss"]), e.state.output["tau"])))
+        trainer.run()
+        return seen, net.state_dict()
+
+    settings = {"tau_base": 0.5, "tau_final": 0.8, "view_keys": ("a", "b")}
+    wrapped, wrapped_weights = run(lambda net, opt: BYOLTrainer(
+        "cpu", 2, data, net, opt, loss_function=BYOLLoss(reduction="sum"), accumulation_steps=2, **settings))
+    shared, shared_weights = run(lambda net, opt: SelfSupervisedTrainer(
+        "cpu", 2, data, BYOLMethod(loss_function=BYOLLoss(reduction="sum"), **settings), net, opt,
+        accumulation_steps=2))
+    assert wrapped == shared and len(wrapped) == 6
+    assert [tau for _, tau in wrapped] == pytest.approx([cosine_momentum(k, 4, 0.5, 0.8) for k in (0, 0, 1, 2, 2, 3)])
+    assert max(loss for loss, _ in wrapped) > 8.0  # summed over the batch of 4, not averaged
+    for key, value in shared_weights.items():
+        torch.testing.assert_close(wrapped_weights[key], value, msg=key)
+
+
+def test_current_tau_and_byol_scalars(tiny_encoder):
+    trainer = _trainer(tiny_encoder, _data(2), max_epochs=2, tau_base=0.9)
+    taus = []
+    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: taus.append(e.current_tau()))
+    trainer.run()
+    assert taus == pytest.approx([cosine_momentum(k, 4, 0.9) for k in range(4)])
+    assert trainer.current_tau() == pytest.approx(1.0)  # after the last step: the end of the schedule
+    scalars = byol_scalars(trainer.state.output)
+    assert set(scalars) == {"byol/loss", "byol/lr", "byol/tau", "byol/projection_std"}
+    assert scalars["byol/lr"] == pytest.approx(0.05) and scalars["byol/tau"] == pytest.approx(taus[-1])
+    assert byol_scalars({"loss": torch.tensor(2.5)}) == {"byol/loss": 2.5}
+
+
+def test_prepare_views_gives_two_views_and_names_what_is_missing():
+    batch = {"view1": torch.zeros(2, 1, 4, 4), "view2": torch.ones(2, 1, 4, 4), "label": torch.zeros(2)}
+    views = prepare_views(batch, "cpu", dtype=torch.float64)
+    assert isinstance(views, tuple) and len(views) == 2
+    assert views[0].dtype == torch.float64 and torch.equal(views[1], torch.ones(2, 1, 4, 4, dtype=torch.float64))
+    with pytest.raises(KeyError, match=r"BYOL batch has no \['view2'\].*BYOLViewsd"):
+        prepare_views({"view1": torch.zeros(2)}, "cpu")
+    with pytest.raises(ValueError, match="exactly 2 views"):
+        prepare_views(batch, "cpu", view_keys=("view1",))
 
 
 def test_target_update_follows_the_optimizer_step(tiny_encoder):

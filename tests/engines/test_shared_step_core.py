@@ -1,4 +1,5 @@
-"""The step core both trainers share (``OptimizerStepTrainer``), checked once for each of them."""
+"""The step core both trainers share (``OptimizerStepTrainer``), checked once for each of them:
+``SelfSupervisedTrainer`` (with BYOL; ``BYOLTrainer`` is that trainer) and ``CrossTeachingTrainer``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from ignite.engine import Events
 from monai.networks.nets import UNet
 from torch.utils.data import DataLoader
 
-from monai_ssl.engines import BYOLTrainer, CrossTeachingTrainer
+from monai_ssl.engines import CrossTeachingTrainer, SelfSupervisedTrainer
+from monai_ssl.methods import BYOLMethod
 from monai_ssl.networks import BYOL, SegmentationPair
 
 
@@ -18,7 +20,9 @@ def _byol():
     net = BYOL(encoder, feature_dim=4, hidden_dim=8, projection_dim=4)
     g = torch.Generator().manual_seed(0)
     data = [{"view1": torch.rand(4, 1, 8, 8, generator=g), "view2": torch.rand(4, 1, 8, 8, generator=g)} for _ in range(2)]
-    trainer = BYOLTrainer("cpu", 1, data, net, torch.optim.SGD(net.parameters(), lr=0.1), amp=True)
+    trainer = SelfSupervisedTrainer(
+        "cpu", 1, data, BYOLMethod(), net, torch.optim.SGD(net.parameters(), lr=0.1), amp=True
+    )
     watched = list(net.parameters()) + list(net.target_parameters())
     first = net.online_encoder[0].weight
     return trainer, watched, first, lambda out: out["tau"]

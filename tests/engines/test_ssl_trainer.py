@@ -1,15 +1,16 @@
-"""SelfSupervisedTrainer: BYOL on it equals BYOLTrainer; DINO's schedules and resume; CASS's two optimizers."""
+"""SelfSupervisedTrainer: BYOL on it equals a bare PyTorch BYOL loop; DINO's schedules and resume; CASS's two optimizers."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
 from helpers import TinyEncoder
 from ignite.engine import Events
 
-from monai_ssl.engines import BYOLTrainer, SelfSupervisedTrainer, method_scalars, prepare_view_list
+from monai_ssl.engines import SelfSupervisedTrainer, method_scalars, prepare_view_list
 from monai_ssl.methods import BYOLMethod, CASSMethod, DINOMethod, method_optimizers
 from monai_ssl.networks import BYOL, CASS, DINO
 from monai_ssl.utils.schedules import cosine_schedule
@@ -23,44 +24,74 @@ def _byol_data(n_batches=2, batch=4, size=16):
     ]
 
 
-def _run_byol(trainer_factory, accumulation_steps):
+def _byol_network_and_optimizer():
     torch.manual_seed(0)
     network = BYOL(TinyEncoder(), hidden_dim=16, projection_dim=8)
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    trainer = trainer_factory(network, optimizer, accumulation_steps)
-    seen = []
-    trainer.add_event_handler(
-        Events.ITERATION_COMPLETED,
-        lambda e: seen.append(
-            (e.state.output["loss"].clone(), e.state.output["tau"], e.state.output["projection_std"])
-        ),
-    )
-    trainer.run()
-    return seen, {k: v.clone() for k, v in network.state_dict().items()}, trainer
+    return network, optimizer
+
+
+def _bare_byol_loop(data, epochs, accumulation_steps, tau_base):
+    """BYOL by hand in plain PyTorch (Grill et al. 2020, Algorithm 1), the reference the trainer must equal.
+
+    Per iteration: zero the gradients at the start of an accumulation window, forward both views,
+    eq. 2 written out (``2 - 2 cos`` of each online prediction against the other view's target projection,
+    mean over the batch, summed over the two terms), backward of ``loss / accumulation_steps``; at the end of
+    a window (or of the epoch) the optimizer steps and the target moves, ``xi <- tau xi + (1 - tau) theta``
+    (eq. 1), with ``tau = 1 - (1 - tau_base) (cos(pi k / K) + 1) / 2`` at optimizer step ``k`` of ``K`` (Sec. 3.2).
+    """
+    network, optimizer = _byol_network_and_optimizer()
+    network.train()
+    steps_per_epoch = -(-len(data) // accumulation_steps)
+    total = steps_per_epoch * epochs
+    step, seen = 0, []
+    for _ in range(epochs):
+        for index, batch in enumerate(data):
+            if index % accumulation_steps == 0:
+                optimizer.zero_grad()
+            out = network(batch["view1"], batch["view2"])
+            cos = torch.nn.functional.cosine_similarity
+            loss = (2 - 2 * cos(out["online_pred1"], out["target_proj2"], dim=-1)).mean() + (
+                2 - 2 * cos(out["online_pred2"], out["target_proj1"], dim=-1)
+            ).mean()
+            (loss / accumulation_steps).backward()
+            tau = 1 - (1 - tau_base) * (math.cos(math.pi * step / total) + 1) / 2
+            if (index + 1) % accumulation_steps == 0 or index + 1 == len(data):
+                optimizer.step()
+                with torch.no_grad():
+                    for xi, theta in zip(network.target_parameters(), network.online_parameters()):
+                        xi.mul_(tau).add_(theta, alpha=1 - tau)
+                step += 1
+            seen.append((loss.detach(), tau))
+    return seen, {k: v.clone() for k, v in network.state_dict().items()}, step
 
 
 @pytest.mark.parametrize("accumulation_steps", [1, 2])
-def test_byol_on_the_shared_trainer_equals_byol_trainer(accumulation_steps):
-    data = _byol_data()
-    reference, reference_weights, _ = _run_byol(
-        lambda net, opt, acc: BYOLTrainer("cpu", 2, data, net, opt, tau_base=0.9, accumulation_steps=acc),
-        accumulation_steps,
+def test_byol_on_the_shared_trainer_equals_a_bare_pytorch_byol_loop(accumulation_steps):
+    """Issue 22: BYOL moves onto the one trainer with its loss curve unchanged for a fixed seed."""
+    data = _byol_data(3)
+    reference, reference_weights, reference_steps = _bare_byol_loop(data, 2, accumulation_steps, tau_base=0.9)
+    network, optimizer = _byol_network_and_optimizer()
+    trainer = SelfSupervisedTrainer(
+        "cpu", 2, data, BYOLMethod(tau_base=0.9), network, optimizer, accumulation_steps=accumulation_steps
     )
-    shared, shared_weights, trainer = _run_byol(
-        lambda net, opt, acc: SelfSupervisedTrainer(
-            "cpu", 2, data, BYOLMethod(tau_base=0.9), net, opt, accumulation_steps=acc
-        ),
-        accumulation_steps,
+    seen = []
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: seen.append((e.state.output["loss"].clone(), e.state.output["tau"]))
     )
-    assert len(shared) == len(reference) == 4
-    for (loss, tau, std), (ref_loss, ref_tau, ref_std) in zip(shared, reference):
-        torch.testing.assert_close(loss, ref_loss)
-        torch.testing.assert_close(std, ref_std)
-        assert tau == ref_tau
-    assert shared_weights.keys() == reference_weights.keys()
+    trainer.run()
+    assert len(seen) == len(reference) == 6
+    assert reference_steps == trainer.state.optimizer_steps == {1: 6, 2: 4}[accumulation_steps]
+    for iteration, ((loss, tau), (ref_loss, ref_tau)) in enumerate(zip(seen, reference), start=1):
+        torch.testing.assert_close(loss, ref_loss, msg=f"loss at iteration {iteration}")
+        assert tau == pytest.approx(ref_tau, abs=1e-12), iteration
+    assert len({float(loss) for loss, _ in reference}) == 6  # the curve moves: equal losses are not trivially equal
+    weights = {k: v for k, v in network.state_dict().items()}
+    assert weights.keys() == reference_weights.keys()
     for key, value in reference_weights.items():
-        torch.testing.assert_close(shared_weights[key], value, msg=key)
-    assert trainer.state.optimizer_steps == 4 // accumulation_steps
+        torch.testing.assert_close(weights[key], value, msg=key)
+    untrained, _ = _byol_network_and_optimizer()
+    assert not torch.equal(untrained.target_encoder[0].weight, weights["target_encoder.0.weight"])  # the target moved
     assert set(method_scalars(trainer.state.output)) == {"byol/loss", "byol/lr", "byol/tau", "byol/projection_std"}
 
 
@@ -208,3 +239,28 @@ def test_nan_loss_names_the_method():
     trainer = SelfSupervisedTrainer("cpu", 1, data, BYOLMethod(), network, optimizer)
     with pytest.raises(FloatingPointError, match="byol loss .* iteration 2"):
         trainer.run()
+
+
+@pytest.mark.parametrize("per_parameter", [False, True])
+def test_gradient_clipping_reaches_the_shared_trainer(per_parameter):
+    torch.manual_seed(0)
+    network = BYOL(TinyEncoder(), hidden_dim=16, projection_dim=8)
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
+    norms = []
+
+    def _seen(opt, *_):  # the gradients the optimizer steps with
+        grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+        total = [float(torch.nn.utils.get_total_norm(grads))]
+        norms.append([float(g.norm()) for g in grads] if per_parameter else total)
+
+    optimizer.register_step_pre_hook(_seen)
+    max_norm = 1e-3  # far below the gradients of a fresh network
+    trainer = SelfSupervisedTrainer(
+        "cpu", 1, _byol_data(), BYOLMethod(), network, optimizer, max_grad_norm=max_norm,
+        grad_norm_per_parameter=per_parameter,
+    )
+    assert trainer.max_grad_norm == max_norm and trainer.grad_norm_per_parameter is per_parameter
+    trainer.run()
+    assert len(norms) == 2
+    assert all(n <= max_norm * (1 + 1e-4) for step in norms for n in step)
+    assert max(n for step in norms for n in step) == pytest.approx(max_norm, rel=1e-3)  # clipped, not zeroed

@@ -5,7 +5,7 @@ import torch
 from ignite.engine import Events
 from torch.utils.data import DataLoader
 
-from monai_ssl.engines import OptimizerStepTrainer, scaled_optimizers_step
+from monai_ssl.engines import OptimizerStepTrainer, clip_gradients, scaled_optimizers_step
 
 
 class TwoNetTrainer(OptimizerStepTrainer):
@@ -135,3 +135,123 @@ def test_a_skipped_scaled_step_is_no_step():
 
     trainer.run()
     assert trainer.after_steps == [] and trainer.state.optimizer_steps == 0
+
+
+class FixedGradTrainer(OptimizerStepTrainer):
+    """Parameters ``w`` (2 values) and ``b`` (1) whose gradients are the batch's ``gw`` and ``gb``; SGD, lr 1.
+
+    One optimizer for both, or one each (``optimizers=2``), so a step moves each parameter by minus its
+    (clipped) gradient and the expected values can be written down by hand.
+    """
+
+    def __init__(self, data, optimizers=1, **kwargs):
+        self.w = torch.nn.Parameter(torch.zeros(2))
+        self.b = torch.nn.Parameter(torch.zeros(1))
+        if optimizers == 1:
+            opts = torch.optim.SGD([self.w, self.b], lr=1.0)
+        else:
+            opts = [torch.optim.SGD([self.w], lr=1.0), torch.optim.SGD([self.b], lr=1.0)]
+        super().__init__("cpu", 1, data, opts, run_name="fixed-gradient training", **kwargs)
+
+    def _iteration(self, engine, batch):
+        engine.zero_grad()
+        with engine.autocast():
+            loss = (engine.w * batch["gw"]).sum() + (engine.b * batch["gb"]).sum()
+        engine.check_finite(loss)
+        engine.backward(loss)
+        return {"stepped": engine.step_optimizers()}
+
+
+def _grad_batch(gw=(3.0, 4.0), gb=(12.0,)):
+    """Gradients of norms 5 (w) and 12 (b): 13 together."""
+    return [{"gw": torch.tensor(gw), "gb": torch.tensor(gb)}]
+
+
+# (max_grad_norm, per parameter) -> the gradients after clipping, by hand; eps = 1e-6 as in the rules
+CLIPPED = {
+    (None, False): ([3.0, 4.0], [12.0]),
+    (6.5, False): ([3.0 * 6.5 / (13 + 1e-6), 4.0 * 6.5 / (13 + 1e-6)], [12.0 * 6.5 / (13 + 1e-6)]),  # 1.5, 2, 6
+    (20.0, False): ([3.0, 4.0], [12.0]),  # the global norm 13 is under the limit
+    (6.0, True): ([3.0, 4.0], [12.0 * 6.0 / (12 + 1e-6)]),  # only b (norm 12 > 6) is clipped, to 6
+    (4.0, True): ([3.0 * 4.0 / (5 + 1e-6), 4.0 * 4.0 / (5 + 1e-6)], [12.0 * 4.0 / (12 + 1e-6)]),  # 2.4, 3.2; 4
+}
+
+
+@pytest.mark.parametrize(("max_norm", "per_parameter"), list(CLIPPED))
+def test_clipping_by_global_norm_and_per_parameter(max_norm, per_parameter):
+    trainer = FixedGradTrainer(_grad_batch(), max_grad_norm=max_norm, grad_norm_per_parameter=per_parameter)
+    trainer.run()
+    gw, gb = CLIPPED[(max_norm, per_parameter)]
+    torch.testing.assert_close(trainer.w.detach(), -torch.tensor(gw))
+    torch.testing.assert_close(trainer.b.detach(), -torch.tensor(gb))
+    assert trainer.state.optimizer_steps == 1
+
+
+def test_clipping_spans_every_optimizer_for_the_global_norm():
+    trainer = FixedGradTrainer(_grad_batch(), optimizers=2, max_grad_norm=6.5)
+    trainer.run()
+    torch.testing.assert_close(trainer.w.detach(), -torch.tensor([1.5, 2.0]))  # 13 is the norm of both together
+    torch.testing.assert_close(trainer.b.detach(), -torch.tensor([6.0]))
+
+
+def _real_scaler(trainer, init_scale=1024.0):
+    """Run ``trainer`` under amp with a real CPU gradient scaler (MONAI makes a disabled CUDA one on the CPU)."""
+    trainer.amp = True
+
+    @trainer.on(Events.STARTED)
+    def _scaler(engine):
+        engine.scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+
+
+@pytest.mark.parametrize("optimizers", [1, 2])
+@pytest.mark.parametrize(("max_norm", "per_parameter"), [(6.5, False), (4.0, True)])
+def test_under_gradient_scaling_the_true_gradients_are_clipped(optimizers, max_norm, per_parameter):
+    trainer = FixedGradTrainer(
+        _grad_batch(), optimizers=optimizers, max_grad_norm=max_norm, grad_norm_per_parameter=per_parameter
+    )
+    _real_scaler(trainer)
+    trainer.run()
+    assert trainer.gradient_scaling
+    gw, gb = CLIPPED[(max_norm, per_parameter)]  # clipping the scaled gradients (x1024) would give far smaller steps
+    torch.testing.assert_close(trainer.w.detach(), -torch.tensor(gw))
+    torch.testing.assert_close(trainer.b.detach(), -torch.tensor(gb))
+    assert trainer.state.optimizer_steps == 1 and trainer.scaler.get_scale() == 1024.0
+
+
+@pytest.mark.parametrize("optimizers", [1, 2])
+@pytest.mark.parametrize("per_parameter", [False, True])
+def test_an_overflow_under_clipping_is_still_a_skipped_step(optimizers, per_parameter):
+    trainer = FixedGradTrainer(
+        _grad_batch(gw=(1e38, 4.0)), optimizers=optimizers, max_grad_norm=1.0,  # x1024 overflows float32
+        grad_norm_per_parameter=per_parameter,
+    )
+    _real_scaler(trainer)
+    trainer.run()
+    assert trainer.state.output["stepped"] is False and trainer.state.optimizer_steps == 0
+    assert torch.equal(trainer.w.detach(), torch.zeros(2)) and torch.equal(trainer.b.detach(), torch.zeros(1))
+    assert trainer.scaler.get_scale() == 512.0  # lowered once by the skip
+
+
+def test_clipping_under_bfloat16_amp_without_scaling():
+    trainer = FixedGradTrainer(_grad_batch(), max_grad_norm=6.5, amp=True, amp_kwargs={"dtype": torch.bfloat16})
+    trainer.run()
+    assert not trainer.gradient_scaling
+    torch.testing.assert_close(trainer.w.detach(), -torch.tensor([1.5, 2.0]))
+    torch.testing.assert_close(trainer.b.detach(), -torch.tensor([6.0]))
+
+
+@pytest.mark.parametrize("per_parameter", [False, True])
+def test_clipping_keeps_non_finite_gradients_non_finite(per_parameter):
+    w, b, unused = (torch.nn.Parameter(torch.zeros(n)) for n in (2, 1, 3))
+    w.grad, b.grad = torch.tensor([float("inf"), 4.0]), torch.tensor([12.0])
+    clip_gradients([torch.optim.SGD([w, b, unused], lr=1.0)], 6.0, per_parameter)
+    assert not torch.isfinite(w.grad).all()
+    assert unused.grad is None
+    if per_parameter:  # the finite tensor is clipped on its own
+        torch.testing.assert_close(b.grad, torch.tensor([12.0 * 6.0 / (12 + 1e-6)]))
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True, "3"])
+def test_max_grad_norm_must_be_positive(bad):
+    with pytest.raises(ValueError, match=r"`max_grad_norm` must be None \(no clipping\) or a number > 0"):
+        FixedGradTrainer(_grad_batch(), max_grad_norm=bad)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from helpers import TinyEncoder
@@ -14,6 +16,7 @@ from monai_ssl.methods import (
     MethodState,
     SelfSupervisedMethod,
     method_from_name,
+    method_optimizers,
 )
 from monai_ssl.networks import BYOL, CASS, DINO, cosine_momentum
 
@@ -21,7 +24,9 @@ from monai_ssl.networks import BYOL, CASS, DINO, cosine_momentum
 def test_registry_builds_by_name_and_names_the_choices():
     assert isinstance(method_from_name("BYOL", tau_base=0.9), BYOLMethod)
     assert isinstance(method_from_name("dino", out_features=8), DINOMethod)
-    with pytest.raises(ValueError, match=r"'simclr'.*\['byol', 'cass', 'dino'\]"):
+    plus = method_from_name("byol_plus")
+    assert isinstance(plus, BYOLMethod) and plus.name == "byol_plus"
+    with pytest.raises(ValueError, match=r"'simclr'.*\['byol', 'byol_plus', 'cass', 'dino'\]"):
         method_from_name("simclr")
 
 
@@ -89,3 +94,38 @@ def test_cass_loss_gives_gradients_to_both_members():
     assert float(outputs["cosine"]) == pytest.approx(1 - float(loss.detach()) / 2, abs=1e-6)
     assert list(method.parameter_groups(network)) == ["cnn", "transformer"]
     assert method.export_backbone(network).out_features == 6
+
+
+def test_method_optimizers_keep_the_groups_by_default():
+    torch.manual_seed(0)
+    network = CASS(TinyEncoder(), TinyEncoder(out_features=6), out_features=5)
+    method = CASSMethod()
+    optimizers = method_optimizers(method, network, functools.partial(torch.optim.SGD, lr=0.1, weight_decay=0.3))
+    groups = method.parameter_groups(network)
+    assert len(optimizers) == 2
+    for optimizer, params in zip(optimizers, groups.values()):
+        assert len(optimizer.param_groups) == 1
+        (group,) = optimizer.param_groups
+        assert [id(p) for p in group["params"]] == [id(p) for p in params]
+        assert group["weight_decay"] == 0.3 and "fixed_weight_decay" not in group
+
+
+def test_method_optimizers_exclude_bias_and_norm_from_weight_decay():
+    torch.manual_seed(0)
+    network = BYOL(TinyEncoder(), hidden_dim=8, projection_dim=4)
+    method = BYOLMethod()
+    (optimizer,) = method_optimizers(
+        method, network, functools.partial(torch.optim.SGD, lr=0.1, weight_decay=0.3),
+        exclude_bias_and_norm_from_weight_decay=True,
+    )
+    params = method.parameter_groups(network)["network"]
+    regularised, fixed = optimizer.param_groups
+    assert [id(p) for p in regularised["params"]] == [id(p) for p in params if p.ndim >= 2]
+    assert [id(p) for p in fixed["params"]] == [id(p) for p in params if p.ndim <= 1]
+    assert len(regularised["params"]) + len(fixed["params"]) == len(params)
+    # the conv weight and the projector's and predictor's two linear weights each; the rest are biases and norms
+    assert all(p.ndim >= 2 for p in regularised["params"]) and len(regularised["params"]) == 1 + 2 + 2
+    assert {p.ndim for p in fixed["params"]} == {1}
+    assert regularised["weight_decay"] == 0.3 and not regularised.get("fixed_weight_decay", False)
+    assert fixed["weight_decay"] == 0.0 and fixed["fixed_weight_decay"] is True
+    assert regularised["lr"] == fixed["lr"] == 0.1

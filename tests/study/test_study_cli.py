@@ -24,6 +24,9 @@ def test_help_lists_the_settings(capsys):
     assert "--num_steps 30000" in text and "every label budget trains equally long" in " ".join(text.split())
     assert "--pretrain_per_seed" in text and "deprecated" in text
     assert "intervals then cover fine-tuning only" in " ".join(text.split())
+    words = " ".join(text.split())
+    assert "default_protocols" in words and "<m>_finetune, <m>_linear_probe, <m>_pseudolabel" in words
+    assert "--protocols supervised,byol_finetune,dino_finetune,cass_finetune" in words
 
 
 def _capture(monkeypatch) -> dict:

@@ -54,11 +54,12 @@ def test_study_on_tiny_oct_demo_then_resume(tmp_path):
     cell = out / "cells" / "byol_finetune" / "fraction_0.5" / "seed_1"
     assert (cell / "models" / "finetune_model.pt").is_file()
     assert json.loads((cell / "eval" / "metrics.json").read_text())["n"] == 12  # the 12 test images
-    encoders = [torch.load(out / "pretrain" / f"seed_{s}" / "models" / "encoder.pt", weights_only=True)
+    encoders = [torch.load(out / "pretrain" / "byol" / f"seed_{s}" / "models" / "encoder.pt", weights_only=True)
                 for s in (0, 1)]
     assert "conv1.weight" in encoders[0]
     assert not torch.equal(encoders[0]["conv1.weight"], encoders[1]["conv1.weight"])  # two pre-trainings
-    assert not (out / "pretrain" / "cell.json").exists()
+    assert not (out / "pretrain" / "byol" / "cell.json").exists()  # per seed, not shared
+    assert sorted(p.name for p in (out / "pretrain").iterdir()) == ["byol"]  # the default method's folder only
 
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("**/*") if p.suffix in (".pt", ".json")}
     run = bundle_study(OCT, out, dataset_dir=data, fractions="0.01,0.5", seeds="0,1",

@@ -295,3 +295,162 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     run_study(FakeRunner(), _plan(seeds=[0], settings={"num_epochs": 2, "dataset_dir": "/a"}), tmp_path)
     with pytest.raises(ValueError, match=r"holds a study run with other settings \(num_epochs: 2 there, 5 now\)"):
         run_study(FakeRunner(), _plan(seeds=[0], settings={"num_epochs": 5, "dataset_dir": "/a"}), tmp_path)
+
+
+class MethodRunner(FakeRunner):
+    """A fake runner of a study that compares pre-training methods: records (method, seed, resume)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.method_pretrains: list[tuple[str, int, bool]] = []
+
+    def pretrain(self, run_dir: Path, seed: int, resume: bool = False, method: str | None = None) -> Path:
+        assert method is not None, "a plan with methods names the method of each pre-training"
+        self.method_pretrains.append((method, seed, resume))
+        encoder = super().pretrain(run_dir, seed, resume)
+        encoder.write_text(f"{method} encoder {seed}")
+        return encoder
+
+
+METHOD_PROTOCOLS = {"supervised": False, "byol_finetune": True, "byol_linear_probe": True, "dino_finetune": True}
+METHODS = {"byol_finetune": "byol", "byol_linear_probe": "byol", "dino_finetune": "dino"}
+
+
+def _method_plan(seeds=(0, 1), shared=False, protocols=None):
+    protocols = protocols or METHOD_PROTOCOLS
+    plan = _plan(fractions="1.0", seeds=seeds, shared=shared, protocols=protocols)
+    plan.methods = {p: m for p, m in METHODS.items() if p in protocols}
+    plan.default_method = "byol"
+    return plan
+
+
+def _encoder_of(folder: Path, protocol: str, seed: int) -> str:
+    return (folder / "cells" / protocol / "fraction_1" / f"seed_{seed}" / "model.pt").read_text()
+
+
+def test_each_method_pretrains_once_per_seed_in_its_own_folder(tmp_path):
+    runner = MethodRunner()
+    run = run_study(runner, _method_plan(), tmp_path)
+    assert run.failed == 0 and run.ran == 8
+    # byol once per seed although two protocols use it; dino once per seed
+    assert runner.method_pretrains == [("byol", 0, False), ("dino", 0, False), ("byol", 1, False), ("dino", 1, False)]
+    for seed in (0, 1):
+        for protocol, method in METHODS.items():
+            assert _encoder_of(tmp_path, protocol, seed) == str(
+                tmp_path / "pretrain" / method / f"seed_{seed}" / "models" / "encoder.pt")
+        assert _encoder_of(tmp_path, "supervised", seed) == "None"
+        saved = json.loads((tmp_path / "pretrain" / "dino" / f"seed_{seed}" / "cell.json").read_text())
+        assert saved["method"] == "dino" and saved["seed"] == seed and saved["status"] == "ok"
+    assert sorted(p.name for p in (tmp_path / "pretrain").iterdir()) == ["byol", "dino"]
+    text = (tmp_path / "results.md").read_text()
+    assert "Pre-training (byol, seed 0): ok" in text and "Pre-training (dino, seed 1): ok" in text
+    assert json.loads((tmp_path / "study_settings.json").read_text()) == {
+        "num_epochs": 2, "shared_pretraining": False, "pretrain_per_method": True}
+
+    again = MethodRunner()
+    run = run_study(again, _method_plan(), tmp_path)
+    assert (run.ran, run.reused) == (0, 8) and again.method_pretrains == [] and again.cells == []
+
+
+def test_only_the_methods_of_the_chosen_protocols_pretrain_and_others_can_be_added(tmp_path):
+    runner = MethodRunner()
+    run_study(runner, _method_plan(seeds=[0], protocols={"supervised": False, "dino_finetune": True}), tmp_path)
+    assert runner.method_pretrains == [("dino", 0, False)]
+    assert not (tmp_path / "pretrain" / "byol").exists()
+    # a later run adds BYOL's protocols: only byol pre-trains, the dino encoder and cells are reused
+    later = MethodRunner()
+    run = run_study(later, _method_plan(seeds=[0]), tmp_path)
+    assert later.method_pretrains == [("byol", 0, False)] and run.reused == 2
+    assert sorted(later.cells) == ["byol_finetune fraction=1 seed=0", "byol_linear_probe fraction=1 seed=0"]
+
+
+def test_shared_pretraining_pretrains_once_per_method(tmp_path):
+    runner = MethodRunner()
+    run_study(runner, _method_plan(seeds=[3, 4], shared=True), tmp_path)
+    assert runner.method_pretrains == [("byol", 0, False), ("dino", 0, False)]
+    for seed in (3, 4):
+        assert _encoder_of(tmp_path, "dino_finetune", seed) == str(tmp_path / "pretrain" / "dino" / "models" /
+                                                                   "encoder.pt")
+    assert not any((tmp_path / "pretrain").glob("*/seed_*"))
+    # the mode is the folder's, for every method: a per-seed run is refused
+    with pytest.raises(ValueError, match="holds a study made with shared pre-training"):
+        run_study(MethodRunner(), _method_plan(seeds=[3]), tmp_path)
+
+
+def test_a_failed_method_fails_only_its_cells_and_resumes(tmp_path):
+    class DinoFails(MethodRunner):
+        def pretrain(self, run_dir, seed, resume=False, method=None):
+            if method == "dino":
+                self.method_pretrains.append((method, seed, resume))
+                (run_dir / "models").mkdir(parents=True, exist_ok=True)
+                raise RuntimeError("dino diverged")
+            return super().pretrain(run_dir, seed, resume, method)
+
+    run = run_study(DinoFails(), _method_plan(seeds=[0]), tmp_path)
+    assert run.failed == 1
+    rows = {r["protocol"]: r["status"] for r in _csv(tmp_path / "results.csv")}
+    assert rows["dino_finetune"] == "failed: the pre-training it needs failed (see the log)"
+    assert rows["byol_finetune"] == "ok"
+    assert "Pre-training (dino, seed 0): failed: RuntimeError: dino diverged" in (tmp_path / "results.md").read_text()
+    retry = MethodRunner()
+    run_study(retry, _method_plan(seeds=[0]), tmp_path)
+    assert retry.method_pretrains == [("dino", 0, True)] and retry.cells == ["dino_finetune fraction=1 seed=0"]
+
+
+def test_without_methods_the_runner_gets_no_method_and_the_layout_is_unchanged(tmp_path):
+    runner = MethodRunner()
+    runner.pretrain = FakeRunner.pretrain.__get__(runner)  # takes no method: a TypeError if one were passed
+    run_study(runner, _plan(seeds=[0]), tmp_path)
+    assert runner.pretrains == [(0, False)] and (tmp_path / "pretrain" / "seed_0" / "cell.json").is_file()
+    assert "method" not in json.loads((tmp_path / "pretrain" / "seed_0" / "cell.json").read_text())
+    assert "Pre-training (seed 0): ok" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("methods, message", [
+    ({"byol_finetune": "byol"}, r"without one: \['byol_linear_probe', 'dino_finetune'\]"),
+    ({**METHODS, "supervised": "byol"}, r"not pretrained or not chosen: \['supervised'\]"),
+])
+def test_a_plan_must_name_the_method_of_every_pretrained_protocol(tmp_path, methods, message):
+    plan = _method_plan()
+    plan.methods = methods
+    with pytest.raises(ValueError, match=message):
+        run_study(MethodRunner(), plan, tmp_path)
+    assert not (tmp_path / "study_settings.json").exists()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_folder_pretrained_before_methods_moves_to_the_default_method_and_is_reused(tmp_path, shared):
+    old = _plan(fractions="1.0", seeds=[0], shared=shared, protocols={"supervised": False, "byol_finetune": True})
+    run_study(FakeRunner(), old, tmp_path)  # as a study.json without method_key made it
+    old_encoder = tmp_path / "pretrain" / ("" if shared else "seed_0") / "models" / "encoder.pt"
+    assert old_encoder.read_text() == "encoder 0"
+    runner = MethodRunner()
+    run = run_study(runner, _method_plan(seeds=[0], shared=shared), tmp_path)
+    assert runner.method_pretrains == [("dino", 0, False)]  # byol's encoder is the one made before
+    assert run.reused == 2 and sorted(runner.cells) == ["byol_linear_probe fraction=1 seed=0",
+                                                        "dino_finetune fraction=1 seed=0"]
+    moved = tmp_path / "pretrain" / "byol" / ("" if shared else "seed_0") / "models" / "encoder.pt"
+    assert moved.read_text() == "encoder 0" and not old_encoder.exists()
+    assert _encoder_of(tmp_path, "byol_linear_probe", 0) == str(moved)
+    assert sorted(p.name for p in (tmp_path / "pretrain").iterdir()) == ["byol", "dino"]
+    assert json.loads((tmp_path / "study_settings.json").read_text())["pretrain_per_method"] is True
+    # and back: a study without methods is refused on the per-method folder
+    with pytest.raises(ValueError, match=r"holds pre-trainings of several methods \(pretrain/<method>/\), but this "
+                                         r"study compares no methods"):
+        run_study(FakeRunner(), old, tmp_path)
+
+
+def test_a_folder_pretrained_before_methods_needs_a_default_method(tmp_path):
+    run_study(FakeRunner(), _plan(seeds=[0]), tmp_path)
+    plan = _method_plan(seeds=[0])
+    plan.default_method = None
+    with pytest.raises(ValueError, match="names no pretrain.default_method to say which method made them"):
+        run_study(MethodRunner(), plan, tmp_path)
+    assert (tmp_path / "pretrain" / "seed_0" / "cell.json").is_file()  # left as it was
+
+
+def test_a_folder_without_pretraining_takes_methods_without_moving_anything(tmp_path):
+    run_study(FakeRunner(), _plan(seeds=[0], protocols={"supervised": False}), tmp_path)
+    runner = MethodRunner()
+    run = run_study(runner, _method_plan(seeds=[0]), tmp_path)
+    assert run.reused == 1 and runner.method_pretrains == [("byol", 0, False), ("dino", 0, False)]

@@ -34,7 +34,19 @@ OCT = REPO / "bundles" / "oct_byol_pseudolabel"
 
 def test_the_oct_bundle_describes_its_protocols():
     spec = load_study_spec(OCT)
-    assert list(spec.protocols) == ["supervised", "byol_finetune", "byol_linear_probe", "byol_pseudolabel"]
+    kinds = ("finetune", "linear_probe", "pseudolabel")
+    methods = ("byol", "byol_plus", "dino", "cass")
+    assert list(spec.protocols) == ["supervised", *(f"{m}_{k}" for m in methods for k in kinds)]
+    assert spec.default_protocols == ("supervised", "byol_finetune", "byol_linear_probe", "byol_pseudolabel")
+    assert (spec.method_key, spec.pretrain.default_method) == ("method", "byol")
+    assert spec.protocols["supervised"].method is None
+    for m in methods:  # every method's protocols: BYOL's configs and model files, their own encoder
+        for k in kinds:
+            protocol, byol = spec.protocols[f"{m}_{k}"], spec.protocols[f"byol_{k}"]
+            assert protocol.method == m and protocol.pretrained
+            assert (protocol.config_file, protocol.model_file, protocol.overrides) == (
+                byol.config_file, byol.model_file, byol.overrides)
+            assert protocol.description and "\n" not in protocol.description
     assert not spec.protocols["supervised"].pretrained
     assert all(spec.protocols[p].pretrained for p in ("byol_finetune", "byol_linear_probe", "byol_pseudolabel"))
     assert [f.name for f in spec.protocols["byol_pseudolabel"].config_file] == ["finetune.json", "pseudolabel.json"]
@@ -85,10 +97,42 @@ def _study(**changes):
     ({"skip_errors": {"a": "b"}}, "skip_errors must be a list of non-empty message starts"),
     ({"train_handlers_id": ""}, "train_handlers_id must be a config id"),
     ({"train_handlers_id": ["train#handlers"]}, "train_handlers_id must be a config id"),
+    ({"protocols": {"p": {"config_file": ["train.json"], "model_file": "m", "pretrained": True, "method": "dino"}}},
+     r"protocols.p.*method 'dino' is set but 'pretrain' has no method_key"),
+    ({"protocols": {"s": {"config_file": ["train.json"], "model_file": "m", "method": "dino"}}},
+     r"protocols.s.*method 'dino' is set but the protocol is not 'pretrained'"),
+    ({"protocols": {"p": {"config_file": ["train.json"], "model_file": "m", "pretrained": True,
+                          "method": "../x"}}}, r"protocols.p.method: a method must be a name"),
+    ({"protocols": {"p": {"config_file": ["train.json"], "model_file": "m", "pretrained": True,
+                          "method": "seed_1"}}}, r"protocols.p.method: a method must be a name .*not seed_<n>"),
+    ({"default_protocols": ["p", "q"]}, r"default_protocols \['p', 'q'\] must name .*; unknown: \['q'\]"),
+    ({"default_protocols": ["p", "p"]}, r"default_protocols \['p', 'p'\] must name each of its protocols once"),
+    ({"default_protocols": []}, "default_protocols must be a non-empty list of protocol names"),
+    ({"default_protocols": "p"}, "default_protocols must be a non-empty list of protocol names"),
 ])
 def test_bad_study_files_are_named(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
         load_study_spec(_write_study(tmp_path, _study(**changes)))
+
+
+def _methods_study(**pretrain):
+    return _study(pretrain={"config_file": ["train.json"], "encoder_file": "{cell_dir}/encoder.pt",
+                            "encoder_key": "enc", "method_key": "method", **pretrain},
+                  protocols={"s": {"config_file": ["train.json"], "model_file": "m"},
+                             "p": {"config_file": ["train.json"], "model_file": "m", "pretrained": True},
+                             "d": {"config_file": ["train.json"], "model_file": "m", "pretrained": True,
+                                   "method": "dino"}})
+
+
+def test_protocols_get_their_method_or_the_default_one(tmp_path):
+    spec = load_study_spec(_write_study(tmp_path, _methods_study(default_method="byol")))
+    assert {n: p.method for n, p in spec.protocols.items()} == {"s": None, "p": "byol", "d": "dino"}
+    assert spec.method_key == "method" and spec.default_protocols is None
+    with pytest.raises(ValueError, match=r"protocols.p: a pretrained protocol needs a 'method' \(or set "
+                                         r"pretrain.default_method\), since pretrain.method_key is 'method'"):
+        load_study_spec(_write_study(tmp_path, _methods_study()))
+    with pytest.raises(ValueError, match="pretrain: method_key must be the config key"):
+        load_study_spec(_write_study(tmp_path, _methods_study(method_key=3, default_method="byol")))
 
 
 def test_the_steps_key_and_the_handlers_of_the_count_may_be_renamed_or_left_out(tmp_path):
@@ -243,6 +287,7 @@ def test_each_run_of_a_cell_gets_its_folders_budget_seed_and_the_user_overrides(
 
     (pre_files, pre), (train_files, train), (eval_files, evaluate) = calls
     assert pre_files == ["train.json"]
+    assert pre["method"] == "byol"  # the study.json's default_method when none is given
     assert pre["num_epochs"] == 3 and pre["resume"] is True and pre["ckpt_dir"] == str(tmp_path / "pretrain" / "models")
     assert train_files == ["finetune.json", "linear_probe.json"]
     assert {k: train[k] for k in ("seed", "num_epochs", "labeled_fraction", "labeled_per_class", "pretrained_encoder",
@@ -305,7 +350,30 @@ def test_num_steps_excludes_num_epochs_and_is_not_an_override():
         BundleRunner(load_study_spec(OCT), overrides={"num_steps": 300})
 
 
+def test_pretraining_gets_its_method(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_bundle(config_files, overrides):
+        calls.append(dict(overrides))
+        Path(overrides["ckpt_dir"]).mkdir(parents=True)
+        (Path(overrides["ckpt_dir"]) / "encoder.pt").write_text("e")
+
+    monkeypatch.setattr(runner_module, "run_bundle", fake_run_bundle)
+    runner = BundleRunner(load_study_spec(OCT))
+    encoder = runner.pretrain(tmp_path / "pretrain" / "dino" / "seed_2", seed=2, method="dino")
+    assert encoder == tmp_path / "pretrain" / "dino" / "seed_2" / "models" / "encoder.pt"
+    assert calls[0]["method"] == "dino" and calls[0]["seed"] == 2 and "resume" not in calls[0]
+    (tmp_path / "plain").mkdir()
+    spec = load_study_spec(_write_study(tmp_path / "plain", _study()))  # no method_key
+    with pytest.raises(ValueError, match="method 'dino': the study of .* has no pretrain.method_key"):
+        BundleRunner(spec).pretrain(tmp_path / "x", seed=0, method="dino")
+    assert len(calls) == 1
+
+
 def test_user_overrides_may_not_set_what_the_study_sets():
+    with pytest.raises(ValueError, match=r"'method' is set by the study for every run \(use --protocols: each "
+                                         r"protocol's study.json 'method' picks its pre-training\)"):
+        BundleRunner(load_study_spec(OCT), overrides={"method": "dino"})
     with pytest.raises(ValueError, match=r"'seed' is set by the study for every run \(use --seeds\).*"
                                          r"'split' is set by the study"):
         BundleRunner(load_study_spec(OCT), overrides={"seed": 1, "split": "val", "image_size": 64})

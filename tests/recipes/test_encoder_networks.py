@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from monai_ssl.networks import BYOL, EncoderClassifier, SliceEncoder, resnet18_encoder
-from monai_ssl.recipes import byol_network, classifier_network, resnet18_features
+from monai_ssl.recipes import byol_network, classifier_network, encoder_features
 
 
 def _layout(module):
@@ -14,10 +14,10 @@ def _layout(module):
 
 
 def test_the_two_encoders():
-    slices = resnet18_features("slice_resnet18", in_channels=1)
+    slices = encoder_features("slice_resnet18", in_channels=1)
     assert isinstance(slices, SliceEncoder) and slices.backbone.pool is False
     assert slices(torch.rand(2, 1, 3, 32, 32)).shape == (2, 512)
-    image = resnet18_features("resnet18", in_channels=3)
+    image = encoder_features("resnet18", in_channels=3)
     assert image.pool is True and image(torch.rand(2, 3, 32, 32)).shape == (2, 512)
     assert _layout(image) == _layout(resnet18_encoder(spatial_dims=2, in_channels=3, pool=True))
 
@@ -33,7 +33,7 @@ def test_classifier_network_matches_its_pretrained_parts():
     knee = classifier_network("slice_resnet18", in_channels=1, out_channels=1)
     assert isinstance(knee, EncoderClassifier) and knee.projector is None
     assert knee(torch.rand(2, 1, 3, 32, 32)).shape == (2, 1)
-    encoder_keys = {f"encoder.{k}" for k in resnet18_features("slice_resnet18", 1).state_dict()}
+    encoder_keys = {f"encoder.{k}" for k in encoder_features("slice_resnet18", 1).state_dict()}
     assert set(knee.state_dict()) == encoder_keys | {"head.weight", "head.bias"}
 
     oct_ = classifier_network("resnet18", 1, 4, head_input="projector", hidden_dim=32, projection_dim=8, freeze_encoder=True)
@@ -46,7 +46,7 @@ def test_classifier_network_matches_its_pretrained_parts():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"encoder": "resnet50", "in_channels": 1, "out_channels": 2}, "`encoder` must be one of"),
+        ({"encoder": "resnet34", "in_channels": 1, "out_channels": 2}, "`encoder` must be one of"),
         ({"encoder": "resnet18", "in_channels": 0, "out_channels": 2}, "`in_channels` must be at least 1"),
         ({"encoder": "resnet18", "in_channels": 1, "out_channels": 0}, "`out_channels` must be at least 1"),
         ({"encoder": "resnet18", "in_channels": 1, "out_channels": 2, "head_input": "predictor"}, "`head_input` must be one of"),
@@ -55,3 +55,30 @@ def test_classifier_network_matches_its_pretrained_parts():
 def test_bad_settings_are_refused_by_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         classifier_network(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "in_channels", "size", "features"),
+    [("resnet50", 1, 32, 2048), ("vit_s16", 1, 32, 384), ("vit_b16", 3, 32, 768), ("resnet18", 3, 28, 512)],
+)
+def test_every_encoder_gives_its_feature_size(encoder, in_channels, size, features):
+    network = encoder_features(encoder, in_channels, image_size=size, small_images=encoder == "resnet18")
+    assert network.out_features == features
+    assert network(torch.rand(2, in_channels, size, size)).shape == (2, features)
+
+
+def test_small_image_stem_keeps_resolution():
+    standard = encoder_features("resnet18", 1)
+    small = encoder_features("resnet18", 1, small_images=True)
+    assert standard.conv1.stride == (2, 2) and small.conv1.stride == (1, 1)
+    assert small.conv1.kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"encoder": "vit_s16", "in_channels": 1, "image_size": 40}, "`image_size` must be a multiple of 16"),
+     ({"encoder": "vit_b16", "in_channels": 1, "small_images": True}, "`small_images` is a ResNet stem setting")],
+)
+def test_vit_settings_are_refused_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        encoder_features(**kwargs)

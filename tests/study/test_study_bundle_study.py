@@ -1,0 +1,61 @@
+"""What ``bundle_study`` asks the study loop to run: the default protocols and each protocol's method."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from monai_ssl.study import bundle_study
+
+bundle_study_module = importlib.import_module("monai_ssl.study.bundle_study")  # the module, not the function
+
+OCT = Path(__file__).resolve().parents[2] / "bundles" / "oct_byol_pseudolabel"
+
+
+@pytest.fixture()
+def plans(monkeypatch):
+    """The plans ``bundle_study`` hands to ``run_study`` (nothing runs)."""
+    seen = []
+    monkeypatch.setattr(bundle_study_module, "run_study", lambda runner, plan, output_dir: seen.append(plan))
+    return seen
+
+
+def test_without_protocols_the_default_ones_run(tmp_path, plans):
+    bundle_study(OCT, tmp_path, fractions="0.5", seeds="0")
+    (plan,) = plans
+    assert list(plan.protocols) == ["supervised", "byol_finetune", "byol_linear_probe", "byol_pseudolabel"]
+    assert plan.methods == {"byol_finetune": "byol", "byol_linear_probe": "byol", "byol_pseudolabel": "byol"}
+    assert plan.default_method == "byol"
+
+
+def test_chosen_protocols_bring_their_methods(tmp_path, plans, caplog):
+    caplog.set_level(logging.INFO, logger="monai_ssl.study")
+    bundle_study(OCT, tmp_path, fractions="0.5", seeds="0,1",
+                 protocols="supervised,byol_finetune,dino_finetune,cass_finetune,dino_linear_probe")
+    (plan,) = plans
+    assert dict(plan.protocols) == {"supervised": False, "byol_finetune": True, "dino_finetune": True,
+                                    "cass_finetune": True, "dino_linear_probe": True}
+    assert plan.methods == {"byol_finetune": "byol", "dino_finetune": "dino", "cass_finetune": "cass",
+                            "dino_linear_probe": "dino"}
+    assert plan.descriptions["dino_finetune"].startswith("DINO encoder (Caron et al. 2021)")
+    assert "pre-training once per seed per method (byol, dino, cass) (6 pre-trainings" in caplog.text
+
+
+def test_a_study_without_method_key_has_no_methods(tmp_path, plans):
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    text = (OCT / "configs" / "study.json").read_text()
+    for name in ("train.json", "finetune.json", "linear_probe.json", "pseudolabel.json", "supervised.json",
+                 "evaluate.json"):
+        (bundle / "configs" / name).write_text("{}")
+    raw = json.loads(text)
+    del raw["pretrain"]["method_key"], raw["default_protocols"]
+    raw["protocols"] = {k: v for k, v in raw["protocols"].items() if "method" not in v}
+    (bundle / "configs" / "study.json").write_text(json.dumps(raw))
+    bundle_study(bundle, tmp_path / "out", fractions="0.5", seeds="0")
+    (plan,) = plans
+    assert len(plan.protocols) == 4 and plan.methods == {}
