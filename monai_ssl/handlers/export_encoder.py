@@ -50,6 +50,9 @@ class EncoderExporter:
             ``None`` writes no projector.
         method: the method that trained ``network``; None: ``network`` is a BYOL (its online encoder).
         settings: JSON values describing the exported encoder, written beside it; None writes none.
+        other_settings: for a method that trains more than one encoder (CASS), the settings of each other encoder
+            by the name ``method.other_backbones`` gives it; each is written to ``<path stem>_<name>.pt`` (e.g.
+            ``models/encoder_transformer.pt``) with its settings beside it, to fine-tune instead.
 
     Raises:
         FloatingPointError: at the end of the run, the online encoder or projector holds NaN/inf.
@@ -62,12 +65,14 @@ class EncoderExporter:
         projector_path: str | os.PathLike | None = None,
         method: Any = None,
         settings: Mapping[str, Any] | None = None,
+        other_settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.network = network
         self.path = Path(path)
         self.projector_path = Path(projector_path) if projector_path is not None else None
         self.method = method
         self.settings = dict(settings) if settings is not None else None
+        self.other_settings = {name: dict(values) for name, values in (other_settings or {}).items()}
         self.logger = logging.getLogger("monai_ssl")
 
     def attach(self, engine: Engine) -> None:  # noqa: D102
@@ -77,6 +82,12 @@ class EncoderExporter:
         network = unwrap_parallel(self.network)
         encoder = self.method.export_backbone(network) if self.method is not None else network.online_encoder
         exports = [(encoder, self.path)]
+        others = self.method.other_backbones(network) if self.method is not None else {}
+        described = {self.path: self.settings}
+        for name, other in others.items():
+            other_path = self.path.with_name(f"{self.path.stem}_{name}{self.path.suffix}")
+            exports.append((other, other_path))
+            described[other_path] = self.other_settings.get(name)
         projector = getattr(network, "online_projector", None)
         if self.projector_path is not None and projector is not None:
             exports.append((projector, self.projector_path))
@@ -89,10 +100,11 @@ class EncoderExporter:
                 )
         for module, path in exports:
             atomic_torch_save(module.state_dict(), path)
-        if self.settings is not None:
-            write_model_settings(self.path, self.settings)
-        elif settings_file(self.path).is_file():
-            settings_file(self.path).unlink()  # it described an earlier run's encoder
+        for path, values in described.items():
+            if values is not None:
+                write_model_settings(path, values)
+            elif settings_file(path).is_file():
+                settings_file(path).unlink()  # it described an earlier run's encoder
         if self.projector_path is not None and projector is None and self.projector_path.is_file():
             self.projector_path.unlink()
             self.logger.info(f"removed {self.projector_path}: an earlier run's projector, which this encoder has none of")

@@ -102,6 +102,10 @@ class SelfSupervisedMethod(ABC):
         """A copy of the encoder kept after pre-training (the network's own ``export_backbone``)."""
         return unwrap_parallel(network).export_backbone()
 
+    def other_backbones(self, network: nn.Module) -> dict[str, nn.Module]:
+        """Copies of the other trained encoders that can be fine-tuned too, by name (none here; CASS: its other network)."""
+        return {}
+
     @staticmethod
     def default_view_keys(global_views: int, local_views: int = 0, prefix: str = "view") -> tuple[str, ...]:
         """``view1 .. viewN``, the keys of :class:`~monai_ssl.transforms.MultiCropViewsd` (global views first)."""

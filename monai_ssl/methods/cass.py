@@ -67,3 +67,7 @@ class CASSMethod(SelfSupervisedMethod):
     def export_backbone(self, network: nn.Module) -> nn.Module:
         """A copy of the encoder of the :attr:`export` member."""
         return unwrap_parallel(network).export_backbone(self.export)
+
+    def other_backbones(self, network: nn.Module) -> dict[str, nn.Module]:
+        """The other member's encoder, by member name: both CASS networks can be fine-tuned."""
+        return {name: unwrap_parallel(network).export_backbone(name) for name in CASS_MEMBERS if name != self.export}

@@ -39,6 +39,7 @@ __all__ = [
     "PRETRAINING_METHODS",
     "exported_encoder_settings",
     "method_settings",
+    "other_encoder_settings",
     "pretraining_method",
     "pretraining_network",
     "pretraining_optimizers",
@@ -256,4 +257,19 @@ def exported_encoder_settings(
     if name in _BYOL_LIKE:
         values.update(hidden_dim=int(settings.get("hidden_dim", 4096)), projection_dim=int(settings.get("projection_dim", 256)))
     return values
+
+
+def other_encoder_settings(
+    settings: Mapping[str, Any], encoder: str, in_channels: int, image_size: int, small_images: bool = False
+) -> dict[str, dict[str, Any]]:
+    """What each other exported encoder holds (CASS: the network not exported as ``encoder.pt``), by member name.
+
+    Written beside ``encoder_<member>.pt`` (:class:`~monai_ssl.handlers.EncoderExporter`), so either CASS network
+    fine-tunes with ``--pretrained_encoder models/encoder_<member>.pt``. Empty for the other methods.
+    """
+    if settings["method"] != "cass":
+        return {}
+    other = "cnn" if settings.get("export") == "transformer" else "transformer"
+    swapped = {**settings, "export": other}
+    return {other: exported_encoder_settings(swapped, encoder, in_channels, image_size, small_images)}
 

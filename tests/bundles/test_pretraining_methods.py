@@ -180,3 +180,15 @@ def test_multi_gpu_overlay_runs_each_method_with_two_cpu_processes(oct_data, tmp
     assert checkpoint["trainer"]["optimizer_steps"] == 1  # 20 images over 2 processes, batch 8 each
     assert checkpoint["run"]["settings"] == {"method": method}
     assert json.loads((root / "models" / "encoder.settings.json").read_text())["method"] == method
+
+
+def test_cass_exports_both_networks_and_its_transformer_fine_tunes_too(pretrained, oct_data):
+    models = pretrained["cass"] / "models"
+    transformer = models / "encoder_transformer.pt"
+    settings = json.loads(transformer.with_suffix(".settings.json").read_text())
+    assert settings["method"] == "cass" and settings["encoder"] == "vit_s16" and settings["image_size"] == 32
+    assert "vit.patch_embedding.position_embeddings" in torch.load(transformer, weights_only=True)
+    run(config_file=FINETUNE, **TINY_2D, bundle_root=str(pretrained["cass"]), dataset_dir=str(oct_data),
+        pretrained_encoder=str(transformer), run_name="transformer_finetune")
+    model_settings = json.loads((models / "transformer_finetune_model.settings.json").read_text())
+    assert model_settings["encoder"] == "vit_s16" and model_settings["head_input"] == "encoder"

@@ -11,6 +11,7 @@ from monai_ssl.networks import BYOL, CASS, DINO
 from monai_ssl.recipes import (
     exported_encoder_settings,
     method_settings,
+    other_encoder_settings,
     pretraining_method,
     pretraining_network,
     pretraining_optimizers,
@@ -147,3 +148,11 @@ def test_exported_encoder_settings_name_the_architecture_that_is_kept():
 def test_the_older_byol_plus_flag_turns_byol_into_byol_plus_only():
     assert method_settings("byol", METHODS, byol_plus=True)["method"] == "byol_plus"
     assert method_settings("dino", METHODS, byol_plus=True)["method"] == "dino"
+
+
+def test_the_other_cass_network_is_described_for_its_own_fine_tuning():
+    cass = method_settings("cass", METHODS)
+    assert other_encoder_settings(cass, "resnet50", 1, 64)["transformer"]["encoder"] == "vit_s16"
+    swapped = method_settings("cass", {"cass": {**METHODS["cass"], "export": "transformer"}})
+    assert other_encoder_settings(swapped, "resnet50", 1, 64)["cnn"]["encoder"] == "resnet50"
+    assert other_encoder_settings(method_settings("dino", METHODS), "resnet18", 1, 64) == {}
