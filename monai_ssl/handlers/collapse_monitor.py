@@ -1,4 +1,4 @@
-"""Warn when BYOL's representations collapse to a constant."""
+"""Warn when a self-supervised method's outputs collapse to a constant (BYOL's projections, DINO's teacher, CASS's CNN)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ __all__ = ["CollapseMonitor"]
 
 
 class CollapseMonitor:
-    """Watch the spread of the L2-normalised online projections and warn when it falls near 0.
+    """Watch the spread of the L2-normalised outputs of a method and warn when it falls near 0.
+
+    BYOL reports its online projections, DINO the teacher's probabilities, CASS its CNN's outputs, all as
+    ``projection_std`` / ``projection_dim`` (see each :class:`~monai_ssl.methods.SelfSupervisedMethod`).
 
     A collapsed BYOL maps every input to the same vector: the standard deviation over the batch of
     the normalised projections drops to 0, while well spread projections give about
@@ -26,8 +29,7 @@ class CollapseMonitor:
     Args:
         threshold: warn below this fraction of the ``1/sqrt(D)`` reference (0.1).
         output_transform: maps ``engine.state.output`` to ``(projection_std, projection_dim)``, or None for an
-            output without them (DINO and CASS, whose collapse signals are their own TensorBoard scalars:
-            DINO's teacher entropy and KL, CASS's cosine); the default does so.
+            output without them (the iteration is then not counted); the default does so.
         logger_name: logger for the warning.
     """
 
@@ -73,7 +75,7 @@ class CollapseMonitor:
         if ratio < self.threshold:
             self.warnings += 1
             self.logger.warning(
-                f"epoch {engine.state.epoch}: the online projections are collapsing (std {mean_std:.2e}, "
+                f"epoch {engine.state.epoch}: the outputs are collapsing to one vector for every image (std {mean_std:.2e}, "
                 f"{ratio:.3f} of the 1/sqrt({self._dim}) reference, threshold {self.threshold}); check the "
                 "augmentations, the learning rate and the target momentum."
             )

@@ -28,8 +28,12 @@ class CASSMethod(SelfSupervisedMethod):
     optimizer (:meth:`parameter_groups`, ``"cnn"`` and ``"transformer"``) and there is no momentum
     network (:meth:`momentum` is None).
 
-    Outputs for handlers: ``loss`` and ``cosine`` (the mean cosine between the two outputs, ``1 - loss/2``;
-    1 when the members agree).
+    Outputs for handlers: ``loss``, ``cosine`` (the mean cosine between the two outputs, ``1 - loss/2``;
+    1 when the members agree) and the collapse signal :class:`~monai_ssl.handlers.CollapseMonitor` watches,
+    ``projection_std`` / ``projection_dim``: the spread over the batch of the CNN's L2-normalised outputs (about
+    ``1/sqrt(D)`` when spread, 0 when every image gets the same output). Nothing in the agreement loss rules out
+    that constant solution: the reference code starts both networks from ImageNet weights, and from a random
+    start the two networks can agree on one vector for every image.
 
     Args:
         export: the member whose encoder :meth:`export_backbone` returns (``"cnn"``, the default, or
@@ -56,8 +60,10 @@ class CASSMethod(SelfSupervisedMethod):
         out = network(views[0])
         loss = self.loss_function(out["cnn"], out["transformer"])
         with torch.no_grad():
-            cosine = F.cosine_similarity(out["cnn"].detach().float(), out["transformer"].detach().float(), dim=-1)
-        return loss, {"cosine": cosine.mean()}
+            cnn, transformer = out["cnn"].detach().float(), out["transformer"].detach().float()
+            cosine = F.cosine_similarity(cnn, transformer, dim=-1)
+            spread = F.normalize(cnn, dim=1).std(dim=0).mean() if cnn.shape[0] > 1 else torch.zeros((), device=cnn.device)
+        return loss, {"cosine": cosine.mean(), "projection_std": spread, "projection_dim": cnn.shape[1]}
 
     def parameter_groups(self, network: nn.Module) -> dict[str, list[nn.Parameter]]:
         """One optimizer per member, as the reference code (``"cnn"``, ``"transformer"``)."""

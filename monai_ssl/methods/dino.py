@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from monai_ssl.losses.dino import DINOLoss
@@ -32,7 +33,11 @@ class DINOMethod(SelfSupervisedMethod):
     - **Last layer frozen** in the first ``freeze_last_layer_epochs`` epochs (Appendix C): its gradients
       are dropped before each optimizer step (:func:`~monai_ssl.networks.cancel_last_layer_gradients`).
 
-    Outputs for handlers: ``loss``, the collapse signals of Sec. 5.3 / Fig. 7 (``teacher_entropy``, ``kl``),
+    Outputs for handlers: ``loss``, the collapse signals of Sec. 5.3 / Fig. 7 (``teacher_entropy``, ``kl``), the
+    spread over the batch of the L2-normalised teacher probabilities of the first global view
+    (``projection_std`` / ``projection_dim``, what :class:`~monai_ssl.handlers.CollapseMonitor` watches: about
+    ``1/sqrt(K)`` for sharp outputs that differ between images, 0 when every image gets the same output, the
+    uniform one or one dominating dimension),
     ``teacher_temperature`` and ``teacher_momentum`` (the rate of this iteration's update).
 
     Args:
@@ -92,10 +97,17 @@ class DINOMethod(SelfSupervisedMethod):
     ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Eq. 3 over all (global teacher view, other student view) pairs, at this epoch's teacher temperature."""
         out = network(list(views), self.num_global_views)
+        temperature = self.loss_function.teacher_temperature(state.epoch)
+        with torch.no_grad():  # before the loss moves the center
+            first = out["teacher"][0].float()
+            probs = F.softmax((first - self.loss_function.center) / temperature, dim=-1)
+            spread = F.normalize(probs, dim=1).std(dim=0).mean() if first.shape[0] > 1 else first.new_zeros(())
         terms = self.loss_function.terms(out["student"], out["teacher"], state.epoch)
         return terms.loss, {
             "teacher_entropy": terms.teacher_entropy,
             "kl": terms.kl,
+            "projection_std": spread,
+            "projection_dim": first.shape[1],
             "teacher_temperature": self.loss_function.teacher_temperature(state.epoch),
             "teacher_momentum": self.momentum(state.optimizer_steps, state.total_optimizer_steps),
         }

@@ -94,6 +94,21 @@ def test_cass_loss_gives_gradients_to_both_members():
     assert float(outputs["cosine"]) == pytest.approx(1 - float(loss.detach()) / 2, abs=1e-6)
     assert list(method.parameter_groups(network)) == ["cnn", "transformer"]
     assert method.export_backbone(network).out_features == 6
+    assert set(method.other_backbones(network)) == {"cnn"}
+
+
+def test_cass_reports_the_spread_of_its_outputs_so_a_constant_solution_is_seen():
+    torch.manual_seed(0)
+    method = CASSMethod()
+    network = CASS(TinyEncoder(), TinyEncoder(out_features=6), out_features=5)
+    _, spread_out = method.loss(network, [torch.rand(4, 1, 8, 8)], MethodState(0, 1, 0, 1))
+    assert spread_out["projection_dim"] == 5 and float(spread_out["projection_std"]) > 0.01
+    with torch.no_grad():  # both networks map every image to one vector: agreement, and no spread at all
+        for member in network.members.values():
+            member.head.weight.zero_()
+            member.head.bias.fill_(1.0)
+    loss, collapsed = method.loss(network, [torch.rand(4, 1, 8, 8)], MethodState(0, 1, 0, 1))
+    assert float(loss) == pytest.approx(0.0, abs=1e-6) and float(collapsed["projection_std"]) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_method_optimizers_keep_the_groups_by_default():
@@ -129,3 +144,14 @@ def test_method_optimizers_exclude_bias_and_norm_from_weight_decay():
     assert regularised["weight_decay"] == 0.3 and not regularised.get("fixed_weight_decay", False)
     assert fixed["weight_decay"] == 0.0 and fixed["fixed_weight_decay"] is True
     assert regularised["lr"] == fixed["lr"] == 0.1
+
+
+def test_dino_reports_the_spread_of_the_teacher_outputs_for_the_collapse_monitor():
+    torch.manual_seed(0)
+    network = DINO(TinyEncoder(), out_features=16, hidden_features=8, bottleneck_features=4)
+    method = DINOMethod(out_features=16)
+    _, varied = method.loss(network, [torch.rand(6, 1, 8, 8) for _ in range(2)], MethodState(0, 1, 0, 10))
+    assert varied["projection_dim"] == 16 and float(varied["projection_std"]) > 0.01
+    same = torch.rand(1, 1, 8, 8).repeat(6, 1, 1, 1)  # every image the same: one teacher output for all
+    _, collapsed = method.loss(network, [same, same.clone()], MethodState(0, 1, 0, 10))
+    assert float(collapsed["projection_std"]) == pytest.approx(0.0, abs=1e-6)
