@@ -27,6 +27,10 @@ from .mrnet_splits import mrnet_splits
 from .splits import OPTIMISTIC_NOTE, SelectionSplitError, SplitOverlapError, Splits, evaluation_split_note, reserved_ids
 from .synthetic_isic import ensure_isic_demo, is_isic_demo, make_isic_demo
 from .synthetic_common import dataset_or_demo
+from .label_csv import label_csv_datalist, read_label_csv
+from .isic_classification import ISIC_CLASSES, isic2017_classification_datalists
+from .class_folders import class_folder_datalists, stratified_splits
+from .synthetic_skin_lesion import ensure_skin_lesion_demo, is_skin_lesion_demo, make_skin_lesion_demo
 
 __all__ = [
     "DEMO_MARKER",
@@ -80,4 +84,13 @@ __all__ = [
     "validate_image_file",
     "validate_volume_file",
     "volume_datalist",
+    "label_csv_datalist",
+    "read_label_csv",
+    "ISIC_CLASSES",
+    "isic2017_classification_datalists",
+    "class_folder_datalists",
+    "stratified_splits",
+    "ensure_skin_lesion_demo",
+    "is_skin_lesion_demo",
+    "make_skin_lesion_demo",
 ]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from .binary import binary_classification_metrics, roc_auc, roc_curve
 from .confidence_interval import mean_ci95, t_quantile_975
 from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
+from .multilabel import choose_thresholds, multilabel_report
 from .output_transforms import class_scores_and_indices
+from .saliency_overlap import pointing_game, saliency_in_mask_share
 from .segmentation import binary_iou_dice, foreground_mask
 from .selection import class_counts, key_metric, other_metrics, selection_metric
 
 __all__ = [
+    "choose_thresholds",
     "class_counts",
     "class_scores_and_indices",
     "binary_classification_metrics",
@@ -19,9 +22,12 @@ __all__ = [
     "other_metrics",
     "mean_ci95",
     "multiclass_classification_metrics",
+    "multilabel_report",
     "one_vs_rest_roc_curves",
+    "pointing_game",
     "roc_auc",
     "roc_curve",
+    "saliency_in_mask_share",
     "selection_metric",
     "t_quantile_975",
 ]

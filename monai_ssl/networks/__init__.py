@@ -13,6 +13,7 @@ from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
 from .placement import place_network
+from .pretrained_weights import PretrainedLoadReport, convert_pretrained_state, load_imagenet_weights, read_checkpoint
 from .resnet import ResNetEncoder, resnet18_encoder, resnet50_encoder
 from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
@@ -45,6 +46,10 @@ __all__ = [
     "unwrap_parallel",
     "momentum_update",
     "place_network",
+    "PretrainedLoadReport",
+    "convert_pretrained_state",
+    "load_imagenet_weights",
+    "read_checkpoint",
     "resnet18_encoder",
     "resnet50_encoder",
     "split_pair_logits",

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from .class_balance import (
+    CLASS_BALANCE_MODES,
+    class_balance,
+    class_balanced_sampler,
+    class_counts,
+    class_labels,
+    class_loss_weights,
+)
 from .byol_views import view_collate, view_prepare_batch, view_transforms, working_spatial_size
 from .cross_teaching import labeled_batch_size, unlabeled_batch_size
 from .dermoscopy_preprocessing import dermoscopy_evaluation_transforms, dermoscopy_training_transforms
 from .evaluation_loader import evaluation_loader
 from .image_preprocessing import image_transforms, image_view_transforms
 from .lesion_evaluation import lesion_postprocessing
+from .skin_lesion_preprocessing import skin_lesion_transforms, skin_lesion_view_transforms
 from .pretraining import (
     PRETRAINING_METHODS,
     exported_encoder_settings,
@@ -41,6 +50,12 @@ __all__ = [
     "pretraining_views",
     "training_state",
     "ENCODERS",
+    "CLASS_BALANCE_MODES",
+    "class_balance",
+    "class_balanced_sampler",
+    "class_counts",
+    "class_labels",
+    "class_loss_weights",
     "byol_network",
     "classifier_network",
     "dermoscopy_evaluation_transforms",
@@ -54,6 +69,8 @@ __all__ = [
     "lesion_network_name",
     "lesion_postprocessing",
     "lesion_trained_by",
+    "skin_lesion_transforms",
+    "skin_lesion_view_transforms",
     "encoder_features",
     "unlabeled_batch_size",
     "view_collate",
