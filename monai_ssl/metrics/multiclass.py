@@ -74,17 +74,17 @@ def _validate(probabilities: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     return p, y_float.astype(np.int64)
 
 
-def _class_names(class_names: Sequence[str] | None, k: int) -> list[str]:
-    """``class_names`` as a list of ``k`` distinct strings (default ``"0"``, ``"1"``, ...)."""
+def _class_names(class_names: Sequence[str] | None, k: int, setting: str = "class_names", what: str = "classes") -> list[str]:
+    """``class_names`` as a list of ``k`` distinct strings (default ``"0"``, ``"1"``, ...); errors name ``setting``."""
     if class_names is None:
         return [str(i) for i in range(k)]
     if isinstance(class_names, str):
-        raise ValueError(f"`class_names` must be a sequence of strings, got the string {class_names!r}.")
+        raise ValueError(f"`{setting}` must be a sequence of strings, got the string {class_names!r}.")
     names = [str(c) for c in class_names]
     if len(names) != k:
-        raise ValueError(f"`class_names` has {len(names)} names for {k} classes (columns of `probabilities`).")
+        raise ValueError(f"`{setting}` has {len(names)} names for {k} {what} (columns of `probabilities`).")
     if len(set(names)) != k:
-        raise ValueError(f"`class_names` must be distinct, got {names}.")
+        raise ValueError(f"`{setting}` must be distinct, got {names}.")
     return names
 
 

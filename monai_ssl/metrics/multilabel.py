@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .binary import _ratio, _single_class_message, roc_auc
+from .multiclass import _class_names
 
 __all__ = ["DEFAULT_THRESHOLD", "THRESHOLD_CRITERIA", "choose_thresholds", "multilabel_report"]
 
@@ -84,16 +85,7 @@ def _validate(probabilities: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]
 
 def _label_names(label_names: Sequence[str] | None, k: int) -> list[str]:
     """``label_names`` as a list of ``k`` distinct strings (default ``"0"``, ``"1"``, ...)."""
-    if label_names is None:
-        return [str(i) for i in range(k)]
-    if isinstance(label_names, str):
-        raise ValueError(f"`label_names` must be a sequence of strings, got the string {label_names!r}.")
-    names = [str(c) for c in label_names]
-    if len(names) != k:
-        raise ValueError(f"`label_names` has {len(names)} names for {k} labels (columns of `probabilities`).")
-    if len(set(names)) != k:
-        raise ValueError(f"`label_names` must be distinct, got {names}.")
-    return names
+    return _class_names(label_names, k, setting="label_names", what="labels")
 
 
 def _check_threshold(value: Any, name: str) -> float:
