@@ -31,6 +31,9 @@ class CollapseMonitor:
         output_transform: maps ``engine.state.output`` to ``(projection_std, projection_dim)``, or None for an
             output without them (the iteration is then not counted); the default does so.
         logger_name: logger for the warning.
+        uniform_threshold: for outputs with ``entropy_ratio`` (DINO: the teacher entropy over its maximum
+            ``log K``), warn when its epoch mean exceeds this (0.98): the other collapse, to the uniform output,
+            which the spread misses when the outputs differ only slightly from uniform.
     """
 
     def __init__(
@@ -40,8 +43,12 @@ class CollapseMonitor:
             (out["projection_std"], out["projection_dim"]) if "projection_std" in out else None
         ),
         logger_name: str = "monai_ssl",
+        uniform_threshold: float = 0.98,
     ) -> None:
         self.threshold = threshold
+        self.uniform_threshold = uniform_threshold
+        self._entropy_sum: torch.Tensor | float = 0.0
+        self._entropy_count = 0
         self.output_transform = output_transform
         self.logger = logging.getLogger(logger_name)
         self._sum: torch.Tensor | float = 0.0
@@ -56,9 +63,15 @@ class CollapseMonitor:
 
     def _reset(self, engine: Engine) -> None:
         self._sum, self._count = 0.0, 0
+        self._entropy_sum, self._entropy_count = 0.0, 0
 
     def _collect(self, engine: Engine) -> None:
-        values = self.output_transform(engine.state.output)
+        output = engine.state.output
+        if isinstance(output, dict) and "entropy_ratio" in output:
+            ratio = output["entropy_ratio"]
+            self._entropy_sum = self._entropy_sum + (ratio.detach().float() if isinstance(ratio, torch.Tensor) else float(ratio))
+            self._entropy_count += 1
+        values = self.output_transform(output)
         if values is None:
             return
         std, dim = values
@@ -67,6 +80,7 @@ class CollapseMonitor:
         self._dim = int(dim)
 
     def _check(self, engine: Engine) -> None:
+        self._check_uniform(engine)
         if self._count == 0:
             return
         mean_std = float(self._sum) / self._count
@@ -78,4 +92,19 @@ class CollapseMonitor:
                 f"epoch {engine.state.epoch}: the outputs are collapsing to one vector for every image (std {mean_std:.2e}, "
                 f"{ratio:.3f} of the 1/sqrt({self._dim}) reference, threshold {self.threshold}); check the "
                 "augmentations, the learning rate and the target momentum."
+            )
+
+    def _check_uniform(self, engine: Engine) -> None:
+        """Warn when the output distribution is near uniform (``entropy_ratio``: entropy / log K, DINO's teacher)."""
+        if self._entropy_count == 0:
+            return
+        mean_ratio = float(self._entropy_sum) / self._entropy_count
+        engine.state.metrics["entropy_ratio"] = mean_ratio
+        if mean_ratio > self.uniform_threshold:
+            self.warnings += 1
+            self.logger.warning(
+                f"epoch {engine.state.epoch}: the outputs are collapsing to the uniform distribution (entropy "
+                f"{mean_ratio:.3f} of its maximum log K, threshold {self.uniform_threshold}): centering is winning over "
+                "sharpening (Caron et al. 2021, Fig. 7); try a smaller output size K, a higher final teacher temperature "
+                "reached by a warm-up, larger batches or a longer run."
             )

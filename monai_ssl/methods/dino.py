@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +38,8 @@ class DINOMethod(SelfSupervisedMethod):
     spread over the batch of the L2-normalised teacher probabilities of the first global view
     (``projection_std`` / ``projection_dim``, what :class:`~monai_ssl.handlers.CollapseMonitor` watches: about
     ``1/sqrt(K)`` for sharp outputs that differ between images, 0 when every image gets the same output, the
-    uniform one or one dominating dimension),
+    uniform one or one dominating dimension), ``entropy_ratio`` (the teacher entropy over its maximum ``log K``:
+    near 1 is the uniform collapse, which the monitor also warns about),
     ``teacher_temperature`` and ``teacher_momentum`` (the rate of this iteration's update).
 
     Args:
@@ -108,6 +110,7 @@ class DINOMethod(SelfSupervisedMethod):
             "kl": terms.kl,
             "projection_std": spread,
             "projection_dim": first.shape[1],
+            "entropy_ratio": terms.teacher_entropy / math.log(max(first.shape[1], 2)),
             "teacher_temperature": self.loss_function.teacher_temperature(state.epoch),
             "teacher_momentum": self.momentum(state.optimizer_steps, state.total_optimizer_steps),
         }

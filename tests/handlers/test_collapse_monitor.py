@@ -42,3 +42,17 @@ def test_tensor_values_are_summed_on_their_device_and_read_once_per_epoch(caplog
     assert sums == [torch.Tensor] * 4
     assert engine.state.metrics["projection_std"] == pytest.approx(0.07)
     assert monitor.warnings == 0
+
+
+@pytest.mark.parametrize(("ratio", "warned"), [(0.999, True), (0.6, False)])
+def test_warns_when_the_outputs_go_uniform(caplog, ratio, warned):
+    """DINO's other collapse: the spread is above the threshold, but the teacher entropy is almost log K."""
+    engine = Engine(lambda e, b: {"projection_std": 0.15 / 64, "projection_dim": 4096, "entropy_ratio": torch.tensor(ratio)})
+    monitor = CollapseMonitor(threshold=0.1)
+    monitor.attach(engine)
+    with caplog.at_level(logging.WARNING, logger="monai_ssl"):
+        engine.run([0, 1], max_epochs=1)
+    assert engine.state.metrics["entropy_ratio"] == pytest.approx(ratio)
+    assert monitor.warnings == int(warned)
+    assert ("collapsing to the uniform distribution" in caplog.text) == warned
+    assert "one vector for every image" not in caplog.text  # 0.15 of the spread reference: no spread warning

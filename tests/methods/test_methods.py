@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
@@ -152,6 +153,7 @@ def test_dino_reports_the_spread_of_the_teacher_outputs_for_the_collapse_monitor
     method = DINOMethod(out_features=16)
     _, varied = method.loss(network, [torch.rand(6, 1, 8, 8) for _ in range(2)], MethodState(0, 1, 0, 10))
     assert varied["projection_dim"] == 16 and float(varied["projection_std"]) > 0.01
+    assert float(varied["entropy_ratio"]) == pytest.approx(float(varied["teacher_entropy"]) / math.log(16))
     same = torch.rand(1, 1, 8, 8).repeat(6, 1, 1, 1)  # every image the same: one teacher output for all
     _, collapsed = method.loss(network, [same, same.clone()], MethodState(0, 1, 0, 10))
     assert float(collapsed["projection_std"]) == pytest.approx(0.0, abs=1e-6)
