@@ -10,7 +10,7 @@ from .class_balance import (
     class_labels,
     class_loss_weights,
 )
-from .byol_views import view_collate, view_prepare_batch, view_transforms, working_spatial_size
+from .byol_views import view_collate, view_transforms, working_spatial_size
 from .cross_teaching import labeled_batch_size, unlabeled_batch_size
 from .dermoscopy_preprocessing import dermoscopy_evaluation_transforms, dermoscopy_training_transforms
 from .evaluation_loader import evaluation_loader
@@ -29,14 +29,13 @@ from .pretraining import (
     pretraining_views,
     training_state,
 )
-from .fine_tuning_architecture import architecture_settings, fine_tuning_architecture, pretrained_encoder_settings
+from .fine_tuning_architecture import fine_tuning_architecture, pretrained_encoder_settings
 from .lesion_networks import lesion_model_file, lesion_network, lesion_network_name, lesion_trained_by
 from .encoder_networks import byol_network, classifier_network
 from .encoders import ENCODERS, encoder_features
 from .volume_preprocessing import volume_transforms, volume_view_transforms
 
 __all__ = [
-    "architecture_settings",
     "fine_tuning_architecture",
     "pretrained_encoder_settings",
     "PRETRAINING_METHODS",
@@ -74,7 +73,6 @@ __all__ = [
     "encoder_features",
     "unlabeled_batch_size",
     "view_collate",
-    "view_prepare_batch",
     "view_transforms",
     "volume_transforms",
     "volume_view_transforms",

@@ -1,10 +1,9 @@
-"""Where a BYOL bundle makes its two views: in the loader workers (CPU) or batched on the training device.
+"""Where a pre-training bundle makes its views: in the loader workers (CPU) or batched on the training device.
 
-``--views batched`` (``views_on_device``) samples the view parameters in the workers
-(:class:`~monai_ssl.transforms.BYOLViewParamsd`) and makes the views on the device
-(:class:`~monai_ssl.engines.DeviceViews`); batches of images of different sizes are padded at their
-end with edge values, which no crop reaches. Otherwise the workers make the views
-(:class:`~monai_ssl.transforms.BYOLViewsd`) and :func:`~monai_ssl.engines.prepare_views` moves them.
+``--views batched`` (``views_on_device``) samples the view parameters in the workers and makes the views
+on the device (the trainer's ``prepare_batch``: :func:`~monai_ssl.recipes.pretraining_prepare_batch`);
+batches of images of different sizes are padded at their end with edge values, which no crop reaches.
+Otherwise the workers make the views and the trainer only moves them.
 """
 
 from __future__ import annotations
@@ -12,19 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["view_collate", "view_prepare_batch", "view_transforms", "working_spatial_size"]
+__all__ = ["view_collate", "view_transforms", "working_spatial_size"]
 
 
 def view_transforms(views_on_device: bool, device_view_transforms: Sequence[Any], cpu_view_transforms: Sequence[Any]) -> list[Any]:
     """The loader's transforms: parameters only (views made on the device), or the views themselves."""
     return list(device_view_transforms if views_on_device else cpu_view_transforms)
-
-
-def view_prepare_batch(views_on_device: bool) -> Callable:
-    """The trainer's ``prepare_batch``: :class:`~monai_ssl.engines.DeviceViews` or :func:`~monai_ssl.engines.prepare_views`."""
-    from monai_ssl.engines import DeviceViews, prepare_views
-
-    return DeviceViews() if views_on_device else prepare_views
 
 
 def view_collate(views_on_device: bool) -> Callable:

@@ -11,14 +11,13 @@ that contradicts the file, naming both.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from monai_ssl.networks.model_settings import read_model_settings, settings_file
 
 from .encoders import ENCODERS
 
-__all__ = ["AUTO", "architecture_settings", "fine_tuning_architecture", "pretrained_encoder_settings"]
+__all__ = ["AUTO", "fine_tuning_architecture", "pretrained_encoder_settings"]
 
 AUTO = "auto"
 _NO_PATH = ("", "none", "null")
@@ -103,7 +102,3 @@ def fine_tuning_architecture(
     stem = bool(saved.get("small_images", False)) if small_images is None else bool(small_images)
     return {"encoder": resolved_encoder, "small_images": stem, "head_input": resolved_head, "method": method}
 
-
-def architecture_settings(architecture: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of :func:`fine_tuning_architecture` a trained model's settings file keeps."""
-    return {key: architecture[key] for key in ("encoder", "small_images", "head_input")}

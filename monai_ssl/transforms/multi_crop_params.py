@@ -52,11 +52,10 @@ class MultiCropViewParamsd(MultiCropViewsd):
     with the same arguments and seed draw the same parameters in the same order.
 
     Args:
-        keys, global_views, global_size, global_scale, local_views, local_size, local_scale,
-        view_keys_prefix, global_blur_probs, global_solarize_probs, local_blur_prob,
-        local_solarize_prob, crop_ratio, augmentation_kwargs, num_global_views_key: as in
-            :class:`~monai_ssl.transforms.MultiCropViewsd`; the source key is always kept.
+        keys: the one source key, as in :class:`~monai_ssl.transforms.MultiCropViewsd`.
         param_keys_suffix: suffix that makes a view key its parameter key.
+        kwargs: every other argument of :class:`~monai_ssl.transforms.MultiCropViewsd` (``global_views``,
+            ``global_size``, ``local_views``...) except ``keep_source``: the source key is always kept.
 
     Raises:
         ValueError: a setting out of range, or a parameter key equal to the source key.
@@ -67,48 +66,15 @@ class MultiCropViewParamsd(MultiCropViewsd):
         item = params({"image": image})  # item["view1_params"] .. item["view8_params"]: (30,) float64
     """
 
-    def __init__(
-        self,
-        keys: KeysCollection = "image",
-        global_views: int = 2,
-        global_size: int | Sequence[int] = 224,
-        global_scale: Sequence[float] = (0.4, 1.0),
-        local_views: int = 6,
-        local_size: int | Sequence[int] = 96,
-        local_scale: Sequence[float] = (0.05, 0.4),
-        view_keys_prefix: str = "view",
-        global_blur_probs: float | Sequence[float] = (1.0, 0.1),
-        global_solarize_probs: float | Sequence[float] = (0.0, 0.2),
-        local_blur_prob: float = 0.5,
-        local_solarize_prob: float = 0.0,
-        crop_ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0),
-        augmentation_kwargs: Mapping[str, Any] | None = None,
-        num_global_views_key: Hashable = "num_global_views",
-        param_keys_suffix: str = "_params",
-    ) -> None:
-        super().__init__(
-            keys=keys,
-            global_views=global_views,
-            global_size=global_size,
-            global_scale=global_scale,
-            local_views=local_views,
-            local_size=local_size,
-            local_scale=local_scale,
-            view_keys_prefix=view_keys_prefix,
-            global_blur_probs=global_blur_probs,
-            global_solarize_probs=global_solarize_probs,
-            local_blur_prob=local_blur_prob,
-            local_solarize_prob=local_solarize_prob,
-            crop_ratio=crop_ratio,
-            augmentation_kwargs=augmentation_kwargs,
-            num_global_views_key=num_global_views_key,
-            keep_source=True,
-        )
+    def __init__(self, keys: KeysCollection = "image", param_keys_suffix: str = "_params", **kwargs: Any) -> None:
+        if "keep_source" in kwargs:
+            raise ValueError("MultiCropViewParamsd always keeps the source image (the views are made from it later).")
+        super().__init__(keys=keys, keep_source=True, **kwargs)
         self.param_keys = multi_crop_param_keys(self.view_keys, param_keys_suffix)
-        if self.keys[0] in self.param_keys or num_global_views_key in self.param_keys:
+        if self.keys[0] in self.param_keys or self.num_global_views_key in self.param_keys:
             raise ValueError(
                 f"MultiCropViewParamsd: the parameter keys {self.param_keys} must differ from the source key "
-                f"{self.keys[0]!r} and num_global_views_key {num_global_views_key!r} (see param_keys_suffix)."
+                f"{self.keys[0]!r} and num_global_views_key {self.num_global_views_key!r} (see param_keys_suffix)."
             )
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

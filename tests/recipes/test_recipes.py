@@ -5,12 +5,10 @@ from __future__ import annotations
 from monai.data import list_data_collate
 from monai.transforms import PadListDataCollate
 
-from monai_ssl.engines import DeviceViews, prepare_views
 from monai_ssl.recipes import (
     labeled_batch_size,
     unlabeled_batch_size,
     view_collate,
-    view_prepare_batch,
     view_transforms,
     working_spatial_size,
 )
@@ -19,7 +17,6 @@ from monai_ssl.recipes import (
 def test_views_on_the_device_or_in_the_workers():
     assert view_transforms(True, ["params"], ["views"]) == ["params"]
     assert view_transforms(False, ["params"], ["views"]) == ["views"]
-    assert isinstance(view_prepare_batch(True), DeviceViews) and view_prepare_batch(False) is prepare_views
     assert isinstance(view_collate(True), PadListDataCollate) and view_collate(False) is list_data_collate
     assert working_spatial_size(224) == [224, 224] and working_spatial_size(None) == [-1, -1]
 
