@@ -83,13 +83,15 @@ class EncoderExporter:
         encoder = self.method.export_backbone(network) if self.method is not None else network.online_encoder
         exports = [(encoder, self.path)]
         others = self.method.other_backbones(network) if self.method is not None else {}
-        described = {self.path: self.settings}
+        projector = getattr(network, "online_projector", None)
+        written_projector = self.projector_path is not None and projector is not None
+        # the settings say whether a projector file goes with this encoder: only when one is written here
+        described = {self.path: None if self.settings is None else {**self.settings, "projector": written_projector}}
         for name, other in others.items():
             other_path = self.path.with_name(f"{self.path.stem}_{name}{self.path.suffix}")
             exports.append((other, other_path))
             described[other_path] = self.other_settings.get(name)
-        projector = getattr(network, "online_projector", None)
-        if self.projector_path is not None and projector is not None:
+        if written_projector:
             exports.append((projector, self.projector_path))
         for module, path in exports:
             bad = non_finite_entries(module.state_dict())

@@ -49,6 +49,9 @@ def test_pretraining_writes_checkpoint_encoder_and_tensorboard(pretrained):
     assert any(k.startswith("target_encoder.") for k in checkpoint["network"])
     encoder = torch.load(pretrained / "models" / "encoder.pt", weights_only=True)
     assert all(not k.startswith("online_") for k in encoder) and "backbone.conv1.weight" in encoder
+    settings = json.loads((pretrained / "models" / "encoder.settings.json").read_text())
+    assert settings["method"] == "byol" and settings["encoder"] == "slice_resnet18"
+    assert settings["projector"] is False  # byolmed2d writes no projector.pt, so none is announced
 
     events = _events(pretrained / "runs" / "pretrain")
     scalars = set(events.Tags()["scalars"])
