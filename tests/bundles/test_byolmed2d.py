@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -36,7 +37,8 @@ def _events(folder):
 def pretrained(tmp_path_factory, tiny_mrnet):
     root = tmp_path_factory.mktemp("byolmed2d")
     run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(tiny_mrnet), **{**TINY, "num_epochs": 2})
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_pretraining_writes_checkpoint_encoder_and_tensorboard(pretrained):

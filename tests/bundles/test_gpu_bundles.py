@@ -17,9 +17,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,12 @@ def _torchrun(configs: Path, overrides: Mapping[str, Any]) -> subprocess.Complet
 
 
 @pytest.fixture(scope="module")
-def byolmed2d_root(tmp_path_factory, tiny_mrnet) -> Path:
+def byolmed2d_root(tmp_path_factory, tiny_mrnet) -> Iterator[Path]:
     """``train.json``: one epoch of BYOLMed2D pre-training."""
     root = tmp_path_factory.mktemp("gpu_byolmed2d")
     _run(BYOLMED2D / "train.json", bundle_root=root, dataset_dir=tiny_mrnet, **TINY)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -159,11 +161,12 @@ def oct_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def oct_root(tmp_path_factory, oct_data) -> Path:
+def oct_root(tmp_path_factory, oct_data) -> Iterator[Path]:
     """OCT ``train.json``: one epoch of BYOL pre-training."""
     root = tmp_path_factory.mktemp("gpu_oct_bundle")
     _run(OCT / "train.json", bundle_root=root, dataset_dir=oct_data, **TINY_2D)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _oct_finetune(*overlays: str) -> list[Path]:
@@ -306,11 +309,12 @@ ISIC_TEST_IDS = ["ISIC_0000010", "ISIC_0000011"]  # the 2 test images of the tin
 
 
 @pytest.fixture(scope="module")
-def isic_root(tmp_path_factory, tiny_isic) -> Path:
+def isic_root(tmp_path_factory, tiny_isic) -> Iterator[Path]:
     """ISIC ``train.json``: one epoch of cross-teaching (UNet and SwinUNETR, two optimizers) with validation."""
     root = tmp_path_factory.mktemp("gpu_isic")
     _run(ISIC / "train.json", bundle_root=root, dataset_dir=tiny_isic, **TINY_ISIC)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +65,12 @@ def _iou(truth: np.ndarray, pred: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_isic) -> Path:
+def trained(tmp_path_factory, tiny_isic) -> Iterator[Path]:
     """``train.json``: 2 epochs of cross-teaching; 8 training images, 4 labeled (fraction 0.5), batch 2 + 2."""
     root = tmp_path_factory.mktemp("isic_bundle")
     run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(tiny_isic), **{**TINY_ISIC, "num_epochs": 2})
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_supervised_overlay_run_alone_names_its_base_config(tmp_path):

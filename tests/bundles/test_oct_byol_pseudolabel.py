@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -42,7 +43,8 @@ def oct_data(tmp_path_factory):
 def pretrained(tmp_path_factory, oct_data):
     root = tmp_path_factory.mktemp("oct_bundle")
     run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(oct_data), **TINY_2D)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # checkpoints of a full ResNet-18: free the disk for later modules
 
 
 def test_pretraining(pretrained):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -44,7 +45,9 @@ def pretrained(tmp_path_factory, oct_data):
         root = tmp_path_factory.mktemp(f"oct_{method}")
         run(config_file=TRAIN, bundle_root=str(root), dataset_dir=str(oct_data), method=method, **TINY_2D, **overrides)
         roots[method] = root
-    return roots
+    yield roots
+    for root in roots.values():
+        shutil.rmtree(root, ignore_errors=True)  # a CASS run alone writes ~1 GB of checkpoints
 
 
 @pytest.mark.parametrize("method", list(METHOD_OVERRIDES))
