@@ -14,7 +14,10 @@ from .mrnet import (
     MRNET_PLANES,
     MRNET_SPLITS,
     MRNET_TASKS,
+    mrnet_class_names,
     mrnet_datalist,
+    mrnet_findings,
+    mrnet_multi_label,
     read_mrnet_labels,
     validate_volume_file,
 )
@@ -26,13 +29,18 @@ from .segmentation_splits import segmentation_splits, segmentation_unlabeled_str
 from .mrnet_splits import mrnet_splits
 from .splits import OPTIMISTIC_NOTE, SelectionSplitError, SplitOverlapError, Splits, evaluation_split_note, reserved_ids
 from .synthetic_isic import ensure_isic_demo, is_isic_demo, make_isic_demo
-from .synthetic_common import dataset_or_demo
+from .synthetic_common import dataset_or_demo, demo_or_dataset_value
 from .label_csv import label_csv_datalist, read_label_csv
 from .isic_classification import ISIC_CLASSES, isic2017_classification_datalists
 from .class_folders import class_folder_datalists, stratified_splits
+from .classification_layouts import CLASSIFICATION_LAYOUTS, classification_layout, labeled_subset, skin_lesion_datalists
 from .synthetic_skin_lesion import ensure_skin_lesion_demo, is_skin_lesion_demo, make_skin_lesion_demo
 
 __all__ = [
+    "CLASSIFICATION_LAYOUTS",
+    "classification_layout",
+    "labeled_subset",
+    "skin_lesion_datalists",
     "DEMO_MARKER",
     "IMAGE_SUFFIXES",
     "ISIC_IMAGE_GLOB",
@@ -61,12 +69,16 @@ __all__ = [
     "make_oct_demo",
     "medmnist_class_count",
     "medmnist_datalist",
+    "mrnet_class_names",
     "mrnet_datalist",
+    "mrnet_findings",
+    "mrnet_multi_label",
     "oversample_minority",
     "read_mrnet_labels",
     "require_unlabeled_pool",
     "segmentation_datalist",
     "dataset_or_demo",
+    "demo_or_dataset_value",
     "segmentation_splits",
     "segmentation_unlabeled_stream",
     "mrnet_splits",

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .folders import _missing_folder_hint
 from .image_folder import IMAGE_SUFFIXES, image_folder_datalist, validate_image_file
+from .label_csv import label_csv_datalist
+from .label_split import split_labeled
+from .labeled_pool import seeded_share
 from .medmnist import medmnist_class_count, medmnist_datalist
 
-__all__ = ["classification_datalist", "image_datalist"]
+__all__ = ["classification_datalist", "classification_splits", "image_datalist", "task_labeled_split", "threshold_datalist"]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -80,3 +84,176 @@ def image_datalist(folder: str | os.PathLike, skip_unreadable: bool = False, set
     if not items:
         raise ValueError(f"every image in {root} is unreadable")
     return items
+
+
+def _csv_multi_label(value: Any) -> bool | None:
+    """A bundle's ``multi_label`` setting (``"auto"``/true/false) as :func:`label_csv_datalist` takes it."""
+    if value == "auto" or value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"`multi_label` must be \"auto\", true or false (--multi_label auto), got {value!r}.")
+
+
+def _is_multi_hot(items: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the items carry label vectors (:func:`label_csv_datalist`'s multi-label float32 arrays)."""
+    return bool(items) and getattr(items[0].get("label"), "ndim", 0) >= 1
+
+
+def classification_splits(
+    source: str | os.PathLike,
+    labels_csv: str | os.PathLike | None = None,
+    image_dir: str | os.PathLike | None = None,
+    val_labels_csv: str | os.PathLike | None = None,
+    multi_label: Any = "auto",
+    train_split: str = "train",
+    val_split: str | None = "val",
+    val_fraction: float = 0.1,
+    val_seed: int = 0,
+    eval_split: str | None = "test",
+    allow_val_on_eval_split: bool = False,
+    skip_unreadable: bool = False,
+) -> dict[str, Any]:
+    """Training and validation items of a classification bundle, from class folders or a label CSV.
+
+    Without ``labels_csv`` this is :func:`~monai_ssl.data.train_val_datalists` (class folders or a
+    MedMNIST ``.npz``; always single-label). With ``labels_csv`` (``id,label`` or
+    ``id,label_1,...,label_k``, see :func:`label_csv_datalist`) the images come from ``image_dir``
+    (default ``source``); validation is ``val_labels_csv`` when given, else a seeded ``val_fraction``
+    hold-out of the CSV's items: stratified by class for single-label data, a plain seeded share for
+    multi-label data (one image holds several labels, so there are no strata).
+
+    Args:
+        source: the dataset folder (or ``.npz``).
+        labels_csv: the training label CSV, or ``None`` for class folders.
+        image_dir: the folder of the CSV's images; default ``source``.
+        val_labels_csv: a validation label CSV (same images folder); default: hold out ``val_fraction``.
+        multi_label: the bundle setting ``"auto"``, true or false (checked against the CSV).
+        train_split, val_split, eval_split, allow_val_on_eval_split: folder datasets only (see
+            :func:`~monai_ssl.data.train_val_datalists`).
+        val_fraction: share held out for validation, in (0, 1), when there is no validation split / CSV.
+        val_seed: seed of that hold-out.
+        skip_unreadable: skip unreadable images (folders) or rows whose image is missing (CSV), counted.
+
+    Returns:
+        ``{"train", "val", "class_names", "val_source", "multi_label"}``.
+
+    Raises:
+        ValueError: ``multi_label`` true with class folders; a bad ``val_fraction``; the errors of the readers.
+    """
+    wanted = _csv_multi_label(multi_label)
+    if labels_csv is None:
+        if wanted:
+            raise ValueError(
+                "`multi_label` is true but the dataset is read from class folders (one class per image); multi-label "
+                "data comes as a label CSV with one 0/1 column per label: pass --labels_csv <file>."
+            )
+        from .validation_split import train_val_datalists  # imports this module
+
+        splits = train_val_datalists(
+            source, train_split=train_split, val_split=val_split, val_fraction=val_fraction, val_seed=val_seed,
+            eval_split=eval_split, allow_val_on_eval_split=allow_val_on_eval_split, skip_unreadable=skip_unreadable,
+        )
+        return {**splits, "multi_label": False}
+    folder = source if image_dir is None else image_dir
+    train, names = label_csv_datalist(labels_csv, folder, multi_label=wanted, skip_missing=skip_unreadable)
+    multi = _is_multi_hot(train)
+    if val_labels_csv is not None:
+        val, _ = label_csv_datalist(val_labels_csv, folder, class_names=names, multi_label=multi, skip_missing=skip_unreadable)
+        where = f"the label CSV {val_labels_csv}"
+    else:
+        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
+        try:
+            val, train = (
+                seeded_share(train, val_fraction, val_seed, "val_fraction") if multi
+                else split_labeled(train, fraction=val_fraction, seed=val_seed)
+            )
+        except ValueError as err:
+            raise ValueError(f"cannot hold out val_fraction={val_fraction} of {labels_csv} for validation: {err}") from err
+        if not train:
+            raise ValueError(f"holding out val_fraction={val_fraction} of {labels_csv} leaves no training item")
+        where = f"a {val_fraction:g} hold-out of {labels_csv} (val_seed {val_seed})"
+    logger.info(f"validation: {len(val)} items from {where}; training: {len(train)} items; classes {names}")
+    return {"train": list(train), "val": list(val), "class_names": list(names), "val_source": where, "multi_label": multi}
+
+
+def task_labeled_split(
+    items: Sequence[Mapping[str, Any]],
+    fraction: float | None = None,
+    per_class: int | Mapping[int, int] | None = None,
+    seed: int = 0,
+    multi_label: bool = False,
+) -> tuple[list, list]:
+    """``(labeled, unlabeled)`` training items: :func:`split_labeled` per class, or a seeded share for multi-label.
+
+    A multi-label image belongs to several classes, so a per-class count (``labeled_per_class``,
+    few_shot.json's ``shots_per_class``) is undefined; the labeled share is then
+    :func:`~monai_ssl.data.labeled_pool.seeded_share` of ``fraction`` (nested across fractions).
+
+    Raises:
+        ValueError: ``per_class`` with multi-label data (names the setting), or the errors of the splitters.
+    """
+    if not multi_label:
+        return split_labeled(items, fraction=fraction, per_class=per_class, seed=seed)
+    if per_class is not None:
+        raise ValueError(
+            "`labeled_per_class` (few_shot.json's shots_per_class) counts images per class and needs single-label "
+            "data; with multi-label data use --labeled_fraction."
+        )
+    if fraction is None:
+        raise ValueError("`labeled_fraction` must be a number in (0, 1] for multi-label data, got None.")
+    labeled, rest = seeded_share(items, fraction, seed, "labeled_fraction")
+    return list(labeled), list(rest)
+
+
+def threshold_datalist(
+    needed: bool,
+    source: str | os.PathLike,
+    class_names: Sequence[str],
+    train_labels_csv: str | os.PathLike | None = None,
+    val_labels_csv: str | os.PathLike | None = None,
+    image_dir: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    val_seed: int = 0,
+    skip_missing: bool = False,
+) -> list[dict] | None:
+    """The validation items on which ``evaluate.json`` chooses the multi-label thresholds, or ``None``.
+
+    Thresholds are fitted on validation, never on the evaluated split (issue 23: "a threshold per
+    label chosen on validation"). The validation items are ``val_labels_csv`` when given, else the
+    same seeded ``val_fraction`` hold-out of ``train_labels_csv`` that ``finetune.json`` validated on
+    (:func:`classification_splits`; pass the same ``val_fraction``/``val_seed``).
+
+    Args:
+        needed: whether thresholds are chosen on validation (multi-label and ``thresholds: "validation"``);
+            ``False`` returns ``None`` without reading anything.
+        source: the dataset folder (default folder of the images).
+        class_names: the model's labels, in its order.
+        train_labels_csv, val_labels_csv, image_dir, val_fraction, val_seed: as in ``finetune.json``;
+            ``image_dir`` is the folder of *these* (training / validation) images, default ``source``.
+        skip_missing: skip rows whose image is missing (counted).
+
+    Raises:
+        ValueError: thresholds are needed but neither CSV is given (the settings are named).
+    """
+    if not needed:
+        return None
+    folder = source if image_dir is None else image_dir
+    if val_labels_csv is not None:
+        return label_csv_datalist(val_labels_csv, folder, class_names=class_names, multi_label=True, skip_missing=skip_missing)[0]
+    if train_labels_csv is None:
+        raise ValueError(
+            "`thresholds` is \"validation\" for a multi-label model, but no validation labels are given: pass "
+            "--val_labels_csv <file>, or --train_labels_csv <the finetune labels_csv> with its val_fraction/val_seed "
+            "(the hold-out is rebuilt), or fix the thresholds with --thresholds 0.5."
+        )
+    splits = classification_splits(
+        source, labels_csv=train_labels_csv, image_dir=image_dir, multi_label=True, val_fraction=val_fraction,
+        val_seed=val_seed, skip_unreadable=skip_missing,
+    )
+    if list(splits["class_names"]) != list(class_names):
+        raise ValueError(
+            f"train_labels_csv {train_labels_csv} has labels {splits['class_names']}, the model {list(class_names)}."
+        )
+    return splits["val"]

@@ -8,12 +8,18 @@ The on-disk layout this module reads::
 IDs are zero-padded to four digits in file names and plain integers in the CSVs (``0,0``,
 ``1130,1``). :func:`mrnet_datalist` turns one split and plane (optionally with one task's
 labels) into a list of dicts that ``monai.data.Dataset`` and ``CacheDataset`` take directly.
+
+A *task* is one finding (``"acl"``: one binary label, as MRNet's baseline of Bien et al. 2018 trains
+one model per finding) or several at once (``"all"`` or a list such as ``["acl", "meniscus"]``: a
+multi-label task, one sigmoid output per finding, as in the multi-label classification of issue 23,
+item 3). :func:`mrnet_findings`, :func:`mrnet_multi_label` and :func:`mrnet_class_names` read a task.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +28,10 @@ __all__ = [
     "MRNET_PLANES",
     "MRNET_SPLITS",
     "MRNET_TASKS",
+    "mrnet_class_names",
     "mrnet_datalist",
+    "mrnet_findings",
+    "mrnet_multi_label",
     "read_mrnet_labels",
     "validate_volume_file",
 ]
@@ -41,6 +50,49 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
     if value not in allowed:
         raise ValueError(f"unknown MRNet {name} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def mrnet_findings(task: str | Sequence[str]) -> tuple[str, ...]:
+    """The findings of a task, in label order.
+
+    Args:
+        task: one of :data:`MRNET_TASKS` (a single finding), ``"all"`` (the three, in the order of
+            :data:`MRNET_TASKS`) or a list of distinct findings (kept in the given order).
+
+    Returns:
+        e.g. ``("acl",)`` for ``"acl"``; ``("abnormal", "acl", "meniscus")`` for ``"all"``.
+
+    Raises:
+        ValueError: an unknown finding (the three are listed), an empty list or a repeated finding.
+    """
+    expected = f"expected one of {', '.join(MRNET_TASKS)}, 'all' or a list of them"
+    if isinstance(task, str):
+        if task == "all":
+            return MRNET_TASKS
+        if task not in MRNET_TASKS:
+            raise ValueError(f"unknown MRNet task {task!r} (setting 'task'); {expected}")
+        return (task,)
+    if not isinstance(task, Sequence) or len(task) == 0:
+        raise ValueError(f"MRNet task (setting 'task') must be a finding name or a non-empty list, got {task!r}; "
+                         f"{expected}")
+    unknown = [t for t in task if not isinstance(t, str) or t not in MRNET_TASKS]
+    if unknown:
+        raise ValueError(f"unknown MRNet finding(s) {unknown} in task {list(task)!r} (setting 'task'); {expected}")
+    if len(set(task)) != len(task):
+        raise ValueError(f"MRNet task {list(task)!r} (setting 'task') names a finding more than once")
+    return tuple(task)
+
+
+def mrnet_multi_label(task: str | Sequence[str]) -> bool:
+    """``False`` for a single finding such as ``"acl"``, ``True`` for ``"all"`` or a list (even of one finding)."""
+    mrnet_findings(task)  # validates
+    return not (isinstance(task, str) and task != "all")
+
+
+def mrnet_class_names(task: str | Sequence[str]) -> list[str]:
+    """Class names of a task: ``["negative", "acl"]`` for one finding, the findings for a multi-label task."""
+    findings = mrnet_findings(task)
+    return list(findings) if mrnet_multi_label(task) else ["negative", findings[0]]
 
 
 def _first(items: list[str]) -> str:
@@ -159,7 +211,7 @@ def mrnet_datalist(
     root: str | os.PathLike,
     split: str = "train",
     plane: str = "sagittal",
-    task: str | None = None,
+    task: str | Sequence[str] | None = None,
     check_files: bool = True,
     skip_unreadable: bool = False,
 ) -> list[dict]:
@@ -170,7 +222,9 @@ def mrnet_datalist(
         split: ``"train"`` or ``"valid"``.
         plane: ``"sagittal"``, ``"coronal"`` or ``"axial"``.
         task: ``"abnormal"``, ``"acl"`` or ``"meniscus"`` to add labels from
-            ``<root>/<split>-<task>.csv``; ``None`` for unlabeled items (self-supervision).
+            ``<root>/<split>-<task>.csv``; ``"all"`` or a list of findings for multi-hot labels
+            read from one CSV per finding (see :func:`mrnet_findings`); ``None`` for unlabeled
+            items (self-supervision).
         check_files: open every volume's header (memory-mapped, voxels are not read) and require a
             readable 3D numeric array.
         skip_unreadable: with ``check_files``, drop unreadable volumes and log one warning with
@@ -184,15 +238,14 @@ def mrnet_datalist(
         files (names starting with ``.``) are ignored.
 
     Raises:
-        ValueError: unknown split, plane or task; empty volume folder; malformed CSV row; IDs
+        ValueError: unknown split, plane or task (finding); empty volume folder; malformed CSV row; IDs
             without a volume or volumes without a CSV row; an unreadable volume (unless skipped).
         FileNotFoundError: root, volume folder or label CSV missing.
         NotADirectoryError: root is a file.
     """
     _check_choice("split", split, MRNET_SPLITS)
     _check_choice("plane", plane, MRNET_PLANES)
-    if task is not None:
-        _check_choice("task", task, MRNET_TASKS)
+    findings = () if task is None else mrnet_findings(task)
     root = Path(os.path.abspath(root))
     folder = _volume_folder(root, split, plane)
     volumes = {
@@ -201,11 +254,11 @@ def mrnet_datalist(
     if not volumes:
         raise ValueError(f"MRNet volume folder is empty: {folder} has no .npy files; expected {_LAYOUT}")
 
-    labels: dict[int, float] = {}
-    if task is not None:
-        csv_path = root / f"{split}-{task}.csv"
-        labels = read_mrnet_labels(csv_path)
-        _check_ids_match(labels, volumes, csv_path, folder)
+    labels: list[dict[int, float]] = []
+    for finding in findings:
+        csv_path = root / f"{split}-{finding}.csv"
+        labels.append(read_mrnet_labels(csv_path))
+        _check_ids_match(labels[-1], volumes, csv_path, folder)
 
     stems = sorted(volumes, key=_sort_key)
     if check_files:
@@ -228,7 +281,7 @@ def mrnet_datalist(
     items = []
     for stem in stems:
         item: dict = {"image": str(volumes[stem]), "id": stem}
-        if task is not None:
-            item["label"] = np.array([labels[_id_key(stem)]], dtype=np.float32)  # type: ignore[index]
+        if findings:
+            item["label"] = np.array([column[_id_key(stem)] for column in labels], dtype=np.float32)  # type: ignore[index]
         items.append(item)
     return items

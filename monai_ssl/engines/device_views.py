@@ -9,8 +9,9 @@ from typing import Any
 import torch
 
 from monai_ssl.transforms.batched_views import apply_view_params, scale_intensity_batch
+from monai_ssl.transforms.red_channel import normalize_red_channel_batch
 
-__all__ = ["DeviceViews", "images_on_device", "views_on_device"]
+__all__ = ["DeviceViews", "finish_view", "images_on_device", "views_on_device"]
 
 
 def images_on_device(
@@ -27,6 +28,20 @@ def images_on_device(
     return scale_intensity_batch(images) if scale_intensity else images.float()
 
 
+def finish_view(view: torch.Tensor, normalize_red: bool) -> torch.Tensor:
+    """A batch of views as the network takes it: the red channel standardized per image when ``normalize_red``.
+
+    Raises:
+        ValueError: ``normalize_red`` on views that do not have 3 channels (the message names the setting).
+    """
+    if not normalize_red:
+        return view
+    if view.ndim < 3 or view.shape[1] != 3:
+        raise ValueError(f"normalize_red=True standardizes the red channel of RGB views, but the views have shape "
+                         f"{tuple(view.shape)} (expected 3 channels); set normalize_red to false for other images.")
+    return normalize_red_channel_batch(view)
+
+
 class DeviceViews:
     """Move a batch of decoded images to the device and make the two BYOL views there, batched.
 
@@ -40,10 +55,16 @@ class DeviceViews:
 
     Images may arrive as ``uint8`` (a quarter of the float32 copy) or float.
 
+    With ``normalize_red`` (RGB dermoscopy, S4MI's skin-lesion pre-training), each view's red channel is
+    standardized per image *after* the view's intensity augmentation, as
+    :class:`~monai_ssl.transforms.NormalizeRedChanneld` does after the views on the CPU path
+    (:func:`~monai_ssl.transforms.normalize_red_channel_batch`: the same formula and epsilon).
+
     Args:
         image_key: key of the images, ``(B, C, H, W)`` or volumes ``(B, C, S, H, W)``.
         param_keys: keys of the ``T`` and ``T'`` parameter vectors.
         scale_intensity: min-max scale each image (volume) to [0, 1] first; turn off for images already in [0, 1].
+        normalize_red: standardize the red channel of every view (3-channel images only).
     """
 
     def __init__(
@@ -51,12 +72,14 @@ class DeviceViews:
         image_key: Hashable = "image",
         param_keys: Sequence[Hashable] = ("view1_params", "view2_params"),
         scale_intensity: bool = True,
+        normalize_red: bool = False,
     ) -> None:
         if len(param_keys) != 2:
             raise ValueError(f"param_keys must name the two views' parameters, got {param_keys}.")
         self.image_key = image_key
         self.param_keys = tuple(param_keys)
         self.scale_intensity = scale_intensity
+        self.normalize_red = bool(normalize_red)
 
     def __call__(
         self,
@@ -81,7 +104,7 @@ class DeviceViews:
             )
         images = images_on_device(batchdata[self.image_key], device, non_blocking, self.scale_intensity)
         params = [torch.as_tensor(batchdata[k]) for k in self.param_keys]
-        view1, view2 = (apply_view_params(images, p) for p in params)
+        view1, view2 = (finish_view(apply_view_params(images, p), self.normalize_red) for p in params)
         return view1, view2
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from monai_ssl.engines.device_views import images_on_device
+from monai_ssl.engines.device_views import finish_view, images_on_device
 from monai_ssl.transforms.batched_views import apply_view_params
 from monai_ssl.transforms.multi_crop_params import multi_crop_param_keys
 
@@ -26,13 +26,17 @@ class MultiCropDeviceViews:
     so global and local views each come out at their own size. The view of key ``k`` reads the
     parameters under ``f"{k}{param_keys_suffix}"``. The parameter vectors stay on the host.
 
-    Images may arrive as ``uint8`` or float.
+    Images may arrive as ``uint8`` or float. With ``normalize_red`` (RGB dermoscopy) each view's red channel
+    is standardized per image after its intensity augmentation, as
+    :class:`~monai_ssl.transforms.NormalizeRedChanneld` does after the views on the CPU path.
 
     Args:
         image_key: key of the images, ``(B, C, H, W)`` or volumes ``(B, C, S, H, W)``.
         view_keys: the views to make when the caller passes none (the SSL trainer passes its method's).
         param_keys_suffix: suffix that makes a view key its parameter key.
         scale_intensity: min-max scale each image (volume) to [0, 1] first; turn off for images already in [0, 1].
+        normalize_red: standardize the red channel of every view
+            (:func:`~monai_ssl.transforms.normalize_red_channel_batch`; 3-channel images only).
 
     Example::
 
@@ -46,6 +50,7 @@ class MultiCropDeviceViews:
         view_keys: Sequence[str] = ("view1", "view2"),
         param_keys_suffix: str = "_params",
         scale_intensity: bool = True,
+        normalize_red: bool = False,
     ) -> None:
         if len(view_keys) < 1:
             raise ValueError("MultiCropDeviceViews: view_keys must name at least one view.")
@@ -53,6 +58,7 @@ class MultiCropDeviceViews:
         self.view_keys = tuple(view_keys)
         self.param_keys_suffix = param_keys_suffix
         self.scale_intensity = scale_intensity
+        self.normalize_red = bool(normalize_red)
 
     def __call__(
         self,
@@ -79,4 +85,5 @@ class MultiCropDeviceViews:
                 f"drawing the views {keys}."
             )
         images = images_on_device(batchdata[self.image_key], device, non_blocking, self.scale_intensity)
-        return [apply_view_params(images, torch.as_tensor(batchdata[k])) for k in param_keys]
+        return [finish_view(apply_view_params(images, torch.as_tensor(batchdata[k])), self.normalize_red)
+                for k in param_keys]

@@ -11,6 +11,7 @@ from .optimizer_schedules import OptimizerSchedules
 from .progress import ProgressDisplay, loss_only
 from .resume import ResumeFromCheckpoint
 from .run_identity import RunIdentity, datalist_fingerprint, read_run_identity
+from .saliency_writer import SaliencyWriter, resolve_saliency_method
 from .run_length import epochs_for_steps, optimizer_steps_per_epoch, run_length
 from .segmentation_metrics import ForegroundOverlap
 from .segmentation_overlay_logger import SegmentationOverlayLogger
@@ -29,6 +30,7 @@ __all__ = [
     "ProgressDisplay",
     "ResumeFromCheckpoint",
     "RunIdentity",
+    "SaliencyWriter",
     "SegmentationOverlayLogger",
     "SegmentationReportWriter",
     "ViewGridHandler",
@@ -39,5 +41,6 @@ __all__ = [
     "optimizer_steps_per_epoch",
     "read_run_identity",
     "remove_stale_temporaries",
+    "resolve_saliency_method",
     "run_length",
 ]

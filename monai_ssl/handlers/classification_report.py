@@ -21,10 +21,12 @@ from ignite.engine import Engine, Events
 from monai.handlers import from_engine
 from monai.utils import evenly_divisible_all_gather, string_list_all_gather
 
-from monai_ssl.metrics import binary_classification_metrics, multiclass_classification_metrics, roc_curve
+from monai_ssl.metrics import binary_classification_metrics, multiclass_classification_metrics, multilabel_report, roc_curve
 from monai_ssl.metrics.multiclass import ROW_SUM_TOLERANCE
+from monai_ssl.metrics.multilabel import _thresholds as multilabel_thresholds
 from monai_ssl.utils import atomic_write_text
 
+from .multilabel_report_files import check_multilabel_batch, write_multilabel_report
 from .report_folder import check_report_folder, publish_report
 
 __all__ = ["ClassificationReportWriter"]
@@ -176,6 +178,12 @@ class ClassificationReportWriter:
     - ``{prefix}roc_curve.png``: one one-vs-rest curve per class (only with labels of at least two classes
       and ``plot_roc=True``).
 
+    **Multi-label** (``multi_label=True``: ``K`` independent sigmoid probabilities per sample, multi-hot
+    labels ``(B, K)``): per-label and macro F1, precision, recall and AUC at ``thresholds`` (with their
+    ``thresholds_source``), a CSV with ``prob_<label>`` and 0/1 ``pred_<label>`` columns per label, a ROC
+    PNG with one curve per label and no confusion matrix (see :mod:`.multilabel_report_files`).
+    Single-label binary reports also give ``macro_recall`` (balanced accuracy, S4MI's ISIC 2017 measure).
+
     The metrics dict is also stored as ``engine.state.metrics_report`` (``None`` without labels) and
     summarised on the ``"monai_ssl"`` logger. In distributed runs, results are gathered from all
     ranks and files are written by rank 0 only.
@@ -213,6 +221,9 @@ class ClassificationReportWriter:
         plot_confusion_matrix: bool = True,
         overwrite: bool | None = None,
         summary_extra: Mapping[str, Any] | None = None,
+        multi_label: bool = False,
+        thresholds: float | Sequence[float] | None = None,
+        thresholds_source: str | None = None,
     ) -> None:
         """
         Args:
@@ -240,6 +251,14 @@ class ClassificationReportWriter:
                 replaces that report; both publish the report folder whole (see above).
             summary_extra: JSON-serialisable entries added to ``metrics.json`` (e.g. the split and its
                 ``split_note``, "selection split: optimistic" when evaluated on the split the model was chosen on).
+            multi_label: ``(B, K)`` sigmoid probabilities and multi-hot labels, one decision per label:
+                the report is :func:`monai_ssl.metrics.multilabel_report` (per-label and macro F1, precision,
+                recall, AUC) and the CSV has ``prob_<label>`` and ``pred_<label>`` (0/1) columns per label
+                (see :mod:`monai_ssl.handlers.multilabel_report_files`); no confusion matrix.
+            thresholds: multi-label only: one threshold for every label or one per label (e.g. from
+                :func:`monai_ssl.recipes.validation_thresholds`); ``None`` is 0.5.
+            thresholds_source: multi-label only: where the thresholds come from (e.g. "chosen on the val
+                split"), written to ``metrics.json`` as ``thresholds_source``.
 
         Raises:
             ValueError: on inconsistent ``class_names``/``num_classes``, or an ``overwrite`` that is not a bool.
@@ -247,10 +266,16 @@ class ClassificationReportWriter:
         if isinstance(class_names, str):
             raise ValueError(f"`class_names` must be a sequence of strings, got the string {class_names!r}.")
         names = None if class_names is None else [str(c) for c in class_names]
-        if names is not None and (len(names) < 2 or len(set(names)) != len(names)):
-            raise ValueError(f"`class_names` must hold at least two distinct names, got {names}.")
+        least = 1 if multi_label else 2
+        if names is not None and (len(names) < least or len(set(names)) != len(names)):
+            raise ValueError(f"`class_names` must hold at least {least} distinct names, got {names}.")
+        if thresholds is not None and not multi_label:
+            raise ValueError(
+                "`thresholds` are for multi-label reports (multi_label=True); a single-label report takes the "
+                "arg-max class (binary: `threshold`)."
+            )
         if num_classes is not None:
-            if int(num_classes) < 2:
+            if int(num_classes) < least:
                 raise ValueError(f"`num_classes` must be >= 2, got {num_classes}.")
             if names is not None and len(names) != int(num_classes):
                 raise ValueError(f"`class_names` has {len(names)} names but `num_classes` is {num_classes}.")
@@ -268,6 +293,11 @@ class ClassificationReportWriter:
         self.plot_roc = plot_roc
         self.overwrite = overwrite
         self.summary_extra = dict(summary_extra or {})
+        self.multi_label = bool(multi_label)
+        self.thresholds = thresholds
+        self.thresholds_source = thresholds_source
+        if multi_label and self.num_classes is not None:
+            multilabel_thresholds(thresholds, self.num_classes)  # a wrong count fails here, not after the evaluation
         json.dumps(self.summary_extra, allow_nan=False)  # fails here, not after the evaluation
         self._published = False  # whether this run has published its report (later epochs replace it)
         self._reset()
@@ -316,6 +346,12 @@ class ClassificationReportWriter:
         """
         out = self.output_transform(engine.state.output)
         probs_raw, labels_raw = (out if len(out) == 2 else (out[0], None)) if isinstance(out, tuple) else (out, None)
+        if self.multi_label:
+            probs_ml, labels_ml = check_multilabel_batch(probs_raw, labels_raw, self.num_classes, _to_numpy)
+            self._ids.extend(self._batch_ids(engine.state.batch, probs_ml.shape[0]))
+            self._probs.append(probs_ml)
+            self._labels.append(labels_ml)
+            return
         rows = _rows(probs_raw)
         width = rows.shape[1]
         if self._width is not None and width != self._width:
@@ -426,6 +462,9 @@ class ClassificationReportWriter:
                 labels = evenly_divisible_all_gather(torch.as_tensor(labels), concat=True).numpy()
             ids = string_list_all_gather(ids)
 
+        if self.multi_label:
+            self._multilabel_epoch(engine, probs, labels, ids)
+            return
         multiclass = probs.ndim == 2
         if labels is None:
             report = None
@@ -433,9 +472,35 @@ class ClassificationReportWriter:
             report = multiclass_classification_metrics(probs, labels, self._names(probs.shape[1]))
         else:
             report = binary_classification_metrics(probs, labels, self.threshold)
+            if "macro_recall" not in report and None not in (report.get("sensitivity"), report.get("specificity")):
+                # balanced accuracy, the mean recall of both classes (S4MI reports ISIC 2017 as recall)
+                report["macro_recall"] = (report["sensitivity"] + report["specificity"]) / 2
         engine.state.metrics_report = report
         if idist.get_rank() == 0:
             self._publish(self._write_multiclass if multiclass else self._write, probs, labels, ids, report)
+
+    def _multilabel_epoch(self, engine: Engine, probs: np.ndarray, labels: np.ndarray | None, ids: list[str]) -> None:
+        """Multi-label report of the epoch: :func:`multilabel_report` at the given thresholds, then the files."""
+        names = self._names(probs.shape[1])
+        thresholds = [float(t) for t in multilabel_thresholds(self.thresholds, probs.shape[1])]
+        report = None
+        if labels is not None:
+            report = multilabel_report(probs, labels, thresholds, names)
+            report["thresholds_source"] = self.thresholds_source or (
+                "default 0.5" if self.thresholds is None else "given to the report"
+            )
+        engine.state.metrics_report = report
+        if idist.get_rank() == 0:
+            self._publish(self._write_multilabel, probs, labels, ids, report, names, thresholds)
+
+    def _write_multilabel(
+        self, folder: Path, probs: np.ndarray, labels: np.ndarray | None, ids: list[str], report: dict | None,
+        names: list[str], thresholds: list[float],
+    ) -> None:
+        write_multilabel_report(
+            folder, self.prefix, probs, labels, ids, names, thresholds, report, plot_roc=self.plot_roc,
+            summary_extra=self.summary_extra, shown_dir=self.output_dir,
+        )
 
     def _publish(self, write: Callable[..., None], *args: Any) -> None:
         """Run ``write(folder, *args)`` into ``output_dir`` itself, or into a staging folder swapped in whole."""

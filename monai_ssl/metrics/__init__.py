@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .binary import binary_classification_metrics, roc_auc, roc_curve
 from .confidence_interval import mean_ci95, t_quantile_975
+from .macro_metrics import macro_f1_metric, macro_recall_metric, multilabel_decisions
 from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
 from .multilabel import choose_thresholds, multilabel_report
 from .output_transforms import class_scores_and_indices
@@ -18,6 +19,9 @@ __all__ = [
     "binary_classification_metrics",
     "binary_iou_dice",
     "foreground_mask",
+    "macro_f1_metric",
+    "macro_recall_metric",
+    "multilabel_decisions",
     "key_metric",
     "other_metrics",
     "mean_ci95",

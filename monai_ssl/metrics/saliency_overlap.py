@@ -10,7 +10,8 @@ a mean over the images (JSON-friendly: plain floats, bools and ``None``):
   Sec. 5.1): a hit when the maximum of the map lies on the object, optionally within ``tolerance_px``
   pixels of it (Zhang et al. use 15 pixels); the mean is the hit rate.
 
-Confidence intervals across seeds or methods come from :func:`~monai_ssl.metrics.mean_ci95` on these means.
+Confidence intervals across seeds or methods come from :func:`~monai_ssl.metrics.mean_ci95` on these means;
+the interval of one hit rate over the images is :func:`wilson_interval95`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["pointing_game", "saliency_in_mask_share"]
+__all__ = ["pointing_game", "saliency_in_mask_share", "wilson_interval95"]
 
 
 def _as_numpy(value: Any, name: str) -> np.ndarray:
@@ -132,3 +133,29 @@ def pointing_game(saliency: Any, mask: Any, tolerance_px: float = 0) -> dict[str
             continue
         hits.append(tolerance_px > 0 and _nearest_distance2(points, np.argwhere(obj)) <= float(tolerance_px) ** 2)
     return {"per_image": hits, "mean": float(np.mean(hits)), "n": len(hits)}
+
+
+def wilson_interval95(hits: int, n: int) -> tuple[float, float]:
+    """The Wilson score 95 % interval of a proportion ``hits / n`` (e.g. a pointing-game hit rate).
+
+    ``(p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``z = 1.96`` (Wilson, "Probable
+    inference, the law of succession, and statistical inference", JASA 1927); unlike the normal
+    (Wald) interval it stays in ``[0, 1]`` and is not empty for a rate of 0 or 1.
+
+    Args:
+        hits: successes, ``0 <= hits <= n``.
+        n: trials, ``>= 1``.
+
+    Returns:
+        ``(low, high)``.
+
+    Raises:
+        ValueError: ``n`` < 1 or ``hits`` outside ``[0, n]``.
+    """
+    if int(n) != n or n < 1 or int(hits) != hits or not 0 <= hits <= n:
+        raise ValueError(f"wilson_interval95: need integers 0 <= hits <= n and n >= 1, got hits={hits!r}, n={n!r}.")
+    z = 1.959963984540054
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

@@ -13,7 +13,13 @@ from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
 from .placement import place_network
-from .pretrained_weights import PretrainedLoadReport, convert_pretrained_state, load_imagenet_weights, read_checkpoint
+from .pretrained_weights import (
+    PretrainedLoadReport,
+    convert_pretrained_state,
+    load_imagenet_weights,
+    read_checkpoint,
+    require_pretrained_weights,
+)
 from .resnet import ResNetEncoder, resnet18_encoder, resnet50_encoder
 from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
@@ -50,6 +56,7 @@ __all__ = [
     "convert_pretrained_state",
     "load_imagenet_weights",
     "read_checkpoint",
+    "require_pretrained_weights",
     "resnet18_encoder",
     "resnet50_encoder",
     "split_pair_logits",

@@ -37,6 +37,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,7 +46,14 @@ from torch import nn
 from .resnet import ResNetEncoder
 from .vit_encoder import ViTEncoder, interpolate_position_embeddings
 
-__all__ = ["LAYOUTS", "PretrainedLoadReport", "convert_pretrained_state", "load_imagenet_weights", "read_checkpoint"]
+__all__ = [
+    "LAYOUTS",
+    "PretrainedLoadReport",
+    "convert_pretrained_state",
+    "load_imagenet_weights",
+    "read_checkpoint",
+    "require_pretrained_weights",
+]
 
 LAYOUTS = ("resnet", "torchvision_vit", "timm_vit")
 """Layouts recognised: torchvision/timm ResNet (same names), torchvision ViT, timm ViT."""
@@ -462,3 +470,28 @@ def load_imagenet_weights(
     if log is not None:
         log(report.summary())
     return report
+
+
+def require_pretrained_weights(path: str | os.PathLike | None) -> Path:
+    """Check the ``pretrained_weights`` setting of the ``imagenet_transfer`` baseline names an existing file.
+
+    Nothing is downloaded here: the user downloads an ImageNet checkpoint once (see
+    :func:`load_imagenet_weights` for the formats) and passes ``--pretrained_weights PATH``.
+
+    Returns:
+        The path.
+
+    Raises:
+        ValueError: no path given (the message says what to pass and where such weights come from).
+        FileNotFoundError: the file does not exist.
+    """
+    if path is None or str(path).strip().lower() in ("", "none", "null"):
+        raise ValueError(
+            "imagenet_transfer needs `--pretrained_weights PATH`: an ImageNet checkpoint of the encoder "
+            "(torchvision's resnet50-*.pth / vit_b_16-*.pth, or a timm resnet50 / vit_base_patch16_224 state dict "
+            "saved with torch.save); nothing is downloaded at run time"
+        )
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"`pretrained_weights` file not found: {file}")
+    return file

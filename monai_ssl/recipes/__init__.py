@@ -10,13 +10,18 @@ from .class_balance import (
     class_labels,
     class_loss_weights,
 )
+from .classification_task import MULTI_LABEL_VALUES, classification_task, multi_label_setting, require_single_label
+from .thresholds import THRESHOLD_MODES, report_thresholds, validation_thresholds
+from .model_thresholds import model_thresholds, record_validation_thresholds
+from .mrnet_findings import mrnet_training_datalist, mrnet_validation_selection
 from .byol_views import view_collate, view_transforms, working_spatial_size
 from .cross_teaching import labeled_batch_size, unlabeled_batch_size
 from .dermoscopy_preprocessing import dermoscopy_evaluation_transforms, dermoscopy_training_transforms
 from .evaluation_loader import evaluation_loader
 from .image_preprocessing import image_transforms, image_view_transforms
 from .lesion_evaluation import lesion_postprocessing
-from .skin_lesion_preprocessing import skin_lesion_transforms, skin_lesion_view_transforms
+from .saliency_run import attach_masks, saliency_run
+from .skin_lesion_preprocessing import skin_lesion_prepare_batch, skin_lesion_transforms, skin_lesion_view_transforms
 from .pretraining import (
     PRETRAINING_METHODS,
     exported_encoder_settings,
@@ -37,6 +42,17 @@ from .volume_preprocessing import volume_transforms, volume_view_transforms
 
 __all__ = [
     "fine_tuning_architecture",
+    "MULTI_LABEL_VALUES",
+    "THRESHOLD_MODES",
+    "classification_task",
+    "multi_label_setting",
+    "require_single_label",
+    "report_thresholds",
+    "model_thresholds",
+    "record_validation_thresholds",
+    "mrnet_training_datalist",
+    "mrnet_validation_selection",
+    "validation_thresholds",
     "pretrained_encoder_settings",
     "PRETRAINING_METHODS",
     "exported_encoder_settings",
@@ -55,6 +71,7 @@ __all__ = [
     "class_counts",
     "class_labels",
     "class_loss_weights",
+    "attach_masks",
     "byol_network",
     "classifier_network",
     "dermoscopy_evaluation_transforms",
@@ -68,6 +85,8 @@ __all__ = [
     "lesion_network_name",
     "lesion_postprocessing",
     "lesion_trained_by",
+    "saliency_run",
+    "skin_lesion_prepare_batch",
     "skin_lesion_transforms",
     "skin_lesion_view_transforms",
     "encoder_features",

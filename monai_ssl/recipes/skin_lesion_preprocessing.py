@@ -23,13 +23,14 @@ the decoded, resized images and an epoch does not decode 4000-pixel JPEGs again.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from monai.transforms import (
     CastToTyped,
     Compose,
+    CopyItemsd,
     DeleteItemsd,
     EnsureTyped,
     RandFlipd,
@@ -49,7 +50,7 @@ from monai_ssl.transforms import (
 
 from .pretraining import pretraining_views
 
-__all__ = ["SKIN_LESION_ROTATION", "skin_lesion_transforms", "skin_lesion_view_transforms"]
+__all__ = ["SKIN_LESION_ROTATION", "skin_lesion_prepare_batch", "skin_lesion_transforms", "skin_lesion_view_transforms"]
 
 SKIN_LESION_ROTATION = math.radians(10)  # the largest fine-tuning rotation (CASS.ipynb: RandomAffine(degrees=10))
 IMAGE_AND_MASK = ("image", "mask")
@@ -69,7 +70,7 @@ def _checked_sizes(image_size: int, working_size: int) -> tuple[int, int]:
 
 
 def skin_lesion_transforms(image_size: int = 224, working_size: int = 480, augment: bool = False,
-                           normalize_red: bool = True) -> Compose:
+                           normalize_red: bool = True, display_key: str | None = None) -> Compose:
     """A dermoscopy image as the classifier takes it: ``image`` float32 ``(3, image_size, image_size)``.
 
     Cached prefix (deterministic): load the RGB image and, when the item has one, its lesion mask under
@@ -90,6 +91,9 @@ def skin_lesion_transforms(image_size: int = 224, working_size: int = 480, augme
         working_size: side of the first resize (S4MI: 480), at least ``image_size``.
         augment: the fine-tuning augmentation instead of the deterministic evaluation path.
         normalize_red: standardize the red channel (:class:`~monai_ssl.transforms.NormalizeRedChanneld`).
+        display_key: also keep the ``uint8`` image as a person sees it under this key (after any
+            augmentation, before the intensity steps), for the pictures of
+            :class:`~monai_ssl.handlers.SaliencyWriter`; ``None`` keeps none.
 
     Returns:
         A MONAI ``Compose`` of dictionary transforms reading ``image`` (and ``mask``) file paths.
@@ -115,6 +119,8 @@ def skin_lesion_transforms(image_size: int = 224, working_size: int = 480, augme
             RandRotated(range_x=SKIN_LESION_ROTATION, prob=0.5, mode=["bilinear", "nearest"], padding_mode="zeros",
                         **keys),
         ]
+    if display_key is not None:
+        transforms.append(CopyItemsd(keys="image", names=display_key))
     return Compose([
         *transforms,
         *dermoscopy_intensity(normalize_red),
@@ -145,7 +151,9 @@ def skin_lesion_view_transforms(views_on_device: bool, image_size: int = 224, wo
     when ``normalize_red``, each view's red channel is standardized, so pre-training sees the inputs
     fine-tuning sees (after the views, because the views' colour transforms work in [0, 1]). On the
     device, the image is kept ``uint8`` (:class:`~monai_ssl.transforms.CompactUint8d`, a quarter of the
-    cache and of the copy to the device) and only the view parameters are drawn. ``label`` and ``mask``
+    cache and of the copy to the device) and only the view parameters are drawn; the views, and with
+    ``normalize_red`` their red channels, are then made on the device by the trainer's ``prepare_batch``:
+    :func:`skin_lesion_prepare_batch` with the same ``normalize_red`` gives it. ``label`` and ``mask``
     are dropped (pre-training uses neither).
 
     Args:
@@ -154,21 +162,17 @@ def skin_lesion_view_transforms(views_on_device: bool, image_size: int = 224, wo
         working_size: side of the cached image the views are cropped from (S4MI: 480).
         method_settings: the pre-training method's settings (:func:`~monai_ssl.recipes.method_settings`);
             ``None`` is BYOL.
-        normalize_red: standardize the red channel of every view (workers only).
+        normalize_red: standardize the red channel of every view (in the workers, or, with
+            ``views_on_device``, by :func:`skin_lesion_prepare_batch` on the device; the chain is then the
+            same either way).
 
     Returns:
         A MONAI ``Compose`` of dictionary transforms reading ``image`` file paths.
 
     Raises:
-        ValueError: a size that is not a positive whole number, ``working_size < image_size``, or
-            ``normalize_red`` with ``views_on_device`` (the device views have no red-channel step: set
-            ``normalize_red`` to false or make the views in the workers).
+        ValueError: a size that is not a positive whole number, or ``working_size < image_size``.
     """
     size, working = _checked_sizes(image_size, working_size)
-    if normalize_red and views_on_device:
-        raise ValueError("skin_lesion_view_transforms: `normalize_red` needs the views made in the loader workers "
-                         "(`views_on_device` false); the views made on the device have no red-channel step. "
-                         "Set `normalize_red` to false or make the views in the workers.")
     settings = method_settings or {"method": "byol"}
     prefix = [LoadDermoscopyd(label_key=None), Resized(keys="image", spatial_size=[working, working], mode="area")]
     dropped = DeleteItemsd(keys=["label", "mask"])
@@ -182,3 +186,29 @@ def skin_lesion_view_transforms(views_on_device: bool, image_size: int = 224, wo
         *red,
         dropped,
     ])
+
+
+def skin_lesion_prepare_batch(method_settings: Mapping[str, Any] | None, views_on_device: bool,
+                              normalize_red: bool = True) -> Callable:
+    """The pre-training trainer's ``prepare_batch`` that goes with :func:`skin_lesion_view_transforms`.
+
+    In the workers it is :func:`~monai_ssl.engines.prepare_view_list` (the views, red channel included,
+    are made there). On the device it is :class:`~monai_ssl.engines.DeviceViews` (BYOL, BYOL+) or
+    :class:`~monai_ssl.engines.MultiCropDeviceViews` (DINO, CASS) with ``normalize_red``, which standardizes
+    each view's red channel after its intensity augmentation, as
+    :class:`~monai_ssl.transforms.NormalizeRedChanneld` does on the CPU path.
+
+    Args:
+        method_settings: the pre-training method's settings; ``None`` is BYOL.
+        views_on_device: the views are made on the training device.
+        normalize_red: standardize every view's red channel (the value given to
+            :func:`skin_lesion_view_transforms`).
+    """
+    from monai_ssl.engines import DeviceViews, MultiCropDeviceViews, prepare_view_list
+
+    if not views_on_device:
+        return prepare_view_list
+    method = (method_settings or {"method": "byol"})["method"]
+    if method in ("byol", "byol_plus"):
+        return DeviceViews(normalize_red=normalize_red)
+    return MultiCropDeviceViews(normalize_red=normalize_red)

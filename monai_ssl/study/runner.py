@@ -129,8 +129,22 @@ def run_bundle(config_files: Sequence[str | Path], overrides: Mapping[str, Any])
         return run_config_workflow(files, applicable_overrides(files, overrides))
 
 
+def _lookup(report: Mapping[str, Any], key: str) -> Any:
+    """``report[key]``, where a dotted key reads nested objects (``"saliency.in_mask_share_mean"``)."""
+    if key in report:
+        return report[key]
+    value: Any = report
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def read_metrics(path: str | Path, metrics: Mapping[str, Sequence[str]]) -> dict[str, float | None]:
     """The study's metrics from a metrics JSON file: for each, the first listed key with a value.
+
+    A key may be dotted to read a nested object: ``"saliency.in_mask_share_mean"``.
 
     Raises:
         FileNotFoundError: the evaluation wrote no metrics file.
@@ -141,7 +155,7 @@ def read_metrics(path: str | Path, metrics: Mapping[str, Sequence[str]]) -> dict
     report = json.loads(path.read_text(encoding="utf-8"))
     values: dict[str, float | None] = {}
     for name, keys in metrics.items():
-        found = [report[k] for k in keys if isinstance(report.get(k), (int, float)) and not isinstance(report[k], bool)]
+        found = [v for k in keys if isinstance(v := _lookup(report, k), (int, float)) and not isinstance(v, bool)]
         values[name] = float(found[0]) if found else None
     return values
 

@@ -20,4 +20,4 @@ from .lesion_mask import (
     mask_threshold_summary,
     reset_mask_threshold_summary,
 )
-from .red_channel import NormalizeRedChanneld, dermoscopy_intensity, normalize_red_channel
+from .red_channel import NormalizeRedChanneld, dermoscopy_intensity, normalize_red_channel, normalize_red_channel_batch

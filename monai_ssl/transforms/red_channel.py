@@ -11,7 +11,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
-__all__ = ["NormalizeRedChanneld", "dermoscopy_intensity", "normalize_red_channel"]
+__all__ = ["NormalizeRedChanneld", "dermoscopy_intensity", "normalize_red_channel", "normalize_red_channel_batch"]
 
 def normalize_red_channel(image: Any, eps: float = 1e-6, name: str | None = None) -> Any:
     """Standardize the red channel of a channel-first RGB image; green and blue are kept.
@@ -44,6 +44,34 @@ def normalize_red_channel(image: Any, eps: float = 1e-6, name: str | None = None
     out = np.array(image, dtype=np.float32, copy=True)
     red = out[0].astype(np.float64)
     out[0] = (red - red.mean()) / max(float(red.std()), eps)
+    return out
+
+
+def normalize_red_channel_batch(images: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """:func:`normalize_red_channel` of every image of a batch at once, on the batch's device.
+
+    The views-on-device path's step (``DeviceViews(normalize_red=True)``, ``MultiCropDeviceViews``): per image,
+    ``R' = (R - mean(R)) / max(std(R), eps)`` over its pixels (population std, computed in float64 as the
+    per-image function does); green and blue are kept.
+
+    Args:
+        images: a float batch ``(B, 3, ...)`` (images or volumes), channel 0 red.
+        eps: the smallest standard deviation divided by (the same default as :class:`NormalizeRedChanneld`).
+
+    Returns:
+        A new tensor of the batch's dtype and device.
+
+    Raises:
+        ValueError: not a batch of 3-channel images.
+    """
+    if images.ndim < 3 or images.shape[1] != 3:
+        raise ValueError(f"normalize_red_channel_batch: the batch has shape {tuple(images.shape)}; expected "
+                         "(batch, 3 channels RGB, spatial...)")
+    red = images[:, 0].double().flatten(1)
+    mean = red.mean(dim=1, keepdim=True)
+    std = red.std(dim=1, unbiased=False, keepdim=True).clamp(min=eps)
+    out = images.clone()
+    out[:, 0] = ((red - mean) / std).to(images.dtype).view_as(images[:, 0])
     return out
 
 

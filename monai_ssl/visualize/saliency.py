@@ -59,10 +59,12 @@ if TYPE_CHECKING:
 __all__ = [
     "SALIENCY_METHODS",
     "confidence_extremes",
+    "figure_rgb",
     "gradcam_target_layer",
     "saliency_figure",
     "saliency_maps",
     "save_saliency_png",
+    "volume_saliency_figure",
 ]
 
 SALIENCY_METHODS = ("gradient", "gradcam", "vit_gradcam")
@@ -121,10 +123,12 @@ def _the_vit(model: nn.Module) -> tuple[str, ViT] | None:
 
 
 # ---------------------------------------------------------------- scores and hooks
-def _check_images(images: Any) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+def _check_images(images: Any, volumes: bool = False) -> torch.Tensor:
+    ndims = (4, 5) if volumes else (4,)
+    if not isinstance(images, torch.Tensor) or images.ndim not in ndims:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"saliency_maps: `images` must be a tensor (B, C, H, W), got {shape}.")
+        also = " or volumes (B, C, S, H, W)" if volumes else " (volumes (B, C, S, H, W) with method='gradient')"
+        raise ValueError(f"saliency_maps: `images` must be a tensor (B, C, H, W){also}, got {shape}.")
     if images.shape[0] == 0:
         raise ValueError("saliency_maps: `images` is an empty batch.")
     x = images.detach().as_subclass(torch.Tensor)
@@ -189,10 +193,11 @@ def _scores_and_activation(
 
 
 def _normalise(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max scale each ``(1, H, W)`` map of ``(B, 1, H, W)`` to ``[0, 1]``; a constant map becomes zeros."""
+    """Min-max scale each map of ``(B, 1, H, W)`` (or ``(B, 1, S, H, W)``) to ``[0, 1]``; a constant map becomes zeros."""
     flat = maps.reshape(maps.shape[0], -1)
-    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
-    span = flat.max(dim=1).values.view(-1, 1, 1, 1) - lo
+    view = (-1,) + (1,) * (maps.ndim - 1)
+    lo = flat.min(dim=1).values.view(view)
+    span = flat.max(dim=1).values.view(view) - lo
     scaled = (maps - lo) / span.clamp_min(torch.finfo(maps.dtype).tiny)
     return torch.where(span > 0, scaled, torch.zeros_like(maps)).clamp(0.0, 1.0)
 
@@ -262,7 +267,9 @@ def saliency_maps(
 
     Args:
         model: a classifier returning logits ``(B, K)`` (``K = 1`` for a binary single-logit network).
-        images: ``(B, C, H, W)`` float tensor on the model's device.
+        images: ``(B, C, H, W)`` float tensor on the model's device; ``"gradient"`` also takes volumes
+            ``(B, C, S, H, W)`` (e.g. a :class:`~monai_ssl.networks.SliceEncoder` classifier's input), whose
+            map ``(B, 1, S, H, W)`` is scaled per volume.
         method: ``"gradient"`` (any network), ``"gradcam"`` (CNNs) or ``"vit_gradcam"`` (ViTs).
         target_layer: for ``"gradcam"``, the dotted name of a convolutional layer in ``model``; by default
             the last stage of its ResNet (:func:`gradcam_target_layer`). Ignored by the other methods.
@@ -281,7 +288,7 @@ def saliency_maps(
     """
     if method not in SALIENCY_METHODS:
         raise ValueError(f"saliency_maps: `method` must be one of {SALIENCY_METHODS}, got {method!r}.")
-    x = _check_images(images)
+    x = _check_images(images, volumes=method == "gradient")
     vit = _the_vit(model) if method != "gradient" else None
     net = type(model).__name__
     if method == "gradcam" and vit is not None and target_layer is None:
@@ -404,3 +411,68 @@ def save_saliency_png(
 ) -> Path:
     """Write :func:`saliency_figure` as a 960 x 480 PNG (8 x 4 inches at 120 dpi) to ``path``; return the path."""
     return save_figure(saliency_figure(image, saliency, title=title, mask=mask), path)
+
+
+def volume_saliency_figure(
+    volume: Any, saliency: Any, title: str = "", mask: Any | None = None, max_slices: int = 8, alpha: float = 0.5
+) -> Figure:
+    """The slices of a volume (top row) over their saliency maps (bottom row), for a per-slice classifier.
+
+    With more than ``max_slices`` slices, the ``max_slices`` with the largest saliency mass (sum of the map
+    over the slice) are shown, in slice order, each titled with its index. The ``mask`` outline is drawn as
+    in :func:`saliency_figure`.
+
+    Args:
+        volume: ``(C, S, H, W)`` (slices on axis 1) array or tensor.
+        saliency: ``(1, S, H, W)`` or ``(S, H, W)`` map in ``[0, 1]``.
+        title: the figure title.
+        mask: optional ``(1, S, H, W)`` or ``(S, H, W)`` mask.
+        max_slices: the most slices shown.
+        alpha: opacity of the saliency colours.
+
+    Raises:
+        ValueError: shapes that do not agree.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    v = torch.as_tensor(np.asarray(volume.detach().cpu() if isinstance(volume, torch.Tensor) else volume, np.float32))
+    s = torch.as_tensor(_map_2d_stack(saliency))
+    if v.ndim != 4 or tuple(v.shape[1:]) != tuple(s.shape):
+        raise ValueError(
+            f"volume_saliency_figure: `volume` must be (C, S, H, W) and `saliency` (1, S, H, W) of the same S, H, W; "
+            f"got {tuple(v.shape)} and {tuple(s.shape)}."
+        )
+    m = None if mask is None else torch.as_tensor(_map_2d_stack(mask))
+    mass = s.reshape(s.shape[0], -1).sum(dim=1)
+    shown = sorted(torch.argsort(-mass, stable=True)[: int(max_slices)].tolist())
+    fig = Figure(figsize=(2.0 * len(shown), 4.4))
+    FigureCanvasAgg(fig)
+    for col, k in enumerate(shown):
+        picture = outline_overlay(v[:, k], truth=None if m is None else m[k])
+        top, bottom = fig.add_subplot(2, len(shown), col + 1), fig.add_subplot(2, len(shown), len(shown) + col + 1)
+        top.imshow(picture)
+        top.set_title(f"slice {k}", fontsize=8)
+        bottom.imshow(picture)
+        bottom.imshow(s[k].numpy(), cmap="jet", alpha=float(alpha), vmin=0.0, vmax=1.0)
+        top.set_axis_off()
+        bottom.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _map_2d_stack(value: Any) -> np.ndarray:
+    """``(S, H, W)`` float32 of ``(S, H, W)`` or ``(1, S, H, W)``."""
+    a = value.detach().cpu().float().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float32)
+    a = a[0] if a.ndim == 4 and a.shape[0] == 1 else a
+    if a.ndim != 3:
+        raise ValueError(f"volume_saliency_figure: expected a map or mask (S, H, W) or (1, S, H, W), got {a.shape}.")
+    return a.astype(np.float32)
+
+
+def figure_rgb(fig: Figure) -> np.ndarray:
+    """The pixels of a figure on an Agg canvas as a ``(H, W, 3)`` uint8 array (e.g. for TensorBoard)."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

@@ -242,3 +242,79 @@ def test_pretraining_on_nifti_volumes_from_a_datalist(tmp_path):
     run(config_file=TRAIN, bundle_root=str(tmp_path / "out"), **{"train#datalist": datalist}, **TINY)
     checkpoint = torch.load(tmp_path / "out" / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
     assert checkpoint["trainer"]["optimizer_steps"] == 2
+
+
+def _three_findings(tiny_mrnet, root):
+    """A copy of the tiny MRNet demo whose 6 training exams carry the label combinations 000, 000, 111, 111, 101
+    and 110 (abnormal, acl, meniscus): a 0.5 hold-out of ``train`` takes one 000 and one 111 exam, so every
+    finding has a positive in the validation split."""
+    data = root / "MRNet-v1.0"
+    shutil.copytree(tiny_mrnet, data)
+    combos = ["000", "000", "111", "111", "101", "110"]
+    ids = [int(line.split(",")[0]) for line in (data / "train-acl.csv").read_text().splitlines() if line.strip()]
+    for k, finding in enumerate(("abnormal", "acl", "meniscus")):
+        (data / f"train-{finding}.csv").write_text("".join(f"{i},{c[k]}\n" for i, c in zip(ids, combos)))
+    return data
+
+
+def test_all_three_findings_in_one_model(pretrained, tiny_mrnet, tmp_path):
+    """``task: "all"``: one multi-label model (3 sigmoid outputs) fine-tuned, evaluated and run on new exams."""
+    data = _three_findings(tiny_mrnet, tmp_path)
+    root = tmp_path / "bundle"
+    common = {"bundle_root": str(root), "dataset_dir": str(data), "num_slices": 4, "image_size": 32, "batch_size": 2,
+              "num_workers": 0}
+    run(config_file=FINETUNE, num_epochs=1, task="all", val_fraction=0.5,
+        pretrained_encoder=str(pretrained / "models" / "encoder.pt"), **common)
+    settings = json.loads((root / "models" / "model.settings.json").read_text())
+    assert settings["task"] == "all" and settings["class_names"] == ["abnormal", "acl", "meniscus"]
+    assert settings["thresholds_source"] == "chosen on the validation split (max F1 per label)"  # saved with the model
+    assert len(settings["thresholds"]) == 3 and all(0.0 <= t <= 1.0 for t in settings["thresholds"])
+    assert torch.load(root / "models" / "model.pt", weights_only=True)["head.weight"].shape[0] == 3
+    scalars = set(_events(root / "runs" / "finetune").Tags()["scalars"])
+    assert {"train/loss", "val_macro_f1", "val_macro_auc"} <= scalars and "val_auc" not in scalars
+
+    run(config_file=EVALUATE, **common)
+    report = json.loads((root / "eval" / "metrics.json").read_text())
+    assert report["n"] == 4 and report["label_names"] == ["abnormal", "acl", "meniscus"]
+    assert {"macro_f1", "macro_precision", "macro_recall", "macro_auc", "per_label"} <= set(report)
+    assert set(report["per_label"]) == {"abnormal", "acl", "meniscus"}
+    assert {"precision", "recall", "f1", "auc"} <= set(report["per_label"]["acl"])
+    assert report["thresholds_source"] == "chosen on the validation split (max F1 per label)"
+    assert report["thresholds"] == pytest.approx(settings["thresholds"])  # the model's, chosen on validation
+    assert [report["per_label"][n]["threshold"] for n in report["label_names"]] == report["thresholds"]
+    assert report["split"] == "valid"
+
+    run(config_file=EVALUATE, thresholds=0.25, overwrite=True, **common)
+    report = json.loads((root / "eval" / "metrics.json").read_text())
+    assert report["thresholds"] == [0.25] * 3 and report["thresholds_source"] == "fixed by the `thresholds` setting"
+    with open(root / "eval" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["0006", "0007", "0008", "0009"]
+    assert all(int(r["pred_acl"]) == int(float(r["prob_acl"]) >= 0.25) for r in rows)
+
+    run(config_file=INFERENCE, input_dir=str(data / "valid" / "sagittal"), output_dir=str(tmp_path / "out"), **common)
+    with open(tmp_path / "out" / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    probabilities = [[float(r[f"prob_{n}"]) for n in ("abnormal", "acl", "meniscus")] for r in rows]
+    assert torch.tensor(probabilities).shape == (4, 3)  # one probability per finding and exam
+    assert all(0.0 <= p <= 1.0 for row in probabilities for p in row) and "label_acl" not in rows[0]
+    decisions = [[int(r[f"pred_{n}"]) for n in ("abnormal", "acl", "meniscus")] for r in rows]
+    assert decisions == [[int(p >= t) for p, t in zip(row, settings["thresholds"])] for row in probabilities]
+
+
+def test_unknown_finding_lists_the_three(tmp_path, tiny_mrnet):
+    with pytest.raises(Exception) as info:
+        run(config_file=FINETUNE, bundle_root=str(tmp_path), dataset_dir=str(tiny_mrnet), task=["acl", "pcl"], **TINY)
+    assert any("unknown MRNet finding(s) ['pcl']" in str(e) and "abnormal, acl, meniscus" in str(e)
+               for e in _chain(info.value))
+
+
+def test_multi_label_validation_metrics_get_tensors_on_the_device(tiny_mrnet):
+    """``task: "all"``: the macro F1 and macro AUC of model selection get predictions and labels on the evaluator's device."""
+    import numpy as np
+    from test_device_placement import misplaced_metric_inputs, misplaced_postprocessed_tensors
+
+    labels = [np.array(v, np.float32) for v in ([1, 1, 0], [0, 0, 0], [1, 0, 1])]
+    overrides = {"task": "all", "dataset_dir": str(tiny_mrnet)}
+    assert misplaced_metric_inputs([FINETUNE], labels, 3, overrides) == []
+    assert misplaced_postprocessed_tensors([EVALUATE], labels, 3) == []

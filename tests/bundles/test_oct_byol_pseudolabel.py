@@ -321,3 +321,66 @@ def test_an_overlay_run_alone_as_documented_names_its_base_config(overlay):
         run(config_file=str(OCT / f"{overlay}.json"))
     wanted = f"'bundles/oct_byol_pseudolabel/configs/finetune.json','bundles/oct_byol_pseudolabel/configs/{overlay}.json'"
     assert any(wanted in m for m in error_messages(info.value)), error_messages(info.value)
+
+
+ML_LABELS = ["fluid", "drusen", "scar"]
+
+
+def _multi_label_csv(oct_data, split, folder):
+    """A hand-made multi-label CSV (3 labels, several set per image) over a split's images, copied into one folder."""
+    images = sorted((oct_data / split).rglob("*.jpeg"))
+    (folder / split).mkdir(parents=True)
+    rows = ["id," + ",".join(ML_LABELS)]
+    for i, image in enumerate(images):
+        shutil.copy(image, folder / split / image.name)
+        vector = [int(i % 2 == 0), int(i % 3 == 0), int(i % 4 != 1)]
+        rows.append(f"{image.stem}," + ",".join(map(str, vector)))
+    path = folder / f"{split}_labels.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path, len(images)
+
+
+def test_multi_label_csv_finetune_then_evaluate_with_validation_thresholds(oct_data, tmp_path):
+    """A multi-label label CSV: BCE + sigmoid, selection by val_macro_f1, thresholds chosen on validation."""
+    data = tmp_path / "data"
+    train_csv, n_train = _multi_label_csv(oct_data, "train", data)
+    test_csv, n_test = _multi_label_csv(oct_data, "test", data)
+    assert (n_train, n_test) == (24, 12)
+    common = {"bundle_root": str(tmp_path), "dataset_dir": str(oct_data), **TINY_2D}
+    run(config_file=_with("supervised"), labels_csv=str(train_csv), image_dir=str(data / "train"),
+        labeled_fraction=1.0, val_fraction=0.25, **common)
+    model = tmp_path / "models" / "supervised_model.pt"
+    settings = json.loads(model.with_suffix(".settings.json").read_text())
+    assert settings["multi_label"] is True and settings["class_names"] == ML_LABELS
+    events = EventAccumulator(str(tmp_path / "runs" / "supervised"))
+    events.Reload()
+    assert {"val_macro_f1", "val_macro_auc"} <= set(events.Tags()["scalars"])
+
+    evaluation = {"bundle_root": str(tmp_path), "dataset_dir": str(oct_data), "model_file": str(model),
+                  "num_workers": 0, "labels_csv": str(test_csv), "image_dir": str(data / "test"),
+                  "train_labels_csv": str(train_csv), "val_image_dir": str(data / "train"), "val_fraction": 0.25}
+    run(config_file=EVALUATE, output_dir=str(tmp_path / "eval"), **evaluation)
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["n"] == 12 and report["label_names"] == ML_LABELS and list(report["per_label"]) == ML_LABELS
+    assert {"macro_f1", "macro_precision", "macro_recall", "macro_auc", "thresholds"} <= set(report)
+    assert report["thresholds_source"] == "chosen on the validation split (max F1 per label)"
+    assert len(report["thresholds"]) == 3 and all(0.0 <= t <= 1.0 for t in report["thresholds"])
+    assert report["thresholds"] != [0.5] * 3  # observed validation probabilities, not the default
+    assert not (tmp_path / "eval" / "confusion_matrix.png").exists()
+    rows = _rows(tmp_path / "eval" / "predictions.csv")
+    assert len(rows) == 12 and {f"pred_{n}" for n in ML_LABELS} <= set(rows[0])
+
+    run(config_file=EVALUATE, output_dir=str(tmp_path / "fixed"), **{**evaluation, "thresholds": 0.5})
+    fixed = json.loads((tmp_path / "fixed" / "metrics.json").read_text())
+    assert fixed["thresholds"] == [0.5] * 3 and fixed["thresholds_source"] == "fixed by the `thresholds` setting"
+
+    with pytest.raises(Exception) as info:  # validation thresholds without validation labels
+        run(config_file=EVALUATE, output_dir=str(tmp_path / "none"), **{**evaluation, "train_labels_csv": None})
+    assert any("--val_labels_csv" in m for m in error_messages(info.value)), error_messages(info.value)
+
+
+def test_multi_label_setting_contradicting_the_data_is_one_clear_error(oct_data, tmp_path):
+    with pytest.raises(Exception) as info:
+        run(config_file=_with("supervised"), bundle_root=str(tmp_path), dataset_dir=str(oct_data), multi_label=True,
+            **TINY_2D)
+    assert any("`multi_label` is true" in m and "--labels_csv" in m for m in error_messages(info.value))

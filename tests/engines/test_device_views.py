@@ -16,7 +16,14 @@ from helpers import TinyEncoder
 from monai_ssl.engines import BYOLTrainer, DeviceViews, prepare_views, views_on_device
 from monai_ssl.handlers import CollapseMonitor
 from monai_ssl.networks import BYOL
-from monai_ssl.transforms import BYOLViewParamsd, BYOLViewsd, CompactUint8d
+from monai_ssl.transforms import (
+    BYOLViewParamsd,
+    BYOLViewsd,
+    CompactUint8d,
+    NormalizeRedChanneld,
+    normalize_red_channel,
+    normalize_red_channel_batch,
+)
 
 
 def _items(n: int = 16, size: int = 40) -> list[dict]:
@@ -95,3 +102,52 @@ def test_views_switch(caplog, monkeypatch):
     assert len(warnings) == 1 and "on the CPU in the loader workers" in warnings[0]
     with pytest.raises(ValueError, match="'auto', 'gpu', 'cpu' or 'batched'"):
         views_on_device("fast", "cpu")
+
+
+# ---------------------------------------------------------------- the red channel standardized on the device
+def _rgb_loader(transforms: list, seed: int = 3) -> DataLoader:
+    g = torch.Generator().manual_seed(1)
+    ramp = torch.linspace(0, 200, 40).expand(40, 40)
+    items = [{"image": (ramp + 55 * torch.rand(3, 40, 40, generator=g)).round(), "id": str(i)} for i in range(8)]
+    torch.manual_seed(seed)
+    return DataLoader(Dataset(items, transform=Compose(transforms)), batch_size=4, shuffle=False, num_workers=0)
+
+
+def test_normalize_red_channel_batch_equals_the_per_image_transform():
+    g = torch.Generator().manual_seed(0)
+    batch = torch.rand(4, 3, 6, 5, generator=g) * torch.tensor([2.0, 1.0, 0.5]).view(1, 3, 1, 1)
+    batch[2, 0] = 0.25  # a constant red channel becomes 0 (std clamped to eps)
+    out = normalize_red_channel_batch(batch)
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    for i in range(4):
+        assert torch.equal(out[i], normalize_red_channel(batch[i]))
+    assert torch.equal(out[:, 1:], batch[:, 1:]) and torch.equal(out[2, 0], torch.zeros(6, 5))
+    # hand-computed: red 0, 1, 2, 3 -> mean 1.5, population std sqrt(1.25)
+    tiny = torch.zeros(1, 3, 2, 2)
+    tiny[0, 0] = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    expected = (torch.tensor([[0.0, 1.0], [2.0, 3.0]]) - 1.5) / 1.25 ** 0.5
+    assert torch.allclose(normalize_red_channel_batch(tiny)[0, 0], expected, atol=1e-7)
+    with pytest.raises(ValueError, match=r"shape \(2, 1, 4, 4\).*3 channels"):
+        normalize_red_channel_batch(torch.zeros(2, 1, 4, 4))
+
+
+def test_device_views_standardize_red_after_the_augmentation_as_the_cpu_path_does():
+    cpu = [ScaleIntensityd(keys="image", minv=0.0, maxv=1.0), BYOLViewsd(keys="image", spatial_size=24),
+           NormalizeRedChanneld(keys=["view1", "view2"])]
+    expected = prepare_views(next(iter(_rgb_loader(cpu))), "cpu")
+    batch = next(iter(_rgb_loader(_device_views())))
+    plain = DeviceViews()(batch, torch.device("cpu"))
+    red = DeviceViews(normalize_red=True)(batch, torch.device("cpu"))
+    for got, want, raw in zip(red, expected, plain):
+        assert got.shape == (4, 3, 24, 24)
+        assert (got - want).abs().max() < 1e-3  # the CPU path: views, then NormalizeRedChanneld per image
+        assert torch.equal(got[:, 1:], raw[:, 1:])  # green and blue untouched
+        for i in range(4):  # the red channel of each view: zero mean, unit std (same formula as the CPU transform)
+            assert torch.equal(got[i], normalize_red_channel(raw[i]))
+        assert float(got[:, 0].mean()) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_device_views_refuse_red_normalisation_of_grey_images():
+    batch = next(iter(_loader(_device_views())))
+    with pytest.raises(ValueError, match=r"normalize_red=True .* shape \(8, 1, 24, 24\)"):
+        DeviceViews(normalize_red=True)(batch, "cpu")

@@ -299,3 +299,93 @@ def test_supervised_evaluator_multiclass(tmp_path):
     report = evaluator.state.metrics_report
     assert report["n"] == 7 and report["macro_auc"] is not None
     assert (tmp_path / "roc_curve.png").exists() and (tmp_path / "confusion_matrix.png").exists()
+
+
+# multi-label: 4 samples, 3 labels; at thresholds (0.5, 0.5, 0.5): per-label F1 1/2, 1, 2/3 (macro 13/18),
+# AUCs 1/2, 1, 1 (macro 5/6); at (0.3, 0.65, 0.4) (chosen on validation) every label has F1 1 except label 0:
+# decisions 1,1,1,1 against 1,0,1,0 -> tp2 fp2 -> F1 4/6
+ML_PROBS = [[0.9, 0.2, 0.6], [0.4, 0.7, 0.1], [0.3, 0.8, 0.2], [0.6, 0.1, 0.4]]
+ML_LABELS = [[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]]
+ML_NAMES = ["nucleus", "membrane", "cytoplasm"]
+
+
+def _ml_data(with_labels=True, decollated=False):
+    probs, labels = torch.tensor(ML_PROBS), torch.tensor(ML_LABELS, dtype=torch.float32)
+    batches = [(slice(0, 3), ["a", "b", "c"]), (slice(3, 4), ["d"])]
+    if decollated:
+        return [
+            ([{"id": i} for i in ids], [{"pred": p, "label": y} for p, y in zip(probs[sl], labels[sl])])
+            for sl, ids in batches
+        ]
+    return [({"id": ids}, {"pred": probs[sl]} | ({"label": labels[sl]} if with_labels else {})) for sl, ids in batches]
+
+
+@pytest.mark.parametrize("decollated", [False, True])
+def test_multilabel_report(tmp_path, decollated, caplog):
+    handler = ClassificationReportWriter(
+        output_dir=tmp_path, class_names=ML_NAMES, multi_label=True, summary_extra={"split": "test"}
+    )
+    with caplog.at_level(logging.INFO, logger="monai_ssl"):
+        engine = _run(_ml_data(decollated=decollated), handler, epochs=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "predictions.csv", "roc_curve.png"]
+    rows = _read_csv(tmp_path / "predictions.csv")
+    assert list(rows[0]) == ["id"] + [f"{k}_{n}" for k in ("prob", "pred", "label") for n in ML_NAMES]
+    assert [r["id"] for r in rows] == ["a", "b", "c", "d"]
+    assert [[int(r[f"pred_{n}"]) for n in ML_NAMES] for r in rows] == [[1, 0, 1], [0, 1, 0], [0, 1, 0], [1, 0, 0]]
+    assert [[int(r[f"label_{n}"]) for n in ML_NAMES] for r in rows] == ML_LABELS
+    assert float(rows[3]["prob_nucleus"]) == pytest.approx(0.6)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["macro_f1"] == pytest.approx(13 / 18) and metrics["macro_auc"] == pytest.approx(5 / 6)
+    assert metrics["per_label"]["nucleus"]["f1"] == pytest.approx(0.5)
+    assert metrics["per_label"]["cytoplasm"]["recall"] == pytest.approx(0.5)
+    assert metrics["thresholds"] == [0.5] * 3 and metrics["thresholds_source"] == "default 0.5"
+    assert metrics["split"] == "test" and "confusion_matrix" not in metrics
+    assert engine.state.metrics_report["macro_f1"] == pytest.approx(13 / 18)
+    assert "macro_f1=0.7222" in caplog.text
+
+
+def test_multilabel_thresholds_and_inference(tmp_path):
+    handler = ClassificationReportWriter(
+        output_dir=tmp_path / "eval", class_names=ML_NAMES, multi_label=True, thresholds=[0.3, 0.65, 0.4],
+        thresholds_source="chosen on the val split (max F1 per label)", plot_roc=False,
+    )
+    _run(_ml_data(), handler)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["thresholds"] == [0.3, 0.65, 0.4] and metrics["thresholds_source"].startswith("chosen on the val")
+    assert [metrics["per_label"][n]["f1"] for n in ML_NAMES] == pytest.approx([4 / 6, 1.0, 1.0])
+    assert not (tmp_path / "eval" / "roc_curve.png").exists()
+    handler = ClassificationReportWriter(output_dir=tmp_path / "inf", num_classes=3, multi_label=True, thresholds=0.65)
+    engine = _run(_ml_data(with_labels=False), handler)
+    assert [p.name for p in (tmp_path / "inf").iterdir()] == ["predictions.csv"] and engine.state.metrics_report is None
+    rows = _read_csv(tmp_path / "inf" / "predictions.csv")
+    assert list(rows[0]) == ["id", "prob_0", "prob_1", "prob_2", "pred_0", "pred_1", "pred_2"]
+    assert [int(rows[0][f"pred_{j}"]) for j in range(3)] == [1, 0, 0]  # 0.9, 0.2, 0.6 at 0.65
+
+
+@pytest.mark.parametrize(
+    "pred, label, match",
+    [
+        ([[0.5, 1.5, 0.1]], [[1, 0, 0]], "apply a sigmoid"),
+        ([[0.5, 0.5]], [[1, 0]], "expected 3 probabilities"),
+        ([[0.5, 0.5, 0.5]], [1], "multi-hot"),
+        ([[0.5, 0.5, 0.5]], [[1, 0, 2]], "0 or 1"),
+    ],
+)
+def test_multilabel_errors(tmp_path, pred, label, match):
+    data = [({"id": ["a"]}, {"pred": torch.tensor(pred), "label": torch.tensor(label)})]
+    with pytest.raises(ValueError, match=match):
+        _run(data, ClassificationReportWriter(output_dir=tmp_path, class_names=ML_NAMES, multi_label=True))
+
+
+def test_multilabel_bad_arguments():
+    with pytest.raises(ValueError, match="`thresholds` are for multi-label reports"):
+        ClassificationReportWriter(thresholds=0.3)
+    with pytest.raises(ValueError, match="expected 3 values"):
+        ClassificationReportWriter(class_names=ML_NAMES, multi_label=True, thresholds=[0.1, 0.2])
+
+
+def test_binary_report_gives_macro_recall(tmp_path):
+    # sensitivity 2/3 and specificity 2/3 (the binary example above) -> balanced accuracy 2/3
+    engine = _run(_batched(), ClassificationReportWriter(output_dir=tmp_path, plot_roc=False, plot_confusion_matrix=False))
+    assert engine.state.metrics_report["macro_recall"] == pytest.approx(2 / 3)
+    assert json.loads((tmp_path / "metrics.json").read_text())["macro_recall"] == pytest.approx(2 / 3)

@@ -87,3 +87,17 @@ def test_errors(fn):
 def test_negative_tolerance():
     with pytest.raises(ValueError, match="`tolerance_px` must be a number >= 0"):
         pointing_game(np.ones((2, 2)), np.ones((2, 2)), tolerance_px=-1)
+
+
+def test_wilson_interval95_hand_computed():
+    from monai_ssl.metrics.saliency_overlap import wilson_interval95
+
+    # 8 of 10: p = 0.8, z = 1.96: centre (0.8 + 0.19207) / 1.38415 = 0.71673, half 0.22659
+    low, high = wilson_interval95(8, 10)
+    assert (low, high) == pytest.approx((0.49016, 0.94332), abs=1e-5)
+    assert wilson_interval95(0, 5)[0] == 0.0 and wilson_interval95(5, 5)[1] == 1.0
+    assert wilson_interval95(1, 2) == pytest.approx((0.09453, 0.90547), abs=1e-5)
+    with pytest.raises(ValueError, match="0 <= hits <= n and n >= 1"):
+        wilson_interval95(3, 2)
+    with pytest.raises(ValueError, match="0 <= hits <= n and n >= 1"):
+        wilson_interval95(0, 0)

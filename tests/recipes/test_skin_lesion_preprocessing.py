@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from monai.data import CacheDataset
+from monai.data import CacheDataset, list_data_collate
 from monai.transforms import Compose, DeleteItemsd, RandFlipd, Randomizable, RandRotated, Resized, ScaleIntensityRanged
 from PIL import Image
 
-from monai_ssl.recipes import skin_lesion_transforms, skin_lesion_view_transforms
+from monai_ssl.engines import DeviceViews, MultiCropDeviceViews, prepare_view_list
+from monai_ssl.recipes import skin_lesion_prepare_batch, skin_lesion_transforms, skin_lesion_view_transforms
 from monai_ssl.recipes.skin_lesion_preprocessing import SKIN_LESION_ROTATION
 from monai_ssl.transforms import (
     BYOLViewParamsd,
@@ -20,6 +21,7 @@ from monai_ssl.transforms import (
     LoadDermoscopyd,
     MultiCropViewsd,
     NormalizeRedChanneld,
+    normalize_red_channel,
 )
 
 SIZES = {"image_size": 32, "working_size": 64}
@@ -191,6 +193,23 @@ def test_bad_sizes_are_refused_by_name(sizes, message):
         skin_lesion_view_transforms(False, **sizes)
 
 
-def test_red_normalisation_with_device_views_is_refused():
-    with pytest.raises(ValueError, match="`normalize_red` needs the views made in the loader workers"):
-        skin_lesion_view_transforms(True, **SIZES)
+def test_red_normalisation_with_device_views_is_done_by_the_prepare_batch(noisy_jpeg):
+    """With views on the device the chain only draws parameters; the prepare_batch standardizes each view's red."""
+    chain = skin_lesion_view_transforms(True, **SIZES)  # normalize_red=True by default: no longer refused
+    assert _types(chain) == _types(skin_lesion_view_transforms(True, **SIZES, normalize_red=False))
+    item = chain({"image": noisy_jpeg, "label": 0})
+    assert item["image"].dtype == torch.uint8
+    batch = list_data_collate([item, chain({"image": noisy_jpeg})])
+    prepare = skin_lesion_prepare_batch(None, views_on_device=True)
+    assert isinstance(prepare, DeviceViews) and prepare.normalize_red is True
+    plain = DeviceViews()(batch, "cpu")
+    for view, raw in zip(prepare(batch, "cpu"), plain):
+        assert view.shape == (2, 3, 32, 32)
+        assert torch.equal(view[:, 1:], raw[:, 1:])
+        for i in range(2):
+            assert torch.equal(view[i], normalize_red_channel(raw[i]))
+    dino = {"method": "dino", "local_views": 2, "local_size": 16}
+    multi = skin_lesion_prepare_batch(dino, views_on_device=True)
+    assert isinstance(multi, MultiCropDeviceViews) and multi.normalize_red is True
+    assert skin_lesion_prepare_batch({"method": "cass"}, True, normalize_red=False).normalize_red is False
+    assert skin_lesion_prepare_batch(dino, views_on_device=False) is prepare_view_list

@@ -250,6 +250,13 @@ def test_read_metrics_takes_the_first_key_with_a_value(tmp_path):
         read_metrics(tmp_path / "none.json", {"accuracy": ["accuracy"]})
 
 
+def test_read_metrics_reads_a_dotted_key_in_a_nested_object(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"macro_recall": 0.5, "saliency": {"in_mask_share_mean": 0.25, "method": "gradcam"}}))
+    metrics = {"in_mask": ["saliency.in_mask_share_mean"], "method": ["saliency.method"], "absent": ["saliency.nope", "x.y"]}
+    assert read_metrics(path, metrics) == {"in_mask": 0.25, "method": None, "absent": None}
+
+
 class _Workflow:
     def __init__(self):
         self.parser = ConfigParser({"labeled": [1, 2, 3]})

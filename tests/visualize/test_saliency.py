@@ -233,3 +233,25 @@ def test_png_is_written_with_the_expected_size(tmp_path):
     assert len(fig.axes) == 3  # image, overlay, colour bar
     with pytest.raises(ValueError, match="one map"):
         saliency_figure(image, torch.rand(2, 1, 4, 4))
+
+
+def test_gradient_saliency_of_volumes_and_volume_figure():
+    from monai_ssl.visualize.saliency import figure_rgb, volume_saliency_figure
+
+    class Sum(nn.Module):  # logit 1 = 2 * voxel (0, 1, 2, 3) of the volume; logit 0 = 0
+        def forward(self, x):
+            return torch.stack([torch.zeros(x.shape[0]), 2 * x[:, 0, 1, 2, 3]], dim=1)
+
+    volumes = torch.rand(2, 1, 10, 6, 6)
+    maps = saliency_maps(Sum(), volumes, "gradient", class_index=1)
+    assert maps.shape == (2, 1, 10, 6, 6)
+    expected = torch.zeros(2, 1, 10, 6, 6)
+    expected[:, 0, 1, 2, 3] = 1.0
+    assert torch.equal(maps, expected)
+    with pytest.raises(ValueError, match=r"volumes \(B, C, S, H, W\) with method='gradient'"):
+        saliency_maps(Sum(), volumes, "gradcam")
+    fig = volume_saliency_figure(volumes[0], maps[0], title="v", mask=maps[0] > 0)
+    pixels = figure_rgb(fig)
+    assert pixels.dtype == np.uint8 and pixels.shape == (int(4.4 * 100), 8 * 2 * 100, 3)  # 8 of 10 slices, 100 dpi
+    with pytest.raises(ValueError, match="same S, H, W"):
+        volume_saliency_figure(volumes[0], maps[0, :, :5])
