@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 # --------------------------------------------------------------------------------------------- data and network
 def cached_datasets(args: argparse.Namespace, root: Path) -> tuple[Any, Any, float]:
     """The demo's items in two ``CacheDataset`` (fine-tuning with augmentation, evaluation) and the caching seconds."""
-    import time
-
     from monai.data import CacheDataset
 
     from monai_ssl.data import isic2017_classification_datalists, make_skin_lesion_demo
@@ -102,8 +101,6 @@ def counted_rate(seconds: float, args: argparse.Namespace) -> float:
 
 def bare_finetune(net: nn.Module, opt: torch.optim.Optimizer, data: Any, args: argparse.Namespace) -> float:
     """Images/s of a plain loop: to device, zero_grad, forward, cross-entropy, backward, step (the warm-up untimed)."""
-    import time
-
     net.train()
     loss_fn, start = nn.CrossEntropyLoss(), 0.0
     for i, batch in enumerate(loader(data, args)):
@@ -135,8 +132,6 @@ def trainer_finetune(net: nn.Module, opt: torch.optim.Optimizer, data: Any, args
 
 def bare_evaluate(net: nn.Module, data: Any, args: argparse.Namespace) -> float:
     """Images/s of a plain ``torch.no_grad`` loop: to device, forward, softmax."""
-    import time
-
     net.eval()
     start = 0.0
     with torch.no_grad():

@@ -15,7 +15,7 @@ from .label_split import split_labeled
 from .labeled_pool import seeded_share
 from .medmnist import medmnist_class_count, medmnist_datalist
 
-__all__ = ["classification_datalist", "classification_splits", "image_datalist", "task_labeled_split", "threshold_datalist"]
+__all__ = ["classification_datalist", "classification_splits", "evaluation_datalist", "image_datalist", "task_labeled_split"]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -207,53 +207,32 @@ def task_labeled_split(
     return list(labeled), list(rest)
 
 
-def threshold_datalist(
-    needed: bool,
+def evaluation_datalist(
     source: str | os.PathLike,
-    class_names: Sequence[str],
-    train_labels_csv: str | os.PathLike | None = None,
-    val_labels_csv: str | os.PathLike | None = None,
+    split: str,
+    class_names: Sequence[str] | None,
+    labels_csv: str | os.PathLike | None = None,
     image_dir: str | os.PathLike | None = None,
-    val_fraction: float = 0.1,
-    val_seed: int = 0,
-    skip_missing: bool = False,
-) -> list[dict] | None:
-    """The validation items on which ``evaluate.json`` chooses the multi-label thresholds, or ``None``.
-
-    Thresholds are fitted on validation, never on the evaluated split (issue 23: "a threshold per
-    label chosen on validation"). The validation items are ``val_labels_csv`` when given, else the
-    same seeded ``val_fraction`` hold-out of ``train_labels_csv`` that ``finetune.json`` validated on
-    (:func:`classification_splits`; pass the same ``val_fraction``/``val_seed``).
+    multi_label: bool = False,
+    skip_unreadable: bool = False,
+) -> tuple[list[dict], list[str]]:
+    """The items ``evaluate.json`` reports on: a split of the class folders, or a label CSV's images.
 
     Args:
-        needed: whether thresholds are chosen on validation (multi-label and ``thresholds: "validation"``);
-            ``False`` returns ``None`` without reading anything.
-        source: the dataset folder (default folder of the images).
-        class_names: the model's labels, in its order.
-        train_labels_csv, val_labels_csv, image_dir, val_fraction, val_seed: as in ``finetune.json``;
-            ``image_dir`` is the folder of *these* (training / validation) images, default ``source``.
-        skip_missing: skip rows whose image is missing (counted).
+        source: the dataset (folders, or a MedMNIST ``.npz``), as in :func:`classification_datalist`.
+        split: the split of ``source`` without ``labels_csv``.
+        class_names: the model's classes, in its order.
+        labels_csv: the evaluated images' label CSV (``id,label`` or one 0/1 column per class); ``None``
+            reads ``split`` of ``source``.
+        image_dir: the folder of the CSV's images; default ``source``.
+        multi_label: the model's task (a CSV is read as multi-label exactly when the model is).
+        skip_unreadable: skip unreadable images (folders) or CSV rows without an image, counted.
 
-    Raises:
-        ValueError: thresholds are needed but neither CSV is given (the settings are named).
+    Returns:
+        ``(items, class_names)``.
     """
-    if not needed:
-        return None
+    if labels_csv is None:
+        return classification_datalist(source, split=split, class_names=class_names, skip_unreadable=skip_unreadable)
     folder = source if image_dir is None else image_dir
-    if val_labels_csv is not None:
-        return label_csv_datalist(val_labels_csv, folder, class_names=class_names, multi_label=True, skip_missing=skip_missing)[0]
-    if train_labels_csv is None:
-        raise ValueError(
-            "`thresholds` is \"validation\" for a multi-label model, but no validation labels are given: pass "
-            "--val_labels_csv <file>, or --train_labels_csv <the finetune labels_csv> with its val_fraction/val_seed "
-            "(the hold-out is rebuilt), or fix the thresholds with --thresholds 0.5."
-        )
-    splits = classification_splits(
-        source, labels_csv=train_labels_csv, image_dir=image_dir, multi_label=True, val_fraction=val_fraction,
-        val_seed=val_seed, skip_unreadable=skip_missing,
-    )
-    if list(splits["class_names"]) != list(class_names):
-        raise ValueError(
-            f"train_labels_csv {train_labels_csv} has labels {splits['class_names']}, the model {list(class_names)}."
-        )
-    return splits["val"]
+    return label_csv_datalist(labels_csv, folder, class_names=class_names, multi_label=bool(multi_label),
+                              skip_missing=skip_unreadable)

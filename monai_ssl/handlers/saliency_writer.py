@@ -14,11 +14,9 @@ import heapq
 import json
 import logging
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +24,21 @@ import ignite.distributed as idist
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from monai.data import decollate_batch
-from monai.networks.nets import ViT
-from monai.utils import evenly_divisible_all_gather, string_list_all_gather
+from monai.utils import string_list_all_gather
 from torch import nn
 
-from monai_ssl.metrics import mean_ci95
-from monai_ssl.metrics.saliency_overlap import pointing_game, saliency_in_mask_share, wilson_interval95
+from monai_ssl.metrics.saliency_overlap import pointing_game, saliency_in_mask_share
 from monai_ssl.utils import atomic_write_text
 from monai_ssl.visualize.plots import image_grid, save_figure
-from monai_ssl.visualize.saliency import (
-    SALIENCY_METHODS,
-    figure_rgb,
-    gradcam_target_layer,
-    saliency_figure,
-    saliency_maps,
-    volume_saliency_figure,
+from monai_ssl.visualize.saliency import figure_rgb, saliency_figure, saliency_maps, volume_saliency_figure
+
+from .saliency_items import (
+    SaliencySample,
+    as_numpy,
+    measurement_summary,
+    per_sample,
+    resolve_saliency_method,
+    safe_file_name,
 )
 
 __all__ = ["SaliencyWriter", "resolve_saliency_method"]
@@ -49,71 +46,6 @@ __all__ = ["SaliencyWriter", "resolve_saliency_method"]
 logger = logging.getLogger("monai_ssl")
 
 FOLDER = "saliency"
-
-
-def resolve_saliency_method(network: nn.Module, method: str = "auto", slice_axis: int | None = None) -> str:
-    """The saliency method for ``network``: ``"auto"`` picks ``"vit_gradcam"`` for a network holding a MONAI
-    ``ViT``, ``"gradcam"`` for one holding a ResNet (:func:`~monai_ssl.visualize.gradcam_target_layer`),
-    else ``"gradient"``; volumes (``slice_axis`` set) always use ``"gradient"`` (Grad-CAM on a per-slice
-    encoder mixes the slices of the batch).
-
-    Raises:
-        ValueError: an unknown ``method``, or a Grad-CAM method for volumes.
-    """
-    if method not in ("auto", *SALIENCY_METHODS):
-        raise ValueError(f"SaliencyWriter: `method` must be 'auto' or one of {SALIENCY_METHODS}, got {method!r}.")
-    if slice_axis is not None:
-        if method not in ("auto", "gradient"):
-            raise ValueError(
-                f"SaliencyWriter: method={method!r} with slice_axis={slice_axis} (volumes): only 'gradient' "
-                "saliency is computed on volumes; use method='gradient' or 'auto'."
-            )
-        return "gradient"
-    if method != "auto":
-        return method
-    if any(isinstance(m, ViT) for m in network.modules()):
-        return "vit_gradcam"
-    try:
-        gradcam_target_layer(network)
-    except ValueError:
-        return "gradient"
-    return "gradcam"
-
-
-@dataclass
-class _Sample:
-    """One evaluated image: its running index, id, CPU tensors and prediction."""
-
-    index: int
-    id: str
-    image: torch.Tensor
-    mask: torch.Tensor | None
-    probs: np.ndarray
-    label: np.ndarray | None
-    predicted: int
-    confidence: float
-    display: torch.Tensor | None = None
-
-
-def _per_sample(data: Any) -> list[dict]:
-    """A list of per-sample dicts from a batched dict or MONAI's decollated list."""
-    if isinstance(data, dict):
-        return decollate_batch(data, detach=True)
-    if isinstance(data, (list, tuple)) and all(isinstance(d, dict) for d in data):
-        return list(data)
-    raise ValueError(f"SaliencyWriter: expected a dict or a list of dicts from the evaluator, got {type(data).__name__}.")
-
-
-def _numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().as_subclass(torch.Tensor).float().numpy()
-    return np.asarray(value, dtype=np.float64)
-
-
-def _safe(name: str) -> str:
-    """A file-name-safe form of an id (its image suffix dropped)."""
-    stem = re.sub(r"\.(png|jpe?g|bmp|tiff?|nii(\.gz)?|npy|npz)$", "", str(name), flags=re.IGNORECASE)
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
 
 
 class SaliencyWriter:
@@ -249,9 +181,9 @@ class SaliencyWriter:
 
     def _reset(self) -> None:
         self._count = 0
-        self._most: list[tuple[float, int, _Sample]] = []
-        self._least: list[tuple[float, int, _Sample]] = []
-        self._given: dict[str, _Sample] = {}
+        self._most: list[tuple[float, int, SaliencySample]] = []
+        self._least: list[tuple[float, int, SaliencySample]] = []
+        self._given: dict[str, SaliencySample] = {}
         self._drawn: list[dict] = []
         self._figures: list[np.ndarray] = []
         self._measured: dict[int, tuple[str, float | None, bool]] = {}
@@ -260,7 +192,7 @@ class SaliencyWriter:
 
     def __call__(self, engine: Engine) -> None:
         """Collect one iteration: measure its images (with masks) and keep the candidates to draw."""
-        batch, output = _per_sample(engine.state.batch), _per_sample(engine.state.output)
+        batch, output = per_sample(engine.state.batch), per_sample(engine.state.output)
         if len(batch) != len(output):
             raise ValueError(f"SaliencyWriter: {len(batch)} batch items but {len(output)} outputs in this iteration.")
         samples = [self._sample(b, o) for b, o in zip(batch, output)]
@@ -284,7 +216,7 @@ class SaliencyWriter:
                 self._push(self._most, (s.confidence, -s.index), s)
                 self._push(self._least, (-s.confidence, -s.index), s)
 
-    def _push(self, heap: list, key: tuple[float, int], sample: _Sample) -> None:
+    def _push(self, heap: list, key: tuple[float, int], sample: SaliencySample) -> None:
         entry = (*key, sample)
         if len(heap) < self.num_images:
             heapq.heappush(heap, entry)
@@ -329,12 +261,12 @@ class SaliencyWriter:
                     self.output_dir / FOLDER)
 
     # ------------------------------------------------------------ samples and maps
-    def _sample(self, item: dict, out: dict) -> _Sample:
+    def _sample(self, item: dict, out: dict) -> SaliencySample:
         if self.pred_key not in out:
             raise ValueError(f"SaliencyWriter: the evaluator output has no {self.pred_key!r} (keys {sorted(out)}).")
         if self.image_key not in item:
             raise ValueError(f"SaliencyWriter: the batch item has no image under {self.image_key!r} (keys {sorted(item)}).")
-        probs = _numpy(out[self.pred_key]).reshape(-1)
+        probs = as_numpy(out[self.pred_key]).reshape(-1)
         if probs.size == 0 or not np.all((probs >= 0) & (probs <= 1)):
             raise ValueError(
                 "SaliencyWriter: `pred` must hold probabilities in [0, 1]; add Activationsd(keys='pred', softmax=True) "
@@ -351,10 +283,10 @@ class SaliencyWriter:
         self._count += 1
         image = item[self.image_key]
         display = item.get(self.display_key) if self.display_key is not None and self.slice_axis is None else None
-        return _Sample(
+        return SaliencySample(
             index=index, id=self._id(item, image, index), image=image.detach().cpu().as_subclass(torch.Tensor),
-            mask=None if mask is None else torch.as_tensor(_numpy(mask)), probs=probs,
-            label=None if label is None else _numpy(label).reshape(-1), predicted=predicted, confidence=confidence,
+            mask=None if mask is None else torch.as_tensor(as_numpy(mask)), probs=probs,
+            label=None if label is None else as_numpy(label).reshape(-1), predicted=predicted, confidence=confidence,
             display=None if display is None else torch.as_tensor(display).detach().cpu().as_subclass(torch.Tensor),
         )
 
@@ -366,7 +298,7 @@ class SaliencyWriter:
         name = meta.get("filename_or_obj") or item.get("filename_or_obj")
         return Path(str(name)).name if name else str(index)
 
-    def _maps(self, samples: list[_Sample]) -> torch.Tensor:
+    def _maps(self, samples: list[SaliencySample]) -> torch.Tensor:
         """CPU maps ``(N, 1, ...)`` of the samples for their predicted classes."""
         device = next(self.network.parameters()).device
         chunks = []
@@ -377,7 +309,7 @@ class SaliencyWriter:
             chunks.append(saliency_maps(self.network, x, self.method, self.target_layer, cls).cpu())
         return torch.cat(chunks)
 
-    def _planes(self, sample: _Sample, smap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _planes(self, sample: SaliencySample, smap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Image, map and mask with the slices on axis 1: ``(C, S, H, W)`` (2D: ``(C, H, W)``)."""
         image, mask = sample.image, sample.mask
         if self.slice_axis is not None and self.slice_axis != 2:
@@ -389,7 +321,7 @@ class SaliencyWriter:
                 mask = torch.nn.functional.interpolate(mask[None], size=smap.shape[1:], mode="nearest")[0]
         return image, smap, mask
 
-    def _measure(self, samples: list[_Sample], maps: torch.Tensor) -> None:
+    def _measure(self, samples: list[SaliencySample], maps: torch.Tensor) -> None:
         flat_maps, flat_masks, kept = [], [], []
         for s, m in zip(samples, maps):
             _, smap, mask = self._planes(s, m)
@@ -418,7 +350,7 @@ class SaliencyWriter:
             )
         return self.class_names
 
-    def _true(self, sample: _Sample) -> str | None:
+    def _true(self, sample: SaliencySample) -> str | None:
         if sample.label is None or sample.label.size == 0:
             return None
         names = self._names(sample.probs.size)
@@ -428,13 +360,13 @@ class SaliencyWriter:
         on = [names[i] for i in np.flatnonzero(lab > 0.5) if i < len(names)]
         return "+".join(on) if on else "none"
 
-    def _draw(self, samples: list[_Sample], why: list[tuple[str, str]], maps: torch.Tensor | None) -> None:
+    def _draw(self, samples: list[SaliencySample], why: list[tuple[str, str]], maps: torch.Tensor | None) -> None:
         if not samples or idist.get_rank() != 0:
             return
         maps = self._maps(samples) if maps is None else maps
         staged = self._staging()
         for s, (rank, reason), smap in zip(samples, why, maps):
-            name = f"{rank}_{_safe(s.id)}.png" if rank else f"{s.index + 1}_{_safe(s.id)}.png"
+            name = f"{rank}_{safe_file_name(s.id)}.png" if rank else f"{s.index + 1}_{safe_file_name(s.id)}.png"
             predicted = self._names(s.probs.size)[s.predicted]
             probability = float(s.probs[0] if s.probs.size == 1 and s.predicted == 1 else
                                 1.0 - s.probs[0] if s.probs.size == 1 else s.probs[s.predicted])
@@ -465,34 +397,7 @@ class SaliencyWriter:
 
     def _summary(self) -> dict | None:
         """The measurement over all ranks; ``None`` when nothing was measured."""
-        ids = [v[0] for v in self._measured.values()]
-        shares = torch.tensor([np.nan if v[1] is None else v[1] for v in self._measured.values()], dtype=torch.float64)
-        hits = torch.tensor([float(v[2]) for v in self._measured.values()], dtype=torch.float64)
-        no_object = list(self._no_object)
-        if idist.get_world_size() > 1:
-            ids, no_object = string_list_all_gather(ids), string_list_all_gather(no_object)
-            shares = evenly_divisible_all_gather(shares.to(idist.device()), concat=True).cpu()
-            hits = evenly_divisible_all_gather(hits.to(idist.device()), concat=True).cpu()
-        if not ids:
-            return None
-        defined = [float(v) for v in shares.tolist() if np.isfinite(v)]
-        mean, half, _ = mean_ci95(defined) if defined else (None, None, 0)
-        n_hits = int(hits.sum().item())
-        return {
-            "method": self.method,
-            "in_mask_share_mean": mean,
-            "in_mask_share_ci": None if half is None else [max(0.0, mean - half), min(1.0, mean + half)],
-            "in_mask_share_ci_kind": "Student t 95% interval of the mean (monai_ssl.metrics.mean_ci95)",
-            "pointing_game_hit_rate": n_hits / len(ids),
-            "pointing_game_ci": list(wilson_interval95(n_hits, len(ids))),
-            "pointing_game_ci_kind": "Wilson score 95% interval",
-            "n": len(ids),
-            "n_without_object": len(no_object),
-            "per_image": [
-                {"id": i, "in_mask_share": None if not np.isfinite(v) else float(v), "pointing_game_hit": bool(h)}
-                for i, v, h in zip(ids, shares.tolist(), hits.tolist())
-            ],
-        }
+        return measurement_summary(self.method, list(self._measured.values()), list(self._no_object))
 
     def _staging(self) -> Path:
         if self._staged is None:

@@ -47,6 +47,26 @@ TINY_ISIC = {
 # the settings of TINY_ISIC that evaluate.json and inference.json have (they train nothing)
 TINY_ISIC_EVAL = {key: TINY_ISIC[key] for key in ("patch_size", "working_size", "swin_feature_size", "num_workers")}
 
+SKIN = REPO / "bundles" / "skin_lesion_classification" / "configs"
+
+# the dermoscopy bundle at its smallest: a ResNet-18 with the small-image stem at 32 pixels (the paper's
+# 480 -> 224 resize becomes 32 -> 32), small BYOL heads, no caching; on a user folder the bundle defaults to the
+# paper's 100 / 50 epochs, so every training run passes num_epochs 1
+TINY_SKIN = {
+    "image_size": 32,
+    "working_size": 32,
+    "encoder": "resnet18",
+    "small_images": True,
+    "hidden_dim": 64,
+    "projection_dim": 16,
+    "batch_size": 4,
+    "num_workers": 0,
+    "cache_rate": 0,
+    "num_epochs": 1,
+}
+# what evaluate.json, inference.json and saliency.json take (the rest comes from the model's settings)
+TINY_SKIN_EVAL = {"batch_size": 4, "num_workers": 0}
+
 # environment variable of the `gpu` tests: unset (or "cuda") runs them on the GPU, "cpu" is a dry run on
 # the CPU that checks the tests' own logic on a machine without CUDA (the cuda assertions are skipped)
 TEST_DEVICE_ENV = "MONAI_SSL_TEST_DEVICE"

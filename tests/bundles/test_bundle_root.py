@@ -21,22 +21,24 @@ import torch
 from monai.bundle import ConfigParser, run
 
 from bundle_helpers import REPO, TINY_2D, TINY_ISIC_EVAL, error_messages
-from monai_ssl.data import make_isic_demo, make_mrnet_demo, make_oct_demo
+from monai_ssl.data import make_isic_demo, make_mrnet_demo, make_oct_demo, make_skin_lesion_demo
 
-BUNDLES = ("byolmed2d", "oct_byol_pseudolabel", "isic_cross_teaching")
+BUNDLES = ("byolmed2d", "oct_byol_pseudolabel", "isic_cross_teaching", "skin_lesion_classification")
 # what MONAI Label resolves in inference.json
 SERVED_KEYS = ("network_def", "preprocessing", "postprocessing", "inferer")
 # top-level items of inference.json that read the weights or the inputs (checked separately)
 READERS = {"network", "datalist", "data"}
 PATH_MARKERS = ("/models", "/eval", "/runs", "/demo_data")
 # the datalist item of each inference.json
-DATALIST_KEY = {"byolmed2d": "datalist", "oct_byol_pseudolabel": "data", "isic_cross_teaching": "datalist"}
+DATALIST_KEY = {"byolmed2d": "datalist", "oct_byol_pseudolabel": "data", "isic_cross_teaching": "datalist",
+                "skin_lesion_classification": "data"}
 # the config (and key) of the training run whose file inference.json loads by default
 DEPLOYED_BY = {
     "byolmed2d": (["finetune.json"], "$os.path.join(@validate#best_model_saver#save_dir, "
                                      "@validate#best_model_saver#key_metric_filename)"),
     "oct_byol_pseudolabel": (["finetune.json"], "@deploy_model_file"),
     "isic_cross_teaching": (["train.json"], "@model_file"),
+    "skin_lesion_classification": (["finetune.json"], "@deploy_model_file"),
 }
 
 
@@ -68,6 +70,8 @@ def _make_demo(name: str, folder: Path) -> Path:
         return make_mrnet_demo(folder, n_train=2, n_valid=2, num_slices=(3, 3), size=32, planes=("sagittal",))
     if name == "oct_byol_pseudolabel":
         return make_oct_demo(folder, n_train_per_class=2, n_test_per_class=1, height=(48, 48), width=(48, 48))
+    if name == "skin_lesion_classification":
+        return make_skin_lesion_demo(folder, n_train_per_class=1, n_val_per_class=1, n_test_per_class=1, size=(32, 32))
     return make_isic_demo(folder, n_train=2, n_val=1, n_test=2, height=(64, 64), width=(64, 64))
 
 
@@ -112,9 +116,16 @@ RUNS = [
                                                                          "supervised")],
     *[("isic_cross_teaching", c) for c in (["train.json"], ["train.json", "supervised_train.json"], ["evaluate.json"],
                                            ["inference.json"], ["train.json", "multi_gpu_train.json"])],
+    *[("skin_lesion_classification", c) for c in (["train.json"], ["finetune.json"], ["evaluate.json"],
+                                                  ["inference.json"], ["saliency.json"],
+                                                  ["train.json", "multi_gpu_train.json"])],
+    *[("skin_lesion_classification", ["finetune.json", f"{o}.json"]) for o in ("supervised", "imagenet_transfer",
+                                                                               "linear_probe", "few_shot")],
 ]
 # keys that name files or folders; `data_root` is left out: it makes the demo data
 PATH_KEY = re.compile(r".*(_dir|_file|_encoder|_projector)$")
+# keys that match PATH_KEY but name no file (the skin-lesion finetune.json's encoder architecture)
+NOT_PATHS = {"default_encoder"}
 
 
 @pytest.mark.parametrize(("name", "configs"), RUNS, ids=["-".join([n, *c]) for n, c in RUNS])
@@ -124,7 +135,7 @@ def test_every_path_of_every_config_follows_bundle_root(name, configs, tmp_path,
     parser = _parser(root, *configs)
     paths = {}
     for key, raw in parser.get().items():
-        if isinstance(raw, str) and PATH_KEY.fullmatch(key):
+        if isinstance(raw, str) and PATH_KEY.fullmatch(key) and key not in NOT_PATHS:
             value = parser.get_parsed_content(key)
             if isinstance(value, str) and value.lower() not in ("", "none", "null"):
                 paths[key] = value
@@ -153,7 +164,7 @@ def test_the_default_input_dir_is_in_the_demo_that_training_creates(name, tmp_pa
     monkeypatch.chdir(tmp_path)
     parser = _parser(root, "inference.json")
     datalist = parser.get_parsed_content(DATALIST_KEY[name])
-    items = datalist[0] if name == "oct_byol_pseudolabel" else datalist
+    items = datalist[0] if DATALIST_KEY[name] == "data" else datalist
     demo = (root / "demo_data").resolve()
     assert items and all(Path(item["image"]).resolve().is_relative_to(demo) for item in items)
 
@@ -174,6 +185,7 @@ def test_training_writes_the_model_that_inference_loads(name, tmp_path):
         ("byolmed2d", 3, None, "classes"),
         ("oct_byol_pseudolabel", 2, ["CNV", "DME", "DRUSEN", "NORMAL"], "classes"),
         ("isic_cross_teaching", 2, ["background", "lesion"], "segmentation"),
+        ("skin_lesion_classification", 2, ["melanoma", "seborrheic_keratosis", "nevus"], "classes"),
     ],
 )
 def test_metadata_describes_the_served_network(name, dims, classes, output_format):
@@ -186,7 +198,7 @@ def test_metadata_describes_the_served_network(name, dims, classes, output_forma
     assert len(names) == pred["num_channels"]
     if classes is not None:
         assert names == classes
-    if name == "oct_byol_pseudolabel":  # the order of the classes the network predicts
+    if name in ("oct_byol_pseudolabel", "skin_lesion_classification"):  # the order of the classes the network predicts
         parser = ConfigParser()
         parser.read_config(str(REPO / "bundles" / name / "configs" / "inference.json"))
         assert parser.get_parsed_content("class_names") == names

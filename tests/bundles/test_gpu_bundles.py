@@ -30,9 +30,10 @@ from monai.bundle import run, verify_net_in_out
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bundle_helpers import BYOLMED2D, ISIC, OCT, REPO, TEST_DEVICE_ENV, TINY, TINY_2D, TINY_ISIC, TINY_ISIC_EVAL
+from bundle_helpers import (BYOLMED2D, ISIC, OCT, REPO, SKIN, TEST_DEVICE_ENV, TINY, TINY_2D, TINY_ISIC, TINY_ISIC_EVAL,
+                            TINY_SKIN, TINY_SKIN_EVAL)
 from documented_commands import documented_command, run_in_repo_layout
-from monai_ssl.data import make_oct_demo
+from monai_ssl.data import make_oct_demo, make_skin_lesion_demo
 
 pytestmark = pytest.mark.gpu
 
@@ -411,3 +412,95 @@ def test_multi_gpu_train_with_torchrun(bundle, request, tmp_path):
     _assert_saved_on_device(checkpoint["network"])
     _assert_saved_on_device(tmp_path / "models" / "encoder.pt")
     assert len(list((tmp_path / "runs" / "pretrain").glob("events.out.tfevents.*"))) == 1
+
+
+# ----------------------------------------------------------------------------------------- skin lesions
+
+SKIN_CLASSES = ["melanoma", "seborrheic_keratosis", "nevus"]
+
+
+@pytest.fixture(scope="module")
+def skin_data(tmp_path_factory) -> Path:
+    """12/6/6 train/val/test dermoscopy images of 48 x 64 pixels with lesion masks."""
+    return make_skin_lesion_demo(tmp_path_factory.mktemp("gpu_skin") / "ISIC2017", n_train_per_class=4,
+                                 n_val_per_class=2, n_test_per_class=2, size=(48, 64))
+
+
+@pytest.fixture(scope="module")
+def skin_root(tmp_path_factory, skin_data) -> Iterator[Path]:
+    """Skin-lesion ``train.json`` (BYOL) then ``finetune.json`` of its encoder, one epoch each."""
+    root = tmp_path_factory.mktemp("gpu_skin_bundle")
+    _run(SKIN / "train.json", bundle_root=root, dataset_dir=skin_data, **TINY_SKIN)
+    _run(SKIN / "finetune.json", bundle_root=root, dataset_dir=skin_data, **TINY_SKIN)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_skin_lesion_train_and_finetune(skin_root):
+    models = skin_root / "models"
+    checkpoint = torch.load(models / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 3  # 12 images, batch 4
+    _assert_saved_on_device(checkpoint["network"])
+    _assert_saved_on_device(models / "encoder.pt")
+    _assert_saved_on_device(models / "model.pt")  # the best-macro-recall model, saved by the validation run
+    checkpoint = torch.load(models / "finetune" / "checkpoint_epoch=1.pt", weights_only=True)
+    _assert_saved_on_device(checkpoint["network"])
+    assert {"train/loss", "val_macro_recall"} <= _scalar_tags(skin_root / "runs" / "finetune")
+
+
+@pytest.mark.parametrize("overlay", ["supervised", "linear_probe", "few_shot"])
+def test_skin_lesion_overlays(skin_root, skin_data, overlay, tmp_path):
+    _run([SKIN / "finetune.json", SKIN / f"{overlay}.json"], bundle_root=tmp_path, dataset_dir=skin_data,
+         pretrained_encoder=skin_root / "models" / "encoder.pt", shots_per_class=2, class_balance="sampler",
+         **TINY_SKIN)
+    _assert_saved_on_device(tmp_path / "models" / f"{overlay}_model.pt")
+
+
+def test_skin_lesion_multi_label_thresholds_on_the_device(skin_data, tmp_path):
+    """A 3-label CSV: macro F1 on the device's labels, thresholds chosen on validation, read back by evaluation."""
+    images = tmp_path / "images"
+    images.mkdir()
+    lines = ["id,a,b,c"]
+    for i, path in enumerate(sorted(skin_data.glob("ISIC-2017_*_Data*/*.jpg"))):
+        shutil.copy(path, images / path.name)
+        lines.append(f"{path.stem},{int(i % 3 == 0)},{int(i % 3 == 1)},{int(i % 3 == 2 or i % 6 == 0)}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    layout = {"layout": "csv", "labels_csv": tmp_path / "labels.csv", "image_dir": images}
+    root = tmp_path / "bundle"
+    _run(SKIN / "finetune.json", bundle_root=root, dataset_dir=tmp_path, pretrained_encoder="none", **TINY_SKIN,
+         **layout)
+    settings = json.loads((root / "models" / "finetune_model.settings.json").read_text())
+    assert settings["multi_label"] is True and len(settings["thresholds"]) == 3
+    assert "val_macro_f1" in _scalar_tags(root / "runs" / "finetune")
+    _run(SKIN / "evaluate.json", bundle_root=root, dataset_dir=tmp_path, **TINY_SKIN_EVAL, **layout)
+    report = json.loads((root / "eval" / "metrics.json").read_text())
+    assert report["thresholds"] == pytest.approx(settings["thresholds"]) and "macro_f1" in report
+
+
+def test_skin_lesion_evaluate_with_saliency(skin_root, skin_data, tmp_path):
+    _run(SKIN / "evaluate.json", bundle_root=skin_root, dataset_dir=skin_data, output_dir=tmp_path, **TINY_SKIN_EVAL)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["n"] == 6 and report["class_names"] == SKIN_CLASSES and "macro_recall" in report
+    assert report["saliency"]["n"] == 6 and 0.0 <= report["saliency"]["in_mask_share_mean"] <= 1.0
+    assert len(list((tmp_path / "saliency").glob("*.png"))) == 8
+
+
+def test_skin_lesion_inference_and_saliency_of_a_folder(skin_root, skin_data, tmp_path):
+    images = skin_data / "ISIC-2017_Test_v2_Data"
+    _run(SKIN / "inference.json", bundle_root=skin_root, input_dir=images, output_dir=tmp_path / "inference",
+         **TINY_SKIN_EVAL)
+    rows = _rows(tmp_path / "inference" / "predictions.csv")
+    assert len(rows) == 6 and all(r["prediction"] in SKIN_CLASSES for r in rows)
+    _run(SKIN / "saliency.json", bundle_root=skin_root, input_dir=images,
+         mask_dir=skin_data / "ISIC-2017_Test_v2_Part1_GroundTruth", output_dir=tmp_path / "maps", **TINY_SKIN_EVAL)
+    summary = json.loads((tmp_path / "maps" / "saliency" / "saliency.json").read_text())
+    assert len(summary["images"]) == 6 and summary["measured"]["n"] == 6
+
+
+def test_skin_lesion_multi_gpu_train_with_torchrun(skin_data, tmp_path):
+    result = _torchrun(SKIN, {"bundle_root": tmp_path, "dataset_dir": skin_data, **TINY_SKIN})
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "models" / "pretrain" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 3  # one process: 12 images, batch 4
+    _assert_saved_on_device(checkpoint["network"])
+    _assert_saved_on_device(tmp_path / "models" / "encoder.pt")

@@ -69,7 +69,7 @@ def test_pseudo_labeling_rounds_then_evaluate_infer_export(pretrained, oct_data,
     out = pretrained / "models" / "pseudolabel"
     rounds = _rows(out / "rounds.csv")
     assert list(rounds[0]) == ["round", "n_labeled", "n_pseudo", "n_new", "n_changed", "n_dropped", "n_pool",
-                               "val_accuracy", "pseudo_label_accuracy", "train_seconds", "score_seconds", "val_seconds",
+                               "val_macro_recall", "pseudo_label_accuracy", "train_seconds", "score_seconds", "val_seconds",
                                "best_round", "best_metric"]
     assert [int(r["round"]) for r in rounds] == [0, 1, 2]
     assert [int(r["n_labeled"]) for r in rounds] == [4, 4, 4]
@@ -249,11 +249,15 @@ def test_evaluation_takes_the_classes_and_sizes_of_the_model(pretrained, oct_dat
     settings = json.loads(model.with_suffix(".settings.json").read_text())
     assert settings == {"image_size": 32, "in_channels": 1, "encoder": "resnet18", "small_images": False,
                         "head_input": "projector", "hidden_dim": 64, "projection_dim": 16,
-                        "class_names": ["CNV", "DME", "DRUSEN", "NORMAL"]}
+                        "class_names": ["CNV", "DME", "DRUSEN", "NORMAL"], "multi_label": False}
     evaluation = {"bundle_root": str(pretrained), "dataset_dir": str(oct_data), "model_file": str(model), "num_workers": 0}
     run(config_file=EVALUATE, output_dir=str(tmp_path / "eval"), **evaluation)  # no sizes given: the model's
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["n"] == 12 and report["class_names"] == settings["class_names"]
+    saliency = json.loads((tmp_path / "eval" / "saliency" / "saliency.json").read_text())
+    assert saliency["method"] == "gradcam" and saliency["measured"] is None  # OCT has no masks: pictures only
+    assert len(list((tmp_path / "eval" / "saliency").glob("*_confident_*.png"))) == 8  # 4 most + 4 least of 12
+    assert "saliency" not in report
 
     with pytest.raises(Exception) as info:
         run(config_file=EVALUATE, output_dir=str(tmp_path / "other"), image_size=64, **evaluation)
@@ -340,7 +344,7 @@ def _multi_label_csv(oct_data, split, folder):
     return path, len(images)
 
 
-def test_multi_label_csv_finetune_then_evaluate_with_validation_thresholds(oct_data, tmp_path):
+def test_multi_label_csv_finetune_saves_validation_thresholds_that_evaluation_and_inference_use(oct_data, tmp_path):
     """A multi-label label CSV: BCE + sigmoid, selection by val_macro_f1, thresholds chosen on validation."""
     data = tmp_path / "data"
     train_csv, n_train = _multi_label_csv(oct_data, "train", data)
@@ -352,31 +356,41 @@ def test_multi_label_csv_finetune_then_evaluate_with_validation_thresholds(oct_d
     model = tmp_path / "models" / "supervised_model.pt"
     settings = json.loads(model.with_suffix(".settings.json").read_text())
     assert settings["multi_label"] is True and settings["class_names"] == ML_LABELS
+    assert settings["thresholds_source"] == "chosen on the validation split (max F1 per label)"  # when fine-tuning ended
+    assert len(settings["thresholds"]) == 3 and all(0.0 <= t <= 1.0 for t in settings["thresholds"])
+    assert settings["thresholds"] != [0.5] * 3  # observed validation probabilities, not the default
     events = EventAccumulator(str(tmp_path / "runs" / "supervised"))
     events.Reload()
     assert {"val_macro_f1", "val_macro_auc"} <= set(events.Tags()["scalars"])
 
     evaluation = {"bundle_root": str(tmp_path), "dataset_dir": str(oct_data), "model_file": str(model),
-                  "num_workers": 0, "labels_csv": str(test_csv), "image_dir": str(data / "test"),
-                  "train_labels_csv": str(train_csv), "val_image_dir": str(data / "train"), "val_fraction": 0.25}
+                  "num_workers": 0, "labels_csv": str(test_csv), "image_dir": str(data / "test")}
     run(config_file=EVALUATE, output_dir=str(tmp_path / "eval"), **evaluation)
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["n"] == 12 and report["label_names"] == ML_LABELS and list(report["per_label"]) == ML_LABELS
     assert {"macro_f1", "macro_precision", "macro_recall", "macro_auc", "thresholds"} <= set(report)
     assert report["thresholds_source"] == "chosen on the validation split (max F1 per label)"
-    assert len(report["thresholds"]) == 3 and all(0.0 <= t <= 1.0 for t in report["thresholds"])
-    assert report["thresholds"] != [0.5] * 3  # observed validation probabilities, not the default
+    assert report["thresholds"] == pytest.approx(settings["thresholds"])  # the model's, never chosen on the test split
     assert not (tmp_path / "eval" / "confusion_matrix.png").exists()
     rows = _rows(tmp_path / "eval" / "predictions.csv")
     assert len(rows) == 12 and {f"pred_{n}" for n in ML_LABELS} <= set(rows[0])
+
+    run(config_file=INFERENCE, model_file=str(model), input_dir=str(data / "test"), output_dir=str(tmp_path / "inf"),
+        num_workers=0)  # unlabeled images: probabilities and 0/1 decisions per label, no metrics
+    inferred = _rows(tmp_path / "inf" / "predictions.csv")
+    assert len(inferred) == 12 and list(inferred[0])[1:] == [f"{k}_{n}" for k in ("prob", "pred") for n in ML_LABELS]
+    assert not (tmp_path / "inf" / "metrics.json").exists()
+    decisions = [[int(r[f"pred_{n}"]) for n in ML_LABELS] for r in inferred]
+    probabilities = [[float(r[f"prob_{n}"]) for n in ML_LABELS] for r in inferred]
+    assert decisions == [[int(p >= t) for p, t in zip(row, settings["thresholds"])] for row in probabilities]
 
     run(config_file=EVALUATE, output_dir=str(tmp_path / "fixed"), **{**evaluation, "thresholds": 0.5})
     fixed = json.loads((tmp_path / "fixed" / "metrics.json").read_text())
     assert fixed["thresholds"] == [0.5] * 3 and fixed["thresholds_source"] == "fixed by the `thresholds` setting"
 
-    with pytest.raises(Exception) as info:  # validation thresholds without validation labels
-        run(config_file=EVALUATE, output_dir=str(tmp_path / "none"), **{**evaluation, "train_labels_csv": None})
-    assert any("--val_labels_csv" in m for m in error_messages(info.value)), error_messages(info.value)
+    with pytest.raises(Exception) as info:  # evaluate.json has no validation images to choose thresholds on
+        run(config_file=EVALUATE, output_dir=str(tmp_path / "none"), **{**evaluation, "thresholds": "validation"})
+    assert any("labeled validation split" in m for m in error_messages(info.value)), error_messages(info.value)
 
 
 def test_multi_label_setting_contradicting_the_data_is_one_clear_error(oct_data, tmp_path):

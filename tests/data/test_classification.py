@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monai_ssl.data.classification import classification_splits, task_labeled_split, threshold_datalist
+from monai_ssl.data.classification import classification_splits, evaluation_datalist, task_labeled_split
 
 NAMES = [f"img{i:02d}" for i in range(12)]
 
@@ -77,13 +77,13 @@ def test_task_labeled_split(tmp_path):
     assert sorted(i["label"] for i in labeled) == [0, 1] and len(rest) == 6
 
 
-def test_threshold_datalist(tmp_path):
+def test_evaluation_datalist_reads_a_split_or_a_label_csv_in_the_model_s_order(tmp_path):
     csv, folder = _dataset(tmp_path)
-    assert threshold_datalist(False, tmp_path, ["a", "b", "c"]) is None
-    val = threshold_datalist(True, tmp_path, ["a", "b", "c"], train_labels_csv=csv, image_dir=folder, val_fraction=0.25, val_seed=3)
-    same = classification_splits(tmp_path, labels_csv=csv, image_dir=folder, val_fraction=0.25, val_seed=3)["val"]
-    assert [i["id"] for i in val] == [i["id"] for i in same]  # finetune.json's hold-out, rebuilt
-    with pytest.raises(ValueError, match="--val_labels_csv"):
-        threshold_datalist(True, tmp_path, ["a", "b", "c"])
-    with pytest.raises(ValueError, match="has labels"):
-        threshold_datalist(True, tmp_path, ["a", "b", "d"], train_labels_csv=csv, image_dir=folder)
+    items, names = evaluation_datalist(tmp_path, "test", ["c", "a", "b"], labels_csv=csv, image_dir=folder, multi_label=True)
+    by_column = {i["id"]: i["label"].tolist() for i in items}
+    rows = [line.split(",") for line in csv.read_text().splitlines()]
+    header, first = rows[0], rows[1]
+    expected = [float(first[header.index(n)]) for n in ("c", "a", "b")]
+    assert names == ["c", "a", "b"] and by_column[first[0]] == expected  # labels follow the model's order
+    with pytest.raises(ValueError):
+        evaluation_datalist(tmp_path, "test", ["a", "b", "d"], labels_csv=csv, image_dir=folder, multi_label=True)

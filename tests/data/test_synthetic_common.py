@@ -97,3 +97,13 @@ def test_dataset_or_demo_makes_the_demo_only_in_the_bundles_demo_folder(tmp_path
     assert dataset_or_demo(tmp_path / "mine", tmp_path / "demo", make, n=2) == tmp_path / "mine" and made == []
     assert dataset_or_demo(tmp_path / "demo", tmp_path / "demo", make, n=2) == tmp_path / "demo"
     assert made == [(tmp_path / "demo", {"n": 2})]
+
+
+def test_demo_or_dataset_value_follows_the_dataset_dir_setting(tmp_path):
+    from monai_ssl.data import demo_or_dataset_value
+
+    demo = tmp_path / "bundle" / "demo_data"
+    assert demo_or_dataset_value(demo, demo, 2, 100) == 2
+    assert demo_or_dataset_value(str(demo), demo, 2, 100) == 2  # the config's strings and paths compare alike
+    assert demo_or_dataset_value(tmp_path / "ISIC2017", demo, 2, 100) == 100
+    assert demo_or_dataset_value(tmp_path / "ISIC2017", str(demo), "demo", None) is None

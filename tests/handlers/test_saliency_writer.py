@@ -241,3 +241,24 @@ def test_multi_label_explains_the_most_probable_label(tmp_path):
     assert record["predicted"] == "abc"[int(probs.argmax())]
     assert record["probability"] == pytest.approx(float(probs.max()), abs=1e-6)
     assert record["label"] == "a+c"
+
+
+def test_the_pictures_show_the_display_image_not_the_network_input(tmp_path, monkeypatch):
+    """``display_key``: the figure gets the item's uint8 picture (as a person sees it), the map the network's input."""
+    import monai_ssl.handlers.saliency_writer as module
+
+    drawn = []
+    real = module.saliency_figure
+    monkeypatch.setattr(module, "saliency_figure", lambda image, *a, **k: drawn.append(image) or real(image, *a, **k))
+    items = _squares(4)
+    for i, item in enumerate(items):
+        item["display"] = torch.full((3, 32, 32), 10 * i, dtype=torch.uint8)
+    writer = SaliencyWriter(tmp_path / "eval", _resnet(), num_images=1, image_ids=None, display_key="display")
+    _evaluator(_resnet(), items, [writer]).run()
+    assert len(drawn) == 2 and all(d.dtype == torch.uint8 and d.shape == (3, 32, 32) for d in drawn)
+    assert {int(d[0, 0, 0]) for d in drawn} <= {0, 10, 20, 30}
+
+    drawn.clear()
+    SaliencyWriter(tmp_path / "plain", _resnet(), num_images=1).attach(engine := _evaluator(_resnet(), items, []))
+    engine.run()
+    assert len(drawn) == 2 and all(d.dtype == torch.float32 and d.shape == (1, 32, 32) for d in drawn)

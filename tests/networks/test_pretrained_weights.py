@@ -420,3 +420,19 @@ def test_full_size_vit_b16_torchvision_names_cover_every_encoder_key():
 def test_full_size_vit_s16_into_vit_b16_is_one_error():
     with pytest.raises(ValueError, match=r"holds a ViT-S/16 \(hidden 384.*but the encoder is a ViT-B/16 \(hidden 768"):
         convert_pretrained_state(_meta_vit_b16(), _meta_timm_vit(384))
+
+
+# ---------------------------------------------------------------- the imagenet_transfer baseline's setting
+
+
+def test_require_pretrained_weights_names_the_setting_or_the_file(tmp_path):
+    from monai_ssl.networks import require_pretrained_weights
+
+    for missing in (None, "none", "", " Null "):
+        with pytest.raises(ValueError, match=r"imagenet_transfer needs `--pretrained_weights PATH`.*nothing is downloaded"):
+            require_pretrained_weights(missing)
+    with pytest.raises(FileNotFoundError, match=r"`pretrained_weights` file not found: .*resnet50-absent\.pth"):
+        require_pretrained_weights(tmp_path / "resnet50-absent.pth")
+    weights = tmp_path / "resnet18.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, weights)
+    assert require_pretrained_weights(str(weights)) == weights

@@ -7,10 +7,8 @@ import pytest
 import torch
 from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator
-from ignite.engine import Engine
 
 from monai_ssl.metrics import multilabel_report
-from monai_ssl.metrics.macro_metrics import macro_f1_metric, macro_recall_metric, multilabel_decisions
 from monai_ssl.recipes import classification_task, multi_label_setting, require_single_label
 
 # single-label: labels 0,0,0,1,1,2 predicted 0,0,1,1,0,2 -> recalls 2/3, 1/2, 1 -> macro 13/18, accuracy 4/6
@@ -80,37 +78,6 @@ def test_eval_postprocessing_touches_pred_only():
     assert out["pred"].tolist() == pytest.approx([0.5, 0.5])
 
 
-def _metric_value(metric, output):
-    """Attach ``metric`` to an Ignite engine that returns ``output`` once; the metric's value."""
-    engine = Engine(lambda e, b: output)
-    metric.attach(engine, "m")
-    engine.run([0], max_epochs=1)
-    return engine.state.metrics["m"]
-
-
-def test_selection_metric_parts_on_hand_cases():
-    sl_output = {"pred": torch.tensor(SL_PROBS), "label": torch.tensor(SL_LABELS).view(-1, 1)}
-    assert _metric_value(macro_recall_metric(), sl_output) == pytest.approx(13 / 18)
-    ml_output = {"pred": torch.tensor(ML_PROBS), "label": torch.tensor(ML_LABELS)}
-    # at 0.65: label 0 -> tp1 fn1 (F1 2/3), label 1 -> F1 1, label 2 -> fn2 (F1 0)
-    assert _metric_value(macro_f1_metric(0.65), ml_output) == pytest.approx((2 / 3 + 1 + 0) / 3)
-    assert _metric_value(macro_f1_metric(), ml_output) == pytest.approx(13 / 18)
-    decisions, labels = multilabel_decisions([{"pred": torch.tensor([0.5, 0.49]), "label": torch.tensor([1.0, 0.0])}])
-    assert decisions.tolist() == [[1, 0]] and labels.dtype == torch.int64
-
-
-@pytest.mark.parametrize(
-    "output, match",
-    [
-        ({"pred": torch.rand(2, 3), "label": torch.tensor([0, 1])}, "same shape"),
-        ({"pred": torch.rand(2, 2), "label": torch.tensor([[0, 2], [1, 0]])}, "0/1"),
-    ],
-)
-def test_multilabel_decisions_errors(output, match):
-    with pytest.raises(ValueError, match=match):
-        multilabel_decisions(output)
-
-
 def test_multi_label_setting():
     indices = [{"label": 0}, {"label": 2}]
     vectors = [{"label": np.array([1, 0, 1], dtype=np.float32)}, {"label": [0.0, 1.0, 0.0]}]
@@ -136,5 +103,3 @@ def test_require_single_label_and_bad_arguments():
         classification_task(False, 1)
     with pytest.raises(ValueError, match="loss_weight"):
         classification_task(True, 3, loss_weight=[1.0, 2.0])
-    with pytest.raises(ValueError, match="threshold"):
-        macro_f1_metric(1.5)
