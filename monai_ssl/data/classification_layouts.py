@@ -11,7 +11,9 @@ S4MI (Singh et al.) classifies three kinds of data, each in its own on-disk layo
 * ``"csv"``: a CSV of ``id,label`` or ``id,label_1,...,label_k`` and a folder of images
   (:func:`~monai_ssl.data.label_csv_datalist`); a one-column-per-class CSV that sets several
   classes in some row is multi-label (the immunofluorescence set). Split like the class folders,
-  per class for single-label and at random for multi-label.
+  per class for single-label and at random for multi-label;
+* ``"medmnist"``: a MedMNIST ``.npz`` archive (:func:`~monai_ssl.data.medmnist_datalist`, its own
+  train/val/test splits; the images stay in memory, grayscale ones become RGB), e.g. BreastMNIST.
 
 Every layout gives ``{"train", "val", "test": items, "class_names": names, "multi_label": bool}``
 and the three id sets are checked disjoint (:class:`~monai_ssl.data.Splits`).
@@ -32,20 +34,22 @@ from .isic import ISIC_FOLDERS
 from .isic_classification import isic2017_classification_datalists
 from .label_csv import label_csv_datalist
 from .label_split import LabelBudgetError, split_labeled
+from .medmnist import medmnist_class_count, medmnist_datalist
 from .splits import Splits
 
 __all__ = ["CLASSIFICATION_LAYOUTS", "classification_layout", "labeled_subset", "skin_lesion_datalists"]
 
 logger = logging.getLogger("monai_ssl")
 
-CLASSIFICATION_LAYOUTS: tuple[str, ...] = ("auto", "isic2017", "class_folders", "csv")
+CLASSIFICATION_LAYOUTS: tuple[str, ...] = ("auto", "isic2017", "class_folders", "csv", "medmnist")
 
 
 def classification_layout(root: str | os.PathLike, labels_csv: str | os.PathLike | None = None) -> str:
-    """The layout of a classification dataset folder (module docstring): ``"isic2017"``, ``"csv"`` or ``"class_folders"``.
+    """The layout of a classification dataset (module docstring): ``"isic2017"``, ``"csv"``, ``"class_folders"`` or ``"medmnist"``.
 
-    ``"csv"`` when ``labels_csv`` is given; ``"isic2017"`` when ``root`` holds the challenge's training
-    images folder; else ``"class_folders"`` when ``root`` holds sub-folders.
+    ``"csv"`` when ``labels_csv`` is given; ``"medmnist"`` for a ``.npz`` file; ``"isic2017"`` when
+    ``root`` holds the challenge's training images folder; else ``"class_folders"`` when ``root`` holds
+    sub-folders.
 
     Raises:
         FileNotFoundError: ``root`` is not a folder.
@@ -54,6 +58,8 @@ def classification_layout(root: str | os.PathLike, labels_csv: str | os.PathLike
     if labels_csv not in (None, "", "none", "null"):
         return "csv"
     base = Path(root)
+    if base.suffix.lower() == ".npz":
+        return "medmnist"
     if not base.is_dir():
         raise FileNotFoundError(f"classification dataset folder not found: {base} (set `dataset_dir`)")
     if any((base / images).is_dir() for images, _ in ISIC_FOLDERS["train"]):
@@ -140,6 +146,14 @@ def skin_lesion_datalists(
                          "multi-label data comes as a label CSV with one column per class (`labels_csv`)")
     if chosen == "isic2017":
         splits = isic2017_classification_datalists(root, skip_missing=skip_missing)
+    elif chosen == "medmnist":
+        count = medmnist_class_count(root)
+        splits = {split: medmnist_datalist(root, split) for split in ("train", "val", "test")}
+        for items in splits.values():  # class indices as ints, as the other layouts give them
+            for item in items:
+                item["label"] = int(item["label"])
+        splits["class_names"] = [str(i) for i in range(count)]
+        Splits.from_datalists(splits["train"], splits["val"], splits["test"])
     elif chosen == "class_folders":
         splits = class_folder_datalists(root, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed,
                                         class_names=class_names)

@@ -27,6 +27,8 @@ from monai.config import DtypeLike
 from monai.data import PILReader
 from monai.transforms import LoadImaged, MapTransform
 
+from .image2d import load_image_2d
+
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
@@ -193,7 +195,11 @@ class LoadDermoscopyd(MapTransform):
         d = dict(data)
         if self.image_key not in d:
             raise KeyError(f"LoadDermoscopyd: item {d.get('id', '(no id)')!r} has no {self.image_key!r} key")
-        d = self._load_image(d, reader=self._image_reader)
+        if isinstance(d[self.image_key], np.ndarray):  # an image held in memory (a MedMNIST archive), channel-last
+            name = f"{self.image_key!r} of item {d.get('id', '(no id)')!r}"
+            d[self.image_key] = load_image_2d(d[self.image_key], 3, name=name).transpose(-1, -2)  # MONAI's (W, H)
+        else:
+            d = self._load_image(d, reader=self._image_reader)
         if self._load_label is not None:
             d = self._load_label(d, reader=self._mask_reader)
         return d

@@ -213,3 +213,13 @@ def test_red_normalisation_with_device_views_is_done_by_the_prepare_batch(noisy_
     assert isinstance(multi, MultiCropDeviceViews) and multi.normalize_red is True
     assert skin_lesion_prepare_batch({"method": "cass"}, True, normalize_red=False).normalize_red is False
     assert skin_lesion_prepare_batch(dino, views_on_device=False) is prepare_view_list
+
+
+def test_display_key_keeps_the_image_as_a_person_sees_it(noisy_jpeg):
+    """``display_key``: a uint8 copy before the intensity steps, so saliency pictures show the lesion's colours."""
+    shown = skin_lesion_transforms(image_size=32, working_size=48, display_key="display")({"image": noisy_jpeg})
+    plain = skin_lesion_transforms(image_size=32, working_size=48, normalize_red=False)({"image": noisy_jpeg})
+    assert shown["display"].dtype == torch.uint8 and tuple(shown["display"].shape) == (3, 32, 32)
+    assert torch.allclose(shown["display"].float() / 255.0, plain["image"], atol=1e-6)  # the scaled input, unstandardized
+    assert not torch.allclose(shown["image"][0], plain["image"][0])  # the network's input has the red channel standardized
+    assert "display" not in skin_lesion_transforms(image_size=32, working_size=48)({"image": noisy_jpeg})
