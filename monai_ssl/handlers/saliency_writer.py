@@ -58,8 +58,9 @@ class SaliencyWriter:
 
     Which images are drawn:
 
-    * ``num_images=n`` (default 4): the ``n`` most and ``n`` least confident (confidence = the largest
-      probability, ``max(p, 1 - p)`` for binary, ties to the earlier image, as
+    * ``num_images=n`` (default 4): the ``n`` most and ``n`` least confident, each image once (with
+      fewer than ``2n`` images the least confident list leaves out the most confident ones; confidence =
+      the largest probability, ``max(p, 1 - p)`` for binary, ties to the earlier image, as
       :func:`~monai_ssl.visualize.confidence_extremes`). Only the running candidates are kept (two bounded
       heaps of CPU tensors), and their maps are computed at ``COMPLETED``.
     * ``image_ids=[...]``: those images; ids not evaluated are one ``ValueError`` naming them at ``COMPLETED``.
@@ -239,7 +240,8 @@ class SaliencyWriter:
             self._draw(chosen, [(f"{r}_given", "given id") for r in range(1, len(chosen) + 1)], None)
         elif self.num_images is not None:
             most = [e[2] for e in sorted(self._most, key=lambda e: (-e[0], -e[1]))]
-            least = [e[2] for e in sorted(self._least, key=lambda e: (-e[0], -e[1]))]
+            drawn = {s.index for s in most}  # with fewer than 2 x num_images images, draw each image once
+            least = [e[2] for e in sorted(self._least, key=lambda e: (-e[0], -e[1])) if e[2].index not in drawn]
             why = [(f"{r}_most_confident", f"most confident #{r}") for r in range(1, len(most) + 1)]
             why += [(f"{r}_least_confident", f"least confident #{r}") for r in range(1, len(least) + 1)]
             self._draw(most + least, why, None)

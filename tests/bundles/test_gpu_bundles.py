@@ -504,3 +504,15 @@ def test_skin_lesion_multi_gpu_train_with_torchrun(skin_data, tmp_path):
     assert checkpoint["trainer"]["optimizer_steps"] == 3  # one process: 12 images, batch 4
     _assert_saved_on_device(checkpoint["network"])
     _assert_saved_on_device(tmp_path / "models" / "encoder.pt")
+
+
+def test_skin_lesion_verify_and_export_a_model_trained_on_the_device(skin_root, tmp_path):
+    """``verify_net_in_out`` and the guide's ``ckpt_export`` of the device-saved ``models/model.pt``."""
+    files = {"meta_file": str(SKIN / "metadata.json"), "config_file": str(SKIN / "inference.json")}
+    verify_net_in_out(net_id="network_def", device=None if ON_CUDA else "cpu", bundle_root=str(skin_root), **files)
+    command = documented_command("skin_lesion_classification.md", "python -m monai.bundle ckpt_export")
+    result = run_in_repo_layout(command, tmp_path / "checkout", "skin_lesion_classification", skin_root / "models")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "checkout") == ["bundles"]  # nothing written into the current folder
+    scripted = torch.jit.load(str(skin_root / "models" / "model.ts"), map_location="cpu")
+    assert scripted(torch.rand(2, 3, 32, 32)).shape == (2, 3)

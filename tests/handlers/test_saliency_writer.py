@@ -262,3 +262,16 @@ def test_the_pictures_show_the_display_image_not_the_network_input(tmp_path, mon
     SaliencyWriter(tmp_path / "plain", _resnet(), num_images=1).attach(engine := _evaluator(_resnet(), items, []))
     engine.run()
     assert len(drawn) == 2 and all(d.dtype == torch.float32 and d.shape == (1, 32, 32) for d in drawn)
+
+
+def test_with_few_images_each_is_drawn_once(tmp_path):
+    """3 images, num_images=2: the 2 most confident, then the one image left as the least confident."""
+    items, net = _squares(3), _resnet()
+    _evaluator(net, items, [SaliencyWriter(tmp_path, net, num_images=2)]).run()
+    with torch.no_grad():
+        probs = torch.softmax(net(torch.stack([it["image"] for it in items])), dim=1)
+    most, _ = confidence_extremes(probs, 2)
+    (rest,) = set(range(3)) - set(most.tolist())
+    names = sorted(p.name for p in (tmp_path / "saliency").glob("*.png"))
+    assert names == sorted([f"{r + 1}_most_confident_img{i}.png" for r, i in enumerate(most)]
+                           + [f"1_least_confident_img{rest}.png"])
