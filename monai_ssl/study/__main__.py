@@ -63,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", required=True, help="folder of the study (cells, reports); reuse it to resume")
     parser.add_argument("--dataset_dir", help="dataset of every run (default: the bundle's demo data)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--fractions", help="comma-separated label fractions in (0, 1] (default 0.1,0.5,1.0)")
+    budget.add_argument("--fractions", help="comma-separated label fractions in (0, 1] (default: the study.json's "
+                        "default_fractions, else 0.1,0.5,1.0)")
     budget.add_argument("--shots", help="comma-separated labeled images per class, instead of --fractions")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the study.json's default_seeds, else 0,1,2)")
     parser.add_argument("--protocols", help="comma-separated protocols of study.json (default: its "
                         "default_protocols, else all); per pre-training method <m>_finetune, <m>_linear_probe, "
                         "<m>_pseudolabel for m in byol, byol_plus, dino, cass (OCT bundle), e.g. "

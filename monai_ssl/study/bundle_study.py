@@ -59,7 +59,7 @@ def bundle_study(
     dataset_dir: str | Path | None = None,
     fractions: str | Sequence[float] | None = None,
     shots: str | Sequence[int] | None = None,
-    seeds: str | Sequence[int] = (0, 1, 2),
+    seeds: str | Sequence[int] | None = None,
     protocols: str | Sequence[str] | None = None,
     num_epochs: int | None = None,
     pretrain_epochs: int | None = None,
@@ -75,9 +75,11 @@ def bundle_study(
         bundle: the bundle folder (holding ``configs/study.json``).
         output_dir: where the cells and the reports go; rerun with the same folder to continue.
         dataset_dir: the dataset for every run (``None``: the bundle's default, e.g. its demo).
-        fractions: label fractions in (0, 1] (default ``0.1,0.5,1.0`` when ``shots`` is not given).
+        fractions: label fractions in (0, 1] (default: study.json's ``default_fractions``, else
+            ``0.1,0.5,1.0``, when ``shots`` is not given).
         shots: labeled images per class, instead of fractions.
-        seeds: one labeled subset and initialisation per seed.
+        seeds: one labeled subset and initialisation per seed (default: study.json's ``default_seeds``,
+            else ``0,1,2``).
         protocols: protocol names of the bundle's study.json (default: its ``default_protocols``, else all).
             With a study.json that compares pre-training methods (``pretrain.method_key``), each
             pretrained protocol names its method (e.g. ``dino_finetune``), and each (method, seed) the
@@ -111,8 +113,8 @@ def bundle_study(
     else:
         if "fraction" not in spec.label_budget:
             raise ValueError(f"fractions: the bundle's study.json has no label_budget 'fraction' ({spec.bundle_dir})")
-        budgets = parse_fractions("0.1,0.5,1.0" if fractions is None else fractions)
-    seed_list = parse_seeds(seeds)
+        budgets = parse_fractions((spec.default_fractions or "0.1,0.5,1.0") if fractions is None else fractions)
+    seed_list = parse_seeds((spec.default_seeds or "0,1,2") if seeds is None else seeds)
     if protocols is None:
         protocols = list(spec.default_protocols or spec.protocols)
     chosen = check_protocols(protocols, list(spec.protocols))

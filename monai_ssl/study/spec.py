@@ -10,6 +10,9 @@ The study engine knows nothing of a particular bundle. The bundle says, in ``con
   encoder comes from (``pretrain.default_method`` when left out; only with ``pretrain.method_key``);
 - ``default_protocols`` (optional, default all): the protocols a study runs when none are chosen
   (``--protocols``), e.g. today's set while the per-method ones are opt-in;
+- ``default_fractions``, ``default_seeds`` (optional, default ``"0.1,0.5,1.0"`` and ``"0,1,2"``): the label
+  fractions and seeds when ``--fractions``/``--shots`` and ``--seeds`` are not given (a paper's design,
+  e.g. S4MI's ``"0.1,1.0"`` and five seeds);
 - ``pretrain``: the config(s) that pre-train the encoder (once per seed, or once per study with
   shared pre-training), ``encoder_file`` (what it writes), ``encoder_key`` (the key that hands it
   to a protocol), ``resume_overrides`` (how to continue a killed pre-training) and, to compare
@@ -157,6 +160,8 @@ class StudySpec:
     baseline: str | None = None
     name: str = ""
     default_protocols: tuple[str, ...] | None = None
+    default_fractions: str | None = None
+    default_seeds: str | None = None
 
     @property
     def method_key(self) -> str | None:
@@ -300,6 +305,12 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
             raise ValueError(f"{where}: default_protocols {default_protocols} must name each of its protocols once, "
                              f"from {list(protocols)}" + (f"; unknown: {unknown}" if unknown else ""))
         default_protocols = tuple(default_protocols)
+    defaults = {}
+    for key in ("default_fractions", "default_seeds"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ValueError(f"{where}: {key} must be a comma-separated string such as \"0.1,1.0\", got {json.dumps(value)}")
+        defaults[key] = value
     return StudySpec(
         bundle_dir=bundle_dir,
         protocols=protocols,
@@ -318,6 +329,7 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
         baseline=baseline,
         name=str(raw.get("name", bundle_dir.name)),
         default_protocols=default_protocols,
+        **defaults,
     )
 
 

@@ -59,3 +59,30 @@ def test_a_study_without_method_key_has_no_methods(tmp_path, plans):
     bundle_study(bundle, tmp_path / "out", fractions="0.5", seeds="0")
     (plan,) = plans
     assert len(plan.protocols) == 4 and plan.methods == {}
+
+
+SKIN = OCT.parent / "skin_lesion_classification"
+
+
+def test_the_study_json_s_default_fractions_and_seeds_are_the_paper_s(tmp_path, plans):
+    """S4MI's design (10 % and 100 % of the labels, 5 seeds) without --fractions/--seeds; given ones win."""
+    bundle_study(SKIN, tmp_path / "a")
+    bundle_study(SKIN, tmp_path / "b", fractions="0.5", seeds="7")
+    bundle_study(OCT, tmp_path / "c")
+    paper, given, oct_defaults = plans
+    assert [b.value for b in paper.budgets] == [0.1, 1.0] and list(paper.seeds) == [0, 1, 2, 3, 4]
+    assert [b.value for b in given.budgets] == [0.5] and list(given.seeds) == [7]
+    assert [b.value for b in oct_defaults.budgets] == [0.1, 0.5, 1.0] and list(oct_defaults.seeds) == [0, 1, 2]
+    assert list(paper.protocols) == ["supervised", "imagenet_transfer", "byol_finetune", "dino_finetune", "cass_finetune"]
+
+
+def test_default_fractions_must_be_text(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "configs").mkdir(parents=True)
+    raw = json.loads((SKIN / "configs" / "study.json").read_text())
+    for name in {f for p in raw["protocols"].values() for f in p["config_file"]} | {"train.json", "evaluate.json"}:
+        (bundle / "configs" / name).write_text("{}")
+    raw["default_fractions"] = [0.1, 1.0]
+    (bundle / "configs" / "study.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="default_fractions must be a comma-separated string"):
+        bundle_study(bundle, tmp_path / "out")

@@ -52,7 +52,8 @@ def test_the_oct_bundle_describes_its_protocols():
     assert [f.name for f in spec.protocols["byol_pseudolabel"].config_file] == ["finetune.json", "pseudolabel.json"]
     assert all(f.is_file() for p in spec.protocols.values() for f in p.config_file)
     assert spec.baseline == "supervised" and dict(spec.metrics) == {"accuracy": ("accuracy",),
-                                                                   "auc": ("macro_auc", "auc")}
+                                                                   "auc": ("macro_auc", "auc"),
+                                                                   "recall": ("macro_recall",), "f1": ("macro_f1",)}
     assert spec.pretrain.encoder_key == "pretrained_encoder"
     assert spec.skip_errors == ()  # label budgets are recognised by their type, not by text
     assert (spec.epochs_key, spec.steps_key, spec.train_handlers_id) == ("num_epochs", "num_steps", "train#handlers")
@@ -290,7 +291,7 @@ def test_each_run_of_a_cell_gets_its_folders_budget_seed_and_the_user_overrides(
     assert encoder == tmp_path / "pretrain" / "models" / "encoder.pt"
     cell_dir = tmp_path / "cells" / "c"
     result = runner.run_cell(Cell("byol_linear_probe", parse_fractions("0.25")[0], 4), cell_dir, encoder)
-    assert result == {"metrics": {"accuracy": 0.5, "auc": 0.6}, "n_labeled": 3, "steps": 5}
+    assert result == {"metrics": {"accuracy": 0.5, "auc": 0.6, "recall": None, "f1": None}, "n_labeled": 3, "steps": 5}
 
     (pre_files, pre), (train_files, train), (eval_files, evaluate) = calls
     assert pre_files == ["train.json"]
