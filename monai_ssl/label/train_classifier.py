@@ -55,6 +55,9 @@ def classifier_overrides(bundle: ServedBundle, labeled: Sequence[Mapping[str, An
     overrides["batch_size"] = max(1, min(int(parser.get_parsed_content("batch_size")), len(train)))
     if "class_names" in parser.config:
         overrides["class_names"] = list(bundle.class_names)
+    for key in ("task_multi_label", "is_multi_label"):  # a datastore's labels are one class per image
+        if key in parser.config:
+            overrides[key] = False
     logger.info(
         "%s: fine-tuning on %d labeled image(s), validating on %d, for %d epoch(s)",
         bundle.name, len(train), len(validation), settings.num_epochs,

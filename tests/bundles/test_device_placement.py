@@ -255,16 +255,20 @@ def test_evaluation_postprocessing_keeps_tensors_on_the_device(config, labels, n
 
 
 def test_the_check_flags_oct_finetune_without_the_label_device_fix(tmp_path):
-    """Without ``EnsureTyped(keys="label", device=@device)`` the ROC AUC labels are made on the CPU."""
+    """Without moving the label to ``@device`` (``classification_task``'s ``EnsureTyped``) the ROC AUC labels are
+    made on the CPU."""
     config = json.loads((OCT / "finetune.json").read_text())
-    transforms = config["validate"]["postprocessing"]["transforms"]
-    fix = [t for t in transforms if t["_target_"] == "EnsureTyped" and t.get("device") == "@device"]
-    assert len(fix) == 1 and fix[0]["keys"] == "label"
-    transforms.remove(fix[0])
+    assert config["validate"]["postprocessing"] == "$@task['val_postprocessing']"
+    config["validate"]["postprocessing"] = {"_target_": "Compose", "transforms": [  # the task's, without the fix
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "CopyItemsd", "keys": "label", "names": "label_onehot"},
+        {"_target_": "AsDiscreted", "keys": "label_onehot", "to_onehot": "@num_classes"},
+    ]}
     (tmp_path / "finetune.json").write_text(json.dumps(config))
 
     problems = misplaced_metric_inputs([tmp_path / "finetune.json"], OCT_LABELS, 4, OCT_OVERRIDES)
-    # every one-hot label of val_auc is a CPU tensor; val_accuracy's class_scores_and_indices copes on its own
+    # every one-hot label of val_auc is a CPU tensor; val_accuracy's and val_macro_recall's class_scores_and_indices
+    # cope on their own
     assert len(problems) == len(OCT_LABELS), problems
     assert all(p.startswith("val_auc[1]") and "on cpu" in p for p in problems), problems
 
@@ -273,8 +277,9 @@ def test_the_check_flags_a_metric_that_gets_python_numbers(tmp_path):
     """A metric fed the decollated Python-int labels directly is reported too."""
     overrides = {
         **OCT_OVERRIDES,
-        "validate#postprocessing#transforms": [{"_target_": "Activationsd", "keys": "pred", "softmax": True}],
-        "validate#additional_metrics#val_auc#output_transform": "$monai.handlers.from_engine(['pred', 'label'])",
+        "validate#postprocessing": {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        "validate#additional_metrics": {"val_auc": {"_target_": "ROCAUC",
+                                                    "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}},
     }
     problems = misplaced_metric_inputs([OCT / "finetune.json"], OCT_LABELS, 4, overrides)
     assert problems == [f"val_auc[1][{i}] is of type int, not a tensor on the evaluator's device" for i in range(3)]

@@ -23,7 +23,8 @@ TRAINING_CONFIGS = sorted(
 def test_the_bundles_have_the_training_configs_the_study_runs():
     names = {f"{p.parent.parent.name}/{p.name}" for p in TRAINING_CONFIGS}
     assert names == {"byolmed2d/train.json", "byolmed2d/finetune.json", "oct_byol_pseudolabel/train.json",
-                     "oct_byol_pseudolabel/finetune.json", "isic_cross_teaching/train.json"}
+                     "oct_byol_pseudolabel/finetune.json", "isic_cross_teaching/train.json",
+                     "skin_lesion_classification/train.json", "skin_lesion_classification/finetune.json"}
 
 
 @pytest.mark.parametrize("config", TRAINING_CONFIGS, ids=lambda p: f"{p.parent.parent.name}-{p.name}")

@@ -24,7 +24,8 @@ def _nested_num_workers(node) -> list:
 
 
 def test_every_bundle_has_configs_with_workers():
-    assert {p.parents[1].name for p in CONFIGS} == {"byolmed2d", "oct_byol_pseudolabel", "isic_cross_teaching"}
+    assert {p.parents[1].name for p in CONFIGS} == {"byolmed2d", "oct_byol_pseudolabel", "isic_cross_teaching",
+                                                    "skin_lesion_classification"}
     assert len(CONFIGS) >= 10
 
 

@@ -17,8 +17,11 @@ COLUMNS = [
 
 
 def test_rounds_csv_columns_of_the_bundle_have_a_single_val_prefix():
-    # pseudolabel.json names its metric "val_accuracy"; the column once read "val_val_accuracy"
+    # pseudolabel.json names the fine-tuning's selecting metric (val_macro_recall for single-label data);
+    # the column once read "val_val_accuracy"
     metric_name = json.loads(PSEUDOLABEL_JSON.read_text())["rounds"]["metric_name"]
-    assert metric_name == "val_accuracy"
-    assert rounds_header(metric_name) == COLUMNS
+    assert metric_name == "$@task['key_metric_name']"
+    assert rounds_header("val_accuracy") == COLUMNS
     assert rounds_header("accuracy") == COLUMNS
+    recall = rounds_header("val_macro_recall")
+    assert recall == [c if c != "val_accuracy" else "val_macro_recall" for c in COLUMNS]
