@@ -110,7 +110,7 @@ def test_byol_pretraining_exports_the_encoder_and_its_settings(pretrained):
     assert checkpoint["run"]["config"] == "skin_lesion_classification/train.json"
 
 
-@pytest.mark.parametrize("method", ["dino", "cass"])
+@pytest.mark.parametrize("method", ["dino", pytest.param("cass", marks=pytest.mark.slow)])  # CASS with a ViT: ~20 s
 def test_other_methods_pretrain_and_say_what_they_exported(method, skin_data, tmp_path):
     run(config_file=TRAIN, method=method, **_common(tmp_path, skin_data), **METHOD_OVERRIDES[method])
     settings = json.loads((tmp_path / "models" / "encoder.settings.json").read_text())
@@ -270,6 +270,7 @@ def test_saliency_of_a_folder_with_masks(pretrained, skin_data, tmp_path):
     assert all(0.0 <= image["in_mask_share"] <= 1.0 for image in summary["images"])
 
 
+@pytest.mark.slow  # ~12 s; the other bundles check their export commands by default
 def test_the_documented_export_of_the_published_model(pretrained, skin_data, tmp_path):
     verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFERENCE, bundle_root=str(pretrained),
                       p=1, n=1, any=1)
