@@ -33,13 +33,12 @@ from .synthetic_common import dataset_or_demo, demo_or_dataset_value
 from .label_csv import label_csv_datalist, read_label_csv
 from .isic_classification import ISIC_CLASSES, isic2017_classification_datalists
 from .class_folders import class_folder_datalists, stratified_splits
-from .classification_layouts import CLASSIFICATION_LAYOUTS, classification_layout, labeled_subset, skin_lesion_datalists
+from .classification_layouts import CLASSIFICATION_LAYOUTS, classification_layout, skin_lesion_datalists
 from .synthetic_skin_lesion import ensure_skin_lesion_demo, is_skin_lesion_demo, make_skin_lesion_demo
 
 __all__ = [
     "CLASSIFICATION_LAYOUTS",
     "classification_layout",
-    "labeled_subset",
     "skin_lesion_datalists",
     "DEMO_MARKER",
     "IMAGE_SUFFIXES",

@@ -95,7 +95,7 @@ def _csv_multi_label(value: Any) -> bool | None:
     raise ValueError(f"`multi_label` must be \"auto\", true or false (--multi_label auto), got {value!r}.")
 
 
-def _is_multi_hot(items: Sequence[Mapping[str, Any]]) -> bool:
+def is_multi_hot(items: Sequence[Mapping[str, Any]]) -> bool:
     """Whether the items carry label vectors (:func:`label_csv_datalist`'s multi-label float32 arrays)."""
     return bool(items) and getattr(items[0].get("label"), "ndim", 0) >= 1
 
@@ -157,7 +157,7 @@ def classification_splits(
         return {**splits, "multi_label": False}
     folder = source if image_dir is None else image_dir
     train, names = label_csv_datalist(labels_csv, folder, multi_label=wanted, skip_missing=skip_unreadable)
-    multi = _is_multi_hot(train)
+    multi = is_multi_hot(train)
     if val_labels_csv is not None:
         val, _ = label_csv_datalist(val_labels_csv, folder, class_names=names, multi_label=multi, skip_missing=skip_unreadable)
         where = f"the label CSV {val_labels_csv}"

@@ -27,17 +27,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .class_folders import class_folder_datalists, stratified_splits
 from .isic import ISIC_FOLDERS
 from .isic_classification import isic2017_classification_datalists
 from .label_csv import label_csv_datalist
-from .label_split import LabelBudgetError, split_labeled
+from .classification import is_multi_hot
+from .label_split import LabelBudgetError
+from .labeled_pool import seeded_share
 from .medmnist import medmnist_class_count, medmnist_datalist
 from .splits import Splits
 
-__all__ = ["CLASSIFICATION_LAYOUTS", "classification_layout", "labeled_subset", "skin_lesion_datalists"]
+__all__ = ["CLASSIFICATION_LAYOUTS", "classification_layout", "skin_lesion_datalists"]
 
 logger = logging.getLogger("monai_ssl")
 
@@ -72,29 +73,18 @@ def classification_layout(root: str | os.PathLike, labels_csv: str | os.PathLike
     )
 
 
-def _is_multi_label(items: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether the items' labels are multi-hot vectors rather than class indices."""
-    return bool(items) and np.ndim(items[0]["label"]) == 1 and np.size(items[0]["label"]) > 1
-
-
 def _random_splits(items: Sequence[Mapping[str, Any]], val_fraction: float, test_fraction: float,
                    seed: int) -> dict[str, list[Mapping[str, Any]]]:
-    """Seeded random train/val/test of a multi-label list (no classes to stratify by)."""
-    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
-    if val_fraction + test_fraction >= 1:
+    """Seeded test and validation shares of a multi-label list (no single class to stratify by), as
+    :func:`stratified_splits` takes them for one class: test first (``seed``), then validation (``seed + 1``)."""
+    if isinstance(val_fraction, (int, float)) and isinstance(test_fraction, (int, float)) and val_fraction + test_fraction >= 1:
         raise ValueError(f"val_fraction + test_fraction must be below 1, got {val_fraction} + {test_fraction}")
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_test = max(1, round(test_fraction * len(items)))
-    n_val = max(1, round(val_fraction * len(items)))
-    if n_test + n_val >= len(items):
-        raise LabelBudgetError(f"{len(items)} images cannot give {n_test} test, {n_val} validation and any training image")
-    picked = [items[i] for i in order]
-    splits = {"test": picked[:n_test], "val": picked[n_test:n_test + n_val], "train": picked[n_test + n_val:]}
-    splits = {k: sorted(v, key=lambda item: str(item["id"])) for k, v in splits.items()}
-    Splits.from_datalists(splits["train"], splits["val"], splits["test"])
-    return splits
+    test, rest = seeded_share(items, test_fraction, seed, "test_fraction")
+    val, train = seeded_share(rest, min(1.0, val_fraction / (1 - test_fraction)), seed + 1, "val_fraction")
+    if not train:
+        raise LabelBudgetError(f"{len(items)} images cannot give {len(test)} test, {len(val)} validation and any training image")
+    Splits.from_datalists(train, val, test)
+    return {"train": list(train), "val": list(val), "test": list(test)}
 
 
 def skin_lesion_datalists(
@@ -163,39 +153,11 @@ def skin_lesion_datalists(
         csv_path = Path(labels_csv) if os.path.isabs(labels_csv) else Path(root) / labels_csv
         items, names = label_csv_datalist(csv_path, image_dir or root, class_names=class_names, multi_label=wanted,
                                           skip_missing=skip_missing)
-        splitter = _random_splits if _is_multi_label(items) else stratified_splits
+        splitter = _random_splits if is_multi_hot(items) else stratified_splits
         splits = {**splitter(items, val_fraction, test_fraction, split_seed), "class_names": names}
-    splits["multi_label"] = _is_multi_label(splits["train"])
+    splits["multi_label"] = is_multi_hot(splits["train"])
     splits["layout"] = chosen
     logger.info("%s: %s layout, %d classes (%s), %d/%d/%d train/val/test images", root, chosen,
                 len(splits["class_names"]), "multi-label" if splits["multi_label"] else "single-label",
                 len(splits["train"]), len(splits["val"]), len(splits["test"]))
     return splits
-
-
-def labeled_subset(
-    datalist: Sequence[Mapping[str, Any]],
-    fraction: float | None = None,
-    per_class: int | None = None,
-    seed: int = 0,
-    multi_label: bool = False,
-) -> list[Mapping[str, Any]]:
-    """The labeled training items of a label budget: per class (single-label) or at random (multi-label).
-
-    Single-label uses :func:`~monai_ssl.data.split_labeled` (the project's one per-class draw);
-    multi-label has no class to draw per, so ``round(fraction * n)`` items (at least one) are drawn
-    with ``seed``, and ``per_class`` is refused.
-
-    Raises:
-        ValueError: ``per_class`` with multi-label; ``fraction`` outside (0, 1].
-        LabelBudgetError: as :func:`~monai_ssl.data.split_labeled`.
-    """
-    if not multi_label:
-        return split_labeled(datalist, fraction=fraction, per_class=per_class, seed=seed)[0]
-    if per_class is not None:
-        raise ValueError("`labeled_per_class` needs single-label data; for multi-label data give `labeled_fraction`")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ValueError(f"`labeled_fraction` must be a number in (0, 1], got {fraction!r}")
-    count = max(1, round(fraction * len(datalist)))
-    order = np.random.default_rng(seed).permutation(len(datalist))[:count]
-    return sorted((datalist[i] for i in order), key=lambda item: str(item["id"]))

@@ -22,16 +22,24 @@ ROW_SUM_TOLERANCE = 1e-2
 """Largest accepted ``|sum(row) - 1|`` of a probability row (loose enough for float16/bfloat16 softmax)."""
 
 
-def _as_2d(values: Any, name: str) -> np.ndarray:
-    """Convert ``values`` (tensor, array, list of rows) to a float64 array of shape ``(N, K)``."""
+def float_rows(values: Any, name: str, shape: str = "(N, K)") -> np.ndarray:
+    """Convert ``values`` (tensor, array, list of rows or of tensors) to a float64 array, refusing non-numbers.
+
+    The multi-class and multi-label reports check the shape they need on the result.
+    """
     if hasattr(values, "detach"):
         values = values.detach().cpu().float().numpy()
     elif isinstance(values, (list, tuple)):
         values = [v.detach().cpu().float().numpy() if hasattr(v, "detach") else v for v in values]
     try:
-        arr = np.asarray(values, dtype=np.float64)
+        return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"`{name}` must be a numeric array of shape (N, K): {e}") from e
+        raise ValueError(f"`{name}` must be a numeric array of shape {shape}: {e}") from e
+
+
+def _as_2d(values: Any, name: str) -> np.ndarray:
+    """Convert ``values`` (tensor, array, list of rows) to a float64 array of shape ``(N, K)``."""
+    arr = float_rows(values, name)
     if arr.ndim != 2:
         raise ValueError(f"`{name}` must have shape (N, K), got shape {arr.shape}.")
     if arr.shape[0] == 0:

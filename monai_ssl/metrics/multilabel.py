@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .binary import _ratio, _single_class_message, roc_auc
-from .multiclass import _class_names
+from .multiclass import _class_names, float_rows
 
 __all__ = ["DEFAULT_THRESHOLD", "THRESHOLD_CRITERIA", "choose_thresholds", "multilabel_report"]
 
@@ -39,14 +39,7 @@ THRESHOLD_CRITERIA = ("f1",)
 
 def _as_2d(values: Any, name: str) -> np.ndarray:
     """Convert ``values`` (tensor, array, list of rows) to a float64 array of shape ``(N, K)``."""
-    if hasattr(values, "detach"):  # torch.Tensor
-        values = values.detach().cpu().float().numpy()
-    elif isinstance(values, (list, tuple)):
-        values = [v.detach().cpu().float().numpy() if hasattr(v, "detach") else v for v in values]
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"`{name}` must be a numeric array of shape (N, K) (samples x labels): {e}") from e
+    arr = float_rows(values, name, "(N, K) (samples x labels)")
     if arr.ndim != 2:
         raise ValueError(
             f"`{name}` must have shape (N, K) (samples x labels), got shape {arr.shape}; "

@@ -335,7 +335,7 @@ def test_multi_label_csv_finetune_evaluate_inference(skin_data, tmp_path):
     supervised = _settings(root / "models" / "supervised_model.pt")
     assert len(supervised["thresholds"]) == 3 and "validation" in supervised["thresholds_source"]
 
-    _raises(_with("few_shot"), ["`labeled_per_class` needs single-label data"], shots_per_class=1,
+    _raises(_with("few_shot"), ["`labeled_per_class`", "needs single-label data", "--labeled_fraction"], shots_per_class=1,
             **_common(tmp_path / "other", data), **layout)
 
 

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from monai_ssl.data import LabelBudgetError, make_skin_lesion_demo
-from monai_ssl.data.classification_layouts import classification_layout, labeled_subset, skin_lesion_datalists
+from monai_ssl.data.classification import task_labeled_split
+from monai_ssl.data.classification_layouts import classification_layout, skin_lesion_datalists
 
 ISIC_CLASSES = ["melanoma", "seborrheic_keratosis", "nevus"]
 
@@ -112,25 +113,31 @@ def _multi_items(n=10):
     return [{"id": f"i{k}", "label": np.array([k % 2, 1, 0], dtype=np.float32)} for k in range(n)]
 
 
-def test_labeled_subset_multi_label_counts_and_seed_stability():
+def test_the_labeled_draw_of_multi_label_data_counts_and_seed_stability():
+    """The skin bundle's labeled subset (``task_labeled_split``, shared with OCT) on multi-label items."""
     items = _multi_items(10)
-    half = labeled_subset(items, fraction=0.5, seed=3, multi_label=True)
-    assert len(half) == 5 and half == labeled_subset(items, fraction=0.5, seed=3, multi_label=True)
+
+    def labeled(**kwargs):
+        return task_labeled_split(items, multi_label=True, **kwargs)[0]
+
+    half = labeled(fraction=0.5, seed=3)
+    assert len(half) == 5 and half == labeled(fraction=0.5, seed=3)
     assert [i["id"] for i in half] == sorted(i["id"] for i in half)
-    assert len(labeled_subset(items, fraction=0.01, multi_label=True)) == 1  # at least one
-    assert len(labeled_subset(items, fraction=1.0, multi_label=True)) == 10
-    draws = {tuple(i["id"] for i in labeled_subset(items, fraction=0.3, seed=s, multi_label=True)) for s in range(6)}
+    assert len(labeled(fraction=0.01)) == 1  # at least one
+    assert len(labeled(fraction=1.0)) == 10
+    assert {i["id"] for i in labeled(fraction=0.3, seed=1)} <= {i["id"] for i in labeled(fraction=0.6, seed=1)}  # nested
+    draws = {tuple(i["id"] for i in labeled(fraction=0.3, seed=s)) for s in range(6)}
     assert len(draws) > 1  # the seed chooses the draw
-    with pytest.raises(ValueError, match="`labeled_per_class` needs single-label data"):
-        labeled_subset(items, per_class=2, multi_label=True)
+    with pytest.raises(ValueError, match="`labeled_per_class`.*needs single-label"):
+        labeled(per_class=2)
     for bad in (0, 1.5, None, True):
-        with pytest.raises(ValueError, match="`labeled_fraction` must be a number in"):
-            labeled_subset(items, fraction=bad, multi_label=True)
+        with pytest.raises(ValueError, match="labeled_fraction"):
+            labeled(fraction=bad)
 
 
-def test_labeled_subset_single_label_draws_per_class():
+def test_the_labeled_draw_of_single_label_data_is_per_class():
     items = [{"id": f"s{k}", "label": k % 3} for k in range(12)]
-    two = labeled_subset(items, per_class=2, seed=0)
+    two = task_labeled_split(items, per_class=2, seed=0)[0]
     assert sorted(np.bincount([i["label"] for i in two]).tolist()) == [2, 2, 2]
     with pytest.raises(LabelBudgetError):
-        labeled_subset(items, per_class=5, seed=0)
+        task_labeled_split(items, per_class=5, seed=0)
