@@ -8,4 +8,4 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import data, engines, handlers, losses, methods, metrics, networks, pseudo_label, recipes, transforms, utils  # noqa: E402,F401
+from . import clustering, data, engines, handlers, losses, methods, metrics, networks, pseudo_label, recipes, transforms, utils  # noqa: E402,F401

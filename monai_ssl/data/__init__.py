@@ -26,6 +26,7 @@ from .synthetic import DEMO_MARKER, ensure_mrnet_demo, is_mrnet_demo, make_mrnet
 from .validation_split import check_selection_split, has_split, train_val_datalists
 from .synthetic_oct import OCT_CLASSES, ensure_oct_demo, is_oct_demo, make_oct_demo
 from .segmentation_splits import segmentation_splits, segmentation_unlabeled_stream
+from .label_free import indexed_images, label_free_datalist
 from .mrnet_splits import mrnet_splits
 from .splits import OPTIMISTIC_NOTE, SelectionSplitError, SplitOverlapError, Splits, evaluation_split_note, reserved_ids
 from .synthetic_isic import ensure_isic_demo, is_isic_demo, make_isic_demo
@@ -80,6 +81,8 @@ __all__ = [
     "demo_or_dataset_value",
     "segmentation_splits",
     "segmentation_unlabeled_stream",
+    "indexed_images",
+    "label_free_datalist",
     "mrnet_splits",
     "SelectionSplitError",
     "SplitOverlapError",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from .checkpoint import AtomicDiskSaver, CheckpointSaver, latest_checkpoint, remove_stale_temporaries
 from .classification_report import ClassificationReportWriter
+from .cluster_monitor import ClusterMonitor, cluster_overlay
 from .collapse_monitor import CollapseMonitor
 from .export_encoder import EncoderExporter
+from .final_model import FinalModelWriter
 from .model_settings import ModelSettingsWriter
 from .optimizer_schedules import OptimizerSchedules
 from .progress import ProgressDisplay, loss_only
@@ -22,8 +24,10 @@ __all__ = [
     "AtomicDiskSaver",
     "CheckpointSaver",
     "ClassificationReportWriter",
+    "ClusterMonitor",
     "CollapseMonitor",
     "EncoderExporter",
+    "FinalModelWriter",
     "ForegroundOverlap",
     "ModelSettingsWriter",
     "OptimizerSchedules",
@@ -34,6 +38,7 @@ __all__ = [
     "SegmentationOverlayLogger",
     "SegmentationReportWriter",
     "ViewGridHandler",
+    "cluster_overlay",
     "datalist_fingerprint",
     "epochs_for_steps",
     "latest_checkpoint",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .binary import binary_classification_metrics, roc_auc, roc_curve
+from .cluster_matching import ClusterConfusion, cluster_confusion, match_clusters, matched_pixel_accuracy
 from .confidence_interval import mean_ci95, t_quantile_975
 from .macro_metrics import macro_f1_metric, macro_recall_metric, multilabel_decisions
 from .multiclass import multiclass_classification_metrics, one_vs_rest_roc_curves
@@ -14,6 +15,10 @@ from .selection import class_counts, key_metric, other_metrics, selection_metric
 
 __all__ = [
     "choose_thresholds",
+    "ClusterConfusion",
+    "cluster_confusion",
+    "match_clusters",
+    "matched_pixel_accuracy",
     "class_counts",
     "class_scores_and_indices",
     "binary_classification_metrics",

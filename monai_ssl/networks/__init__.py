@@ -12,6 +12,7 @@ from .dino_head import DINOHead, cancel_last_layer_gradients
 from .distributed import maybe_sync_batchnorm, unwrap_parallel
 from .heads import MLPHead
 from .momentum import cosine_momentum, momentum_update
+from .picie import PICIE_BACKBONES, PiCIENet, centroid_logits
 from .placement import place_network
 from .pretrained_weights import (
     PretrainedLoadReport,
@@ -20,7 +21,7 @@ from .pretrained_weights import (
     read_checkpoint,
     require_pretrained_weights,
 )
-from .resnet import ResNetEncoder, resnet18_encoder, resnet50_encoder
+from .resnet import ResNetEncoder, resnet18_encoder, resnet34_encoder, resnet50_encoder
 from .segmentation_pair import SegmentationPair, split_pair_logits
 from .slice_encoder import SliceEncoder
 from .vit_encoder import ViTEncoder, interpolate_position_embeddings, vit_encoder
@@ -35,6 +36,9 @@ __all__ = [
     "cancel_last_layer_gradients",
     "EncoderClassifier",
     "MLPHead",
+    "PICIE_BACKBONES",
+    "PiCIENet",
+    "centroid_logits",
     "ResNetEncoder",
     "SegmentationPair",
     "SliceEncoder",
@@ -58,6 +62,7 @@ __all__ = [
     "read_checkpoint",
     "require_pretrained_weights",
     "resnet18_encoder",
+    "resnet34_encoder",
     "resnet50_encoder",
     "split_pair_logits",
     "ViTEncoder",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from monai.networks.nets.resnet import ResNet
 
-__all__ = ["ResNetEncoder", "resnet18_encoder", "resnet50_encoder"]
+__all__ = ["ResNetEncoder", "resnet18_encoder", "resnet34_encoder", "resnet50_encoder"]
 
 
 class ResNetEncoder(ResNet):
@@ -25,11 +25,22 @@ class ResNetEncoder(ResNet):
         self.pool = pool
         self.out_features = int(self.in_planes)  # channels after the last stage (times the block expansion)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def stage_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps after each of the four stages (strides 4, 8, 16, 32 with the standard stem).
+
+        An FPN reads these (e.g. PiCIE's feature extractor, :class:`~monai_ssl.networks.PiCIENet`).
+        """
         x = self.act(self.bn1(self.conv1(x)))
         if not self.no_max_pool:
             x = self.maxpool(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        maps = []
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = stage(x)
+            maps.append(x)
+        return maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        x = self.stage_maps(x)[-1]
         if self.pool:
             x = torch.flatten(self.avgpool(x), 1)
         return x
@@ -74,6 +85,33 @@ def resnet18_encoder(
         pool=pool,
         block="basic",
         layers=[2, 2, 2, 2],
+        block_inplanes=[64, 128, 256, 512],
+        spatial_dims=spatial_dims,
+        n_input_channels=in_channels,
+        shortcut_type="B",
+        bias_downsample=False,
+        **_stem_arguments(small_images),
+    )
+
+
+def resnet34_encoder(
+    spatial_dims: int = 2, in_channels: int = 3, pool: bool = True, small_images: bool = False
+) -> ResNetEncoder:
+    """The standard ResNet-34 of He et al. (CVPR 2016, Table 1) as an encoder with 512 output features.
+
+    The stem, shortcuts and channels of :func:`resnet18_encoder` with 3, 4, 6 and 3 basic blocks per
+    stage (21.3 M parameters with 3 input channels). The backbone of PiCIE in S4MI (Singh et al.).
+
+    Args:
+        spatial_dims: 2 for images (or slices), 3 for volumes.
+        in_channels: input channels (3 for RGB).
+        pool: return pooled ``(N, 512)`` features; False returns ``(N, 512, h, w)`` feature maps.
+        small_images: use the small-image stem (3x3 stride-1 convolution, no max pooling).
+    """
+    return ResNetEncoder(
+        pool=pool,
+        block="basic",
+        layers=[3, 4, 6, 3],
         block_inplanes=[64, 128, 256, 512],
         spatial_dims=spatial_dims,
         n_input_channels=in_channels,

@@ -19,7 +19,26 @@ from .cross_teaching import labeled_batch_size, unlabeled_batch_size
 from .dermoscopy_preprocessing import dermoscopy_evaluation_transforms, dermoscopy_training_transforms
 from .evaluation_loader import evaluation_loader
 from .image_preprocessing import image_transforms, image_view_transforms
-from .lesion_evaluation import lesion_postprocessing
+from .cluster_naming import (
+    CLUSTER_NAMING_NOTE,
+    ClusterNames,
+    checked_cluster_map,
+    cluster_map_file,
+    model_fingerprint,
+    name_clusters,
+    read_cluster_map,
+    resolve_cluster_map,
+    write_cluster_map,
+)
+from .lesion_evaluation import lesion_evaluation_datalist, lesion_postprocessing
+from .picie_preprocessing import picie_training_transforms
+from .lesion_clusters import (
+    CLUSTER_ARCHITECTURES,
+    cluster_mapping,
+    cluster_report_entries,
+    inference_cluster_map,
+    lesion_cluster_names,
+)
 from .saliency_run import attach_masks, saliency_run
 from .skin_lesion_preprocessing import skin_lesion_prepare_batch, skin_lesion_transforms, skin_lesion_view_transforms
 from .pretraining import (
@@ -35,7 +54,13 @@ from .pretraining import (
     training_state,
 )
 from .fine_tuning_architecture import fine_tuning_architecture, pretrained_encoder_settings
-from .lesion_networks import lesion_model_file, lesion_network, lesion_network_name, lesion_trained_by
+from .lesion_networks import (
+    lesion_model_file,
+    lesion_network,
+    lesion_network_name,
+    lesion_selection_split,
+    lesion_trained_by,
+)
 from .encoder_networks import byol_network, classifier_network
 from .encoders import ENCODERS, encoder_features
 from .volume_preprocessing import volume_transforms, volume_view_transforms
@@ -83,7 +108,24 @@ __all__ = [
     "lesion_model_file",
     "lesion_network",
     "lesion_network_name",
+    "lesion_selection_split",
+    "lesion_evaluation_datalist",
     "lesion_postprocessing",
+    "picie_training_transforms",
+    "CLUSTER_ARCHITECTURES",
+    "cluster_mapping",
+    "cluster_report_entries",
+    "inference_cluster_map",
+    "lesion_cluster_names",
+    "CLUSTER_NAMING_NOTE",
+    "ClusterNames",
+    "checked_cluster_map",
+    "cluster_map_file",
+    "model_fingerprint",
+    "name_clusters",
+    "read_cluster_map",
+    "resolve_cluster_map",
+    "write_cluster_map",
     "lesion_trained_by",
     "saliency_run",
     "skin_lesion_prepare_batch",

@@ -12,9 +12,9 @@ The bundle describes its protocols in ``configs/study.json`` (:mod:`monai_ssl.st
 
 from __future__ import annotations
 
-from .bundle_study import bundle_study, parse_overrides
+from .bundle_study import bundle_study, check_label_free, parse_overrides
 from .engine import StudyPlan, StudyRun, run_study
-from .grid import Budget, Cell, build_grid, parse_fractions, parse_seeds, parse_shots
+from .grid import Budget, Cell, build_grid, parse_fractions, parse_seeds, parse_shots, runs_at
 from .plot import save_study_plot, study_figure
 from .runner import BundleRunner, label_budget_error, run_bundle, skip_reason
 from .spec import StudySpec, load_study_spec
@@ -32,6 +32,7 @@ __all__ = [
     "TrainingStepCounter",
     "build_grid",
     "bundle_study",
+    "check_label_free",
     "configs_without_key",
     "describe_training_length",
     "interval_scope",
@@ -46,6 +47,7 @@ __all__ = [
     "parse_shots",
     "run_bundle",
     "run_study",
+    "runs_at",
     "save_study_plot",
     "skip_reason",
     "study_figure",

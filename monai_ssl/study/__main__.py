@@ -30,6 +30,11 @@ method pre-trains once per seed, for the protocols that use it:
       --protocols supervised,byol_finetune,dino_finetune,cass_finetune --fractions 0.01,0.1,1.0 \\
       --seeds 0,1,2 --output_dir study/breastmnist_methods
 
+Fraction 0 is the column of the label-free protocols (study.json "label_free": true): PiCIE, trained
+with no labels at all, against cross-teaching and the supervised U-Net (S4MI's Figure 5 layout):
+  python -m monai_ssl.study --bundle bundles/isic_cross_teaching --dataset_dir PATH \\
+      --protocols picie,supervised,cross_teaching --fractions 0,0.1,0.3,0.5,0.7,1.0 --output_dir study/isic
+
 --num_steps N instead of --num_epochs gives every label budget the same number of optimizer steps
 (e.g. --num_steps 30000 on ISIC, as the cross-teaching paper), so budgets compare at equal training.
 
@@ -63,8 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", required=True, help="folder of the study (cells, reports); reuse it to resume")
     parser.add_argument("--dataset_dir", help="dataset of every run (default: the bundle's demo data)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--fractions", help="comma-separated label fractions in (0, 1] (default: the study.json's "
-                        "default_fractions, else 0.1,0.5,1.0)")
+    budget.add_argument("--fractions", help="comma-separated label fractions in [0, 1] (default: the study.json's "
+                        "default_fractions, else 0.1,0.5,1.0); 0 (no labels) is the column of the label-free "
+                        "protocols (study.json \"label_free\": true, e.g. picie), which run only there, the others "
+                        "only above 0")
     budget.add_argument("--shots", help="comma-separated labeled images per class, instead of --fractions")
     parser.add_argument("--seeds", help="comma-separated seeds (default: the study.json's default_seeds, else 0,1,2)")
     parser.add_argument("--protocols", help="comma-separated protocols of study.json (default: its "

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from .engine import StudyPlan, StudyRun, run_study
-from .grid import check_protocols, parse_fractions, parse_seeds, parse_shots
+from .grid import Budget, check_protocols, parse_fractions, parse_seeds, parse_shots
 from .runner import BundleRunner
-from .spec import load_study_spec
+from .spec import StudySpec, load_study_spec
 from .training_length import configs_without_key, describe_training_length
 
-__all__ = ["bundle_study", "parse_overrides"]
+__all__ = ["bundle_study", "check_label_free", "parse_overrides"]
 
 logger = logging.getLogger("monai_ssl.study")
 
@@ -53,6 +53,37 @@ def parse_overrides(items: Iterable[str | Mapping[str, Any]] | None, setting: st
     return result
 
 
+def check_label_free(spec: StudySpec, chosen: Sequence[str], budgets: Sequence[Budget],
+                     setting: str = "fractions") -> list[str]:
+    """The chosen label-free protocols, checked against the budgets (the study's 0 % column).
+
+    A label-free protocol (study.json ``"label_free": true``, e.g. PiCIE) runs only at fraction 0,
+    every other protocol only above 0 (:func:`~.grid.build_grid`). Chosen label-free protocols
+    without a 0 among the budgets run no cell: one info line says so.
+
+    Raises:
+        ValueError: fraction 0 among the budgets but no chosen protocol is label-free, or every
+            chosen protocol is label-free and there is no 0 among the budgets (``--fractions 0``).
+    """
+    free = [p for p in chosen if spec.protocols[p].label_free]
+    zero = any(b.kind == "fraction" and b.value == 0 for b in budgets)
+    if zero and not free:
+        raise ValueError(f"{setting}: fraction 0 (no labels) is the column of a label-free protocol (study.json "
+                         f"\"label_free\": true), and none of the chosen protocols {list(chosen)} is one; drop 0 "
+                         "or choose a label-free protocol")
+    if free and not zero:
+        if len(free) == len(chosen):
+            raise ValueError(f"{setting}: the chosen protocol(s) {free} are label-free and run only at fraction 0 "
+                             "(no labels): add it, e.g. --fractions 0")
+        logger.info("label-free protocol(s) %s run only at fraction 0 (no labels), which is not among the budgets "
+                    "(%s): they run no cell", ", ".join(free), ", ".join(b.label for b in budgets))
+    others = [p for p in chosen if p not in free]
+    if zero and others and all(b.kind == "fraction" and b.value == 0 for b in budgets):
+        logger.info("protocol(s) %s need labels and run only at budgets above 0, and the only budget is 0: they "
+                    "run no cell", ", ".join(others))
+    return free
+
+
 def bundle_study(
     bundle: str | Path,
     output_dir: str | Path,
@@ -75,8 +106,10 @@ def bundle_study(
         bundle: the bundle folder (holding ``configs/study.json``).
         output_dir: where the cells and the reports go; rerun with the same folder to continue.
         dataset_dir: the dataset for every run (``None``: the bundle's default, e.g. its demo).
-        fractions: label fractions in (0, 1] (default: study.json's ``default_fractions``, else
-            ``0.1,0.5,1.0``, when ``shots`` is not given).
+        fractions: label fractions in [0, 1] (default: study.json's ``default_fractions``, else
+            ``0.1,0.5,1.0``, when ``shots`` is not given); 0 (no labels) is the column of the chosen
+            label-free protocols (study.json ``"label_free": true``, e.g. PiCIE), which run only there,
+            while the others run only at the fractions above 0.
         shots: labeled images per class, instead of fractions.
         seeds: one labeled subset and initialisation per seed (default: study.json's ``default_seeds``,
             else ``0,1,2``).
@@ -97,7 +130,9 @@ def bundle_study(
             ``pretrain_epochs``. Every chosen protocol's configs must declare the spec's ``steps_key``.
 
     Raises:
-        ValueError: a bad setting (named in the message), both ``num_epochs`` and ``num_steps``, a
+        ValueError: a bad setting (named in the message), fraction 0 without a chosen label-free
+            protocol or only label-free protocols without it (:func:`check_label_free`), both
+            ``num_epochs`` and ``num_steps``, a
             protocol whose configs cannot take ``num_steps``, ``output_dir`` holding a study with
             other settings, or one whose pre-training ran in the other mode (a folder made by the
             former default, one shared pre-training, resumes only with ``shared_pretraining=True``;
@@ -106,18 +141,21 @@ def bundle_study(
     spec = load_study_spec(bundle, study_file)
     if fractions is not None and shots is not None:
         raise ValueError("fractions and shots: give one of them, not both")
+    if protocols is None:
+        protocols = list(spec.default_protocols or spec.protocols)
+    chosen = check_protocols(protocols, list(spec.protocols))
     if shots is not None:
         if "shots" not in spec.label_budget:
             raise ValueError(f"shots: the bundle's study.json has no label_budget 'shots' ({spec.bundle_dir})")
         budgets = parse_shots(shots)
     else:
+        setting = "fractions" if fractions is not None else f"{spec.bundle_dir} study.json default_fractions"
         if "fraction" not in spec.label_budget:
             raise ValueError(f"fractions: the bundle's study.json has no label_budget 'fraction' ({spec.bundle_dir})")
-        budgets = parse_fractions((spec.default_fractions or "0.1,0.5,1.0") if fractions is None else fractions)
+        budgets = parse_fractions((spec.default_fractions or "0.1,0.5,1.0") if fractions is None else fractions,
+                                  setting, allow_zero=True)
+    label_free = check_label_free(spec, chosen, budgets, "shots" if shots is not None else setting)
     seed_list = parse_seeds((spec.default_seeds or "0,1,2") if seeds is None else seeds)
-    if protocols is None:
-        protocols = list(spec.default_protocols or spec.protocols)
-    chosen = check_protocols(protocols, list(spec.protocols))
     metric_names = list(spec.metrics)
     if metrics is not None:
         metric_names = check_protocols(metrics, metric_names, "metrics", "metric")
@@ -163,6 +201,7 @@ def bundle_study(
         methods={p: spec.protocols[p].method for p in chosen
                  if spec.protocols[p].pretrained and spec.protocols[p].method is not None},
         default_method=None if spec.pretrain is None else spec.pretrain.default_method,
+        label_free=label_free,
     )
     logger.info(
         "study of %s: %d protocol(s) x %d budget(s) x %d seed(s); the bundle's configs run in this process "

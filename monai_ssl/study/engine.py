@@ -94,6 +94,8 @@ class StudyPlan:
         default_method: the method of the pre-trainings a study folder holds from before it compared
             methods (its protocols named none then); they move to ``pretrain/<default_method>/`` and are
             reused (``None``: such a folder is refused when methods are compared).
+        label_free: protocols that train on no label (study.json ``"label_free": true``, e.g. PiCIE):
+            they run only at fraction 0, the others only at budgets above 0 (:func:`~.grid.build_grid`).
     """
 
     protocols: Mapping[str, bool]
@@ -108,6 +110,7 @@ class StudyPlan:
     training_length: str = ""
     methods: Mapping[str, str] = field(default_factory=dict)
     default_method: str | None = None
+    label_free: Sequence[str] = ()
 
 
 @dataclass
@@ -304,7 +307,10 @@ def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> St
     output_dir.mkdir(parents=True, exist_ok=True)
     shared = bool(plan.shared_pretraining)
     _check_settings(output_dir, plan.settings, shared, per_method, plan.default_method)
-    cells = build_grid(list(plan.protocols), plan.budgets, plan.seeds)
+    unknown = [p for p in plan.label_free if p not in plan.protocols]
+    if unknown:
+        raise ValueError(f"StudyPlan.label_free names protocol(s) {unknown} that are not chosen: {list(plan.protocols)}")
+    cells = build_grid(list(plan.protocols), plan.budgets, plan.seeds, plan.label_free)
     method_order = {m: i for i, m in enumerate(dict.fromkeys(plan.methods.get(p) for p in plan.protocols))}
 
     def pretrain_key(cell: Cell) -> tuple[str | None, int] | None:
@@ -349,7 +355,8 @@ def run_study(runner: CellRunner, plan: StudyPlan, output_dir: str | Path) -> St
         write_csv(rows, plan.metrics, paths["csv"])
         write_markdown(rows, plan, paths["markdown"], notes=notes)
         if plot:
-            save_study_plot(rows, plan.metrics, paths["plot"], title=plan.title, caption=interval_scope(plan))
+            save_study_plot(rows, plan.metrics, paths["plot"], title=plan.title, caption=interval_scope(plan),
+                            label_free=plan.label_free)
 
     ran = failed = 0
     bar = tqdm(total=len(pretrain_todo) + len(todo), desc="study", unit="cell", dynamic_ncols=True)

@@ -30,6 +30,7 @@ __all__ = [
     "parse_shots",
     "read_result",
     "reset_dir",
+    "runs_at",
     "write_result",
 ]
 
@@ -99,12 +100,17 @@ def _split(values: str | Iterable[Any], setting: str) -> list[Any]:
     return items
 
 
-def parse_fractions(values: str | Iterable[float | str], setting: str = "fractions") -> list[Budget]:
+def parse_fractions(values: str | Iterable[float | str], setting: str = "fractions",
+                    allow_zero: bool = False) -> list[Budget]:
     """Label fractions in (0, 1], e.g. ``"0.01,0.1,1.0"``, as budgets in the given order.
 
+    With ``allow_zero``, 0 is accepted too: the column of no labels at all (label ``0%``, folder
+    ``fraction_0``), where only label-free protocols run (study.json ``"label_free": true``, e.g.
+    PiCIE, Cho et al. CVPR 2021, as the 0 % column of the S4MI paper's Figure 5).
+
     Raises:
-        ValueError: an empty list, a repeated value, a non-number or a value outside (0, 1]; the
-            message names ``setting``.
+        ValueError: an empty list, a repeated value, a non-number or a value outside (0, 1] (``[0, 1]``
+            with ``allow_zero``); the message names ``setting``.
     """
     budgets = []
     for item in _split(values, setting):
@@ -112,9 +118,11 @@ def parse_fractions(values: str | Iterable[float | str], setting: str = "fractio
             number = float(item)
         except (TypeError, ValueError):
             raise ValueError(f"{setting}: {item!r} is not a number") from None
-        if isinstance(item, bool) or not math.isfinite(number) or not 0 < number <= 1:
-            raise ValueError(f"{setting}: label fraction {item!r} is outside (0, 1]")
-        budgets.append(Budget("fraction", number))
+        low_ok = 0 <= number if allow_zero else 0 < number
+        if isinstance(item, bool) or not math.isfinite(number) or not (low_ok and number <= 1):
+            span = "[0, 1] (0: no labels, for label-free protocols)" if allow_zero else "(0, 1]"
+            raise ValueError(f"{setting}: label fraction {item!r} is outside {span}")
+        budgets.append(Budget("fraction", number + 0.0))  # + 0.0: -0.0 reads as 0
     if len({b.value for b in budgets}) != len(budgets):
         raise ValueError(f"{setting}: a fraction is listed twice in {values!r}")
     return budgets
@@ -168,13 +176,27 @@ def check_protocols(
     return chosen
 
 
-def build_grid(protocols: Sequence[str], budgets: Sequence[Budget], seeds: Sequence[int]) -> list[Cell]:
+def runs_at(budget: Budget, label_free: bool) -> bool:
+    """Whether a protocol runs at ``budget``: a label-free one only at fraction 0, any other only above 0.
+
+    A label-free protocol (study.json ``"label_free": true``) trains on no label, so it has one
+    column, the 0 % one; every other protocol needs labels, so it has no cell there.
+    """
+    empty = budget.kind == "fraction" and budget.value == 0
+    return empty if label_free else not empty
+
+
+def build_grid(protocols: Sequence[str], budgets: Sequence[Budget], seeds: Sequence[int],
+               label_free: Iterable[str] = ()) -> list[Cell]:
     """All cells, seed by seed, then budget, then protocol.
 
     This order completes a whole table (every protocol at every budget) for the first seed before
-    the next seed starts, so an interrupted study already shows every comparison.
+    the next seed starts, so an interrupted study already shows every comparison. The protocols in
+    ``label_free`` get a cell only at fraction 0, the others only at budgets above 0
+    (:func:`runs_at`); a left-out pair is ``n/a`` in the reports.
     """
-    return [Cell(p, b, s) for s in seeds for b in budgets for p in protocols]
+    free = set(label_free)
+    return [Cell(p, b, s) for s in seeds for b in budgets for p in protocols if runs_at(b, p in free)]
 
 
 def read_result(folder: str | Path) -> dict[str, Any] | None:

@@ -1,5 +1,9 @@
 """The study's figure: each metric against the label budget (log x), one line per protocol, 95 % CI bands.
 
+With a 0 % column (label-free protocols such as PiCIE) the x axis is linear over [0, 1] instead, the
+layout of the S4MI paper's Figure 5, and each label-free protocol is its point at 0 with a dashed
+line at its mean across the axis.
+
 Built on an explicit Agg canvas like :mod:`monai_ssl.visualize`, so it works headless and leaves
 pyplot alone.
 """
@@ -23,11 +27,14 @@ __all__ = ["save_study_plot", "study_figure"]
 
 
 def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], title: str = "",
-                 caption: str = "") -> Figure | None:
+                 caption: str = "", label_free: Sequence[str] = ()) -> Figure | None:
     """One panel per metric that has results: mean over seeds against the label budget, CI bands.
 
     The x axis is logarithmic (1 %, 10 %, 100 % are equally spaced) and ticked at the study's
-    budgets. A band is drawn where at least two seeds give an interval (an error bar when a
+    budgets. When a budget is the fraction 0 (no labels) the axis is linear over [0, 1] instead,
+    ticked at the budgets (0 %, 10 %, ...), as in the S4MI paper's Figure 5; a ``label_free``
+    protocol is drawn as its point at 0 with its CI error bar and a dashed horizontal line at its
+    mean across the axis (``<name> (no labels)``), to compare every label budget with it. A band is drawn where at least two seeds give an interval (an error bar when a
     protocol has one such point). For a metric whose means all lie in [0, 1] (accuracy, AUC)
     the bands are clipped to [0, 1] for display; the tables give the full intervals.
 
@@ -37,6 +44,7 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
         title: figure title.
         caption: a line under the panels, e.g. what the intervals cover
             (:func:`~monai_ssl.study.summary.interval_scope`).
+        label_free: the protocols that train on no label (study.json ``"label_free": true``).
 
     Returns:
         The figure, or ``None`` when no cell has a result yet.
@@ -51,6 +59,7 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
         return None
     protocols = list(dict.fromkeys(r["protocol"] for r in rows))
     budgets = sorted(dict.fromkeys(r["budget"] for r in rows), key=lambda b: b.value)
+    linear = budgets[0].kind == "fraction" and budgets[0].value == 0  # a 0 % column has no place on a log axis
     fig = Figure(figsize=(5.5 * len(panels), 4.5))
     FigureCanvasAgg(fig)
     palette = colormaps["tab10"]
@@ -65,6 +74,9 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
             x = [p[0] for p in points]
             mean = [p[1][0] for p in points]
             colour = palette(j % palette.N)
+            if linear and protocol in label_free:
+                _draw_label_free(ax, protocol, points, colour, lo, hi)
+                continue
             ax.plot(x, mean, marker="o", lw=2, color=colour, label=protocol)
             banded = [(xv, m, s[1]) for xv, m, (_, s) in zip(x, mean, points) if s[1] is not None]
             if banded:
@@ -75,11 +87,14 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
                 if len(banded) == 1:  # a band of one point is invisible: show it as an error bar
                     m = banded[0][1]
                     ax.errorbar(bx, [m], yerr=[[m - low[0]], [high[0] - m]], color=colour, capsize=4, lw=1)
-        ax.set_xscale("log")
+        ax.set_xscale("linear" if linear else "log")
         ax.set_xticks([b.value for b in budgets])
         ax.set_xticklabels([b.label for b in budgets])
         ax.minorticks_off()
-        ax.set_xlim(budgets[0].value / 1.6, budgets[-1].value * 1.6)
+        if linear:
+            ax.set_xlim(-0.04, 1.04)
+        else:
+            ax.set_xlim(budgets[0].value / 1.6, budgets[-1].value * 1.6)
         if unit:
             ax.set_ylim(max(0.0, ax.get_ylim()[0]), min(1.02, ax.get_ylim()[1]))
         kind = budgets[0].kind
@@ -101,8 +116,23 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
     return fig
 
 
+def _draw_label_free(ax: Any, protocol: str, points: Sequence[tuple[float, Any]], colour: Any, lo: float,
+                     hi: float) -> None:
+    """A label-free protocol: its point at x=0 with the CI error bar, and a dashed line at its mean.
+
+    Its mean is the first of ``points`` (it has cells only at fraction 0); the error bar is clipped
+    to ``[lo, hi]`` like the bands.
+    """
+    x, (mean, half, _) = points[0]
+    if half is not None:
+        low, high = max(lo, mean - half), min(hi, mean + half)
+        ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]], color=colour, capsize=4, lw=1)
+    ax.plot([x], [mean], marker="s", ms=7, ls="none", color=colour)
+    ax.axhline(mean, ls="--", lw=1.5, color=colour, label=f"{protocol} (no labels)")
+
+
 def save_study_plot(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], path: str | Path,
-                    title: str = "", caption: str = "") -> Path | None:
+                    title: str = "", caption: str = "", label_free: Sequence[str] = ()) -> Path | None:
     """Draw :func:`study_figure` and save it as a PNG atomically; nothing is written without results."""
-    fig = study_figure(rows, metrics, title, caption)
+    fig = study_figure(rows, metrics, title, caption, label_free)
     return None if fig is None else save_figure(fig, path)

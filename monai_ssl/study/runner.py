@@ -290,6 +290,9 @@ class BundleRunner:
             cell_dir: the cell's folder (empty).
             encoder: the pre-trained encoder, for protocols that start from it.
 
+        A label-free protocol (study.json ``"label_free": true``, run at fraction 0) gets no
+        ``label_budget`` overrides and records ``n_labeled`` 0 without reading ``labeled_count_id``.
+
         Returns:
             ``{"metrics": {name: value or None}, "n_labeled": int or None, "steps": int or None}``: ``steps``
             are the optimizer steps the training took, counted by a :class:`~.training_length.TrainingStepCounter`
@@ -298,7 +301,8 @@ class BundleRunner:
         protocol = self.spec.protocols[cell.protocol]
         values, overrides = self._base(cell_dir, cell.seed, self.num_epochs, self.num_steps)
         values[cell.budget.kind] = cell.budget.value
-        overrides.update(fill(self.spec.label_budget[cell.budget.kind], values, "study.json label_budget"))
+        if not protocol.label_free:  # a label-free protocol reads no label: there is no budget to set
+            overrides.update(fill(self.spec.label_budget[cell.budget.kind], values, "study.json label_budget"))
         overrides.update(fill(protocol.overrides, values, f"study.json protocols.{protocol.name}"))
         if protocol.pretrained:
             if encoder is None:
@@ -309,9 +313,9 @@ class BundleRunner:
             overrides[f"{self.spec.train_handlers_id}#{STEP_COUNTER_NAME}"] = counter
         overrides.update(self.overrides)
         workflow = run_bundle(protocol.config_file, overrides)
-        n_labeled = None
+        n_labeled = 0 if protocol.label_free else None
         count_id = self.spec.labeled_count_id
-        if count_id and count_id in workflow.parser:
+        if not protocol.label_free and count_id and count_id in workflow.parser:
             n_labeled = len(workflow.parser.get_parsed_content(count_id))
         del workflow
         _release()

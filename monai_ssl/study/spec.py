@@ -7,7 +7,11 @@ The study engine knows nothing of a particular bundle. The bundle says, in ``con
   the evaluation reads) and optional ``overrides``, ``evaluate_overrides`` (added to the
   evaluation's overrides for this protocol, e.g. which architecture its model file holds),
   ``description`` and, for a ``pretrained`` protocol, ``method``: the pre-training method its
-  encoder comes from (``pretrain.default_method`` when left out; only with ``pretrain.method_key``);
+  encoder comes from (``pretrain.default_method`` when left out; only with ``pretrain.method_key``),
+  and ``label_free`` (optional, default false): the protocol trains on no label at all (e.g. PiCIE,
+  Cho et al. CVPR 2021, clustering), so it runs only in the study's fraction-0 column
+  (``--fractions 0,...``) and every other protocol only at budgets above 0; its cells get no
+  ``label_budget`` overrides and record ``n_labeled`` 0. It may also be ``pretrained``;
 - ``default_protocols`` (optional, default all): the protocols a study runs when none are chosen
   (``--protocols``), e.g. today's set while the per-method ones are opt-in;
 - ``default_fractions``, ``default_seeds`` (optional, default ``"0.1,0.5,1.0"`` and ``"0,1,2"``): the label
@@ -114,6 +118,8 @@ class Protocol:
     evaluate_overrides: Mapping[str, Any] = field(default_factory=dict)
     method: str | None = None
     """The pre-training method of the encoder (``None``: not pretrained, or a spec without ``method_key``)."""
+    label_free: bool = False
+    """Trains on no label at all: runs only at label fraction 0, without the ``label_budget`` overrides."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,18 @@ def _skip_errors(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _flag(section: Mapping[str, Any], key: str, where: str) -> bool:
+    """A true/false entry of ``section`` (false when absent).
+
+    Raises:
+        ValueError: the entry is not a JSON boolean; ``where`` and ``key`` are named.
+    """
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}.{key}: must be true or false, got {json.dumps(value)}")
+    return value
+
+
 def _optional_id(value: Any, where: str) -> str | None:
     """The ``train_handlers_id`` entry: a config id, or ``None``."""
     if value is not None and (not isinstance(value, str) or not value):
@@ -249,6 +267,7 @@ def load_study_spec(bundle_dir: str | Path, study_file: str = "configs/study.jso
             description=str(entry.get("description", "")),
             evaluate_overrides=_mapping(entry, "evaluate_overrides", at),
             method=None if entry.get("method") is None else check_method_name(entry["method"], f"{at}.method"),
+            label_free=_flag(entry, "label_free", at),
         )
 
     pretrain = None

@@ -124,7 +124,9 @@ def _fmt(stat: Stat | None, signed: bool = False, why: str = "—") -> str:
 
 
 def _header(rows: Sequence[Mapping[str, Any]], budget: Budget) -> str:
-    """``10% (12 labels)``: the budget and the number of labeled training images it gave."""
+    """``10% (12 labels)``: the budget and the number of labeled training images it gave (``0% (0 labels)``)."""
+    if budget.kind == "fraction" and budget.value == 0:
+        return f"{budget.label} (0 labels)"
     counts = sorted({r["n_labeled"] for r in rows if r["budget"] == budget and r["n_labeled"] is not None})
     if not counts:
         return budget.label
@@ -154,9 +156,11 @@ def _steps_trained(rows: Sequence[Mapping[str, Any]], budgets: Sequence[Budget])
 
 def _table(stats: Mapping[tuple[str, Budget], Stat], protocols: Sequence[str], budgets: Sequence[Budget],
            headers: Sequence[str], missing: Mapping[tuple[str, Budget], str], signed: bool = False) -> list[str]:
+    """A Markdown table; a (protocol, budget) without any cell reads ``n/a`` (not run by design, e.g. a
+    label-free protocol above 0 %), unlike ``not run``, ``skipped`` or ``failed`` cells."""
     lines = ["| protocol | " + " | ".join(headers) + " |", "| --- |" + " ---: |" * len(budgets)]
     for p in protocols:
-        entries = (_fmt(stats.get((p, b)), signed, missing.get((p, b), "—")) for b in budgets)
+        entries = (_fmt(stats.get((p, b)), signed, missing.get((p, b), "n/a")) for b in budgets)
         lines.append(f"| {p} | " + " | ".join(entries) + " |")
     return lines
 
@@ -217,14 +221,23 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], plan: StudyPlan, notes: S
         lines += ["", f"## {metric}", "", *_table(stats, protocols, budgets, headers, missing)]
         if plan.baseline in protocols and len(protocols) > 1:
             diffs = paired_differences(rows, metric, plan.baseline)  # type: ignore[arg-type]
-            others = [p for p in protocols if p != plan.baseline]
-            lines += [
+            shared = [i for i, b in enumerate(budgets) if (plan.baseline, b) in missing]  # columns with a baseline
+            others = [p for p in protocols if p != plan.baseline  # a label-free protocol has no such column
+                      and any((p, budgets[i]) in missing for i in shared)]
+            lines += [] if not others else [
                 "",
                 f"Gain over `{plan.baseline}` in {metric}, seed by seed (the same labeled images), mean ± 95 % CI; "
                 f"{agree}:",
                 "",
-                *_table(diffs, others, budgets, headers, missing, signed=True),
+                *_table(diffs, others, [budgets[i] for i in shared], [headers[i] for i in shared], missing,
+                        signed=True),
             ]
+    free = [p for p in plan.label_free if p in protocols]
+    if free:
+        lines += ["", f"Label-free protocol(s) {', '.join(f'`{p}`' for p in free)} train on no label (the 0 % "
+                  "column only); their evaluation uses the evaluated split's masks only to name the clusters, as "
+                  "their evaluate config reports. `n/a`: no cell by design (a label-free protocol above 0 %, "
+                  "the others at 0 %)."]
     if plan.descriptions:
         lines += ["", "Protocols:", ""] + [f"- `{p}`: {d}" for p, d in plan.descriptions.items() if p in protocols]
     left_out = _left_out(rows)

@@ -66,8 +66,9 @@ def test_pretrain_per_seed_is_a_deprecated_no_op(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--fractions", "0.1,1.5"], r"fractions: label fraction '1.5' is outside (0, 1]"),
-    (["--fractions", "0"], r"fractions: label fraction '0' is outside (0, 1]"),
+    (["--fractions", "0.1,1.5"], "fractions: label fraction '1.5' is outside [0, 1]"),
+    (["--fractions", "0"], "fractions: fraction 0 (no labels) is the column of a label-free protocol (study.json "
+                           '"label_free": true), and none of the chosen protocols'),
     (["--seeds", ""], "seeds: the list is empty"),
     (["--protocols", "supervised,byol_magic"], "protocols: unknown protocol(s) ['byol_magic']"),
     (["--metrics", "dice"], "metrics: unknown metric(s) ['dice']"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monai_ssl.study import Budget, Cell, build_grid, parse_fractions, parse_seeds, parse_shots
-from monai_ssl.study.grid import check_protocols, is_finished, read_result, reset_dir, write_result
+from monai_ssl.study.grid import check_protocols, is_finished, read_result, reset_dir, runs_at, write_result
 
 
 def test_parse_fractions_from_text_and_numbers():
@@ -26,6 +26,30 @@ def test_parse_fractions_from_text_and_numbers():
 def test_parse_fractions_errors_name_the_setting(value, message):
     with pytest.raises(ValueError, match=message):
         parse_fractions(value)
+
+
+def test_fraction_zero_is_the_no_label_column_when_allowed():
+    zero, tenth = parse_fractions("0, 0.1", allow_zero=True)
+    assert zero == Budget("fraction", 0.0) and tenth.value == 0.1
+    assert (zero.name, zero.label, str(zero)) == ("fraction_0", "0%", "fraction=0")
+    assert Cell("picie", zero, 2).relative_dir.as_posix() == "cells/picie/fraction_0/seed_2"
+    assert parse_fractions([-0.0], allow_zero=True)[0].name == "fraction_0"  # not fraction_-0
+    for bad, message in [("-0.1", r"x: label fraction '-0.1' is outside \[0, 1\] \(0: no labels"),
+                         ("0,0.0", "x: a fraction is listed twice"), ("1.01", "outside")]:
+        with pytest.raises(ValueError, match=message):
+            parse_fractions(bad, "x", allow_zero=True)
+
+
+def test_label_free_protocols_get_only_the_zero_column_and_the_others_none_of_it():
+    budgets = parse_fractions("0,0.1,1.0", allow_zero=True)
+    cells = build_grid(["picie", "supervised", "cross"], budgets, [0, 1], label_free=["picie"])
+    assert [(c.seed, c.budget.value, c.protocol) for c in cells[:5]] == [
+        (0, 0.0, "picie"), (0, 0.1, "supervised"), (0, 0.1, "cross"), (0, 1.0, "supervised"), (0, 1.0, "cross")]
+    assert len(cells) == 10 and cells[5:] == [Cell(c.protocol, c.budget, 1) for c in cells[:5]]
+    assert build_grid(["a"], budgets, [0]) == [Cell("a", budgets[1], 0), Cell("a", budgets[2], 0)]
+    assert build_grid(["picie"], parse_shots("5"), [0], label_free=["picie"]) == []
+    assert runs_at(budgets[0], True) and not runs_at(budgets[0], False)
+    assert runs_at(parse_shots("1")[0], False) and not runs_at(parse_shots("1")[0], True)
 
 
 def test_parse_seeds_and_shots():

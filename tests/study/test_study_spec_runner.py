@@ -110,6 +110,10 @@ def _study(**changes):
     ({"default_protocols": ["p", "p"]}, r"default_protocols \['p', 'p'\] must name each of its protocols once"),
     ({"default_protocols": []}, "default_protocols must be a non-empty list of protocol names"),
     ({"default_protocols": "p"}, "default_protocols must be a non-empty list of protocol names"),
+    ({"protocols": {"p": {"config_file": ["train.json"], "model_file": "m", "label_free": "yes"}}},
+     r"study.json protocols.p.label_free: must be true or false, got \"yes\""),
+    ({"protocols": {"p": {"config_file": ["train.json"], "model_file": "m", "label_free": 1}}},
+     r"protocols.p.label_free: must be true or false, got 1"),
 ])
 def test_bad_study_files_are_named(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):
@@ -123,6 +127,13 @@ def _methods_study(**pretrain):
                              "p": {"config_file": ["train.json"], "model_file": "m", "pretrained": True},
                              "d": {"config_file": ["train.json"], "model_file": "m", "pretrained": True,
                                    "method": "dino"}})
+
+
+def test_label_free_is_read_and_defaults_to_false(tmp_path):
+    protocols = {"picie": {"config_file": ["train.json"], "model_file": "m", "label_free": True},
+                 "s": {"config_file": ["train.json"], "model_file": "m"}}
+    spec = load_study_spec(_write_study(tmp_path, _study(protocols=protocols)))
+    assert {n: p.label_free for n, p in spec.protocols.items()} == {"picie": True, "s": False}
 
 
 def test_protocols_get_their_method_or_the_default_one(tmp_path):
