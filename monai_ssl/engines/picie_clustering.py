@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +32,12 @@ from tqdm.auto import tqdm
 from monai_ssl.clustering import MiniBatchKMeans, assign_pixels, sample_pixels
 from monai_ssl.transforms import PiCIEAugmentation, geometric_transform, photometric_views, picie_view_params
 
-__all__ = ["ClusteringResult", "PiCIEViewFeatures", "batch_images_and_indices", "cluster_epoch", "cluster_plain_images"]
+__all__ = ["ClusteringResult", "PiCIEViewFeatures", "batch_images_and_indices", "cluster_epoch", "cluster_plain_images",
+           "clustering_mode"]
 
 logger = logging.getLogger("monai_ssl")
 CLUSTER_WEIGHTINGS = ("frequency", "none")
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 @dataclass
@@ -105,11 +107,45 @@ class PiCIEViewFeatures:
         """``(z1, z2)``, each ``(B, D, h, w)``, for ``images`` ``(B, C, H, W)`` in [0, 1] with item ``indices``."""
         params = picie_view_params(indices, epoch, self.seed, self.augmentation, channels=images.shape[1])
         view1, view2 = photometric_views(images, params)
-        geometric = params.geometric.to(images.device)
+        geometric = params.geometric  # per-image rows stay on the host: geometric_transform reads them there
         z1 = self.network(geometric_transform(view1, geometric), return_features=True)
         z2 = self.network(view2, return_features=True)
         z2 = F.normalize(geometric_transform(z2, geometric, size=tuple(z1.shape[2:])), dim=1)
         return z1, z2
+
+
+def clustering_mode(network: nn.Module, batch_statistics: bool) -> Callable[[], None]:
+    """Put ``network`` in its clustering mode and return the function that restores its previous mode.
+
+    ``batch_statistics=False``: eval mode, as the reference (batch norm with its running statistics).
+    ``batch_statistics=True``: batch norm normalises with each batch's own statistics, as in the training steps,
+    and its running statistics are left untouched (momentum 0 while clustering); nothing else of the network
+    changes between modes (the ResNet and FPN have no dropout). A network trained from random weights has
+    running statistics that lag far behind its weights in the first epochs (at the start they are the
+    initial 0 and 1), so its eval-mode features are not the features the training steps see; clustering with the
+    batch statistics gives labels for the features that are trained. The reference's own comment on this
+    ("only first run use online batch stats", left disabled) starts from ImageNet weights, whose statistics are
+    sensible from the first epoch.
+    """
+    was_training = network.training
+    if not batch_statistics:
+        network.eval()
+        return lambda: network.train(was_training)
+    norms = [m for m in network.modules() if isinstance(m, _BATCH_NORMS)]
+    momenta = [m.momentum for m in norms]
+    tracked = [m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None for m in norms]
+    network.train()
+    for m in norms:
+        m.momentum = 0.0
+
+    def restore() -> None:
+        for m, momentum, count in zip(norms, momenta, tracked):
+            m.momentum = momentum
+            if count is not None:
+                m.num_batches_tracked.copy_(count)
+        network.train(was_training)
+
+    return restore
 
 
 def _progress(loader: Iterable, desc: str, show: bool) -> Iterable:
@@ -136,6 +172,7 @@ def cluster_epoch(
     preview_images: int = 0,
     show_progress: bool = True,
     labels: torch.Tensor | None = None,
+    batch_statistics: bool = False,
 ) -> ClusteringResult:
     """The clustering step of ``epoch`` (see the module docstring).
 
@@ -155,6 +192,8 @@ def cluster_epoch(
         preview_images: how many un-augmented images of the first batch to label for the overlays.
         show_progress: show progress bars.
         labels: a bank from the previous epoch to fill again (same shape), to avoid reallocating it.
+        batch_statistics: normalise with each batch's own statistics, as the training steps do, instead of the
+            running ones (see :func:`clustering_mode`).
 
     Raises:
         ValueError: an unknown ``cluster_weighting``, an index outside ``[0, num_items)``, or images of another
@@ -164,8 +203,7 @@ def cluster_epoch(
         raise ValueError(f"`cluster_weighting` must be one of {CLUSTER_WEIGHTINGS}, got {cluster_weighting!r}.")
     start = time.perf_counter()
     network = views.network
-    was_training = network.training
-    network.eval()
+    restore = clustering_mode(network, batch_statistics)
     seed = views.seed * 100_003 + int(epoch)
     kmeans = [_new_kmeans(num_clusters, init_points, init_iterations, seed + v) for v in (0, 1)]
     sampler = torch.Generator().manual_seed(seed)
@@ -178,7 +216,7 @@ def cluster_epoch(
                 for km, z in zip(kmeans, views(images, indices, epoch)):
                     km.partial_fit(sample_pixels(z, pixels_per_image, sampler))
             centroids = [km.finalize() for km in kmeans]
-            counts = [torch.zeros(num_clusters, dtype=torch.float64) for _ in (0, 1)]
+            counts = [torch.zeros(num_clusters, dtype=torch.float64, device=device) for _ in (0, 1)]
             for batch in _progress(loader, f"cluster labels (epoch {epoch})", show_progress):
                 images, indices = batch_images_and_indices(batch, device)
                 z1, z2 = views(images, indices, epoch)
@@ -188,16 +226,16 @@ def cluster_epoch(
                 for v, (z, c) in enumerate(((z1, centroids[0]), (z2, centroids[1]))):
                     assigned = assign_pixels(z, c)
                     labels[indices.to(labels.device), v] = assigned.to(torch.uint8)
-                    counts[v] += torch.bincount(assigned.reshape(-1), minlength=num_clusters).double().cpu()
+                    counts[v] += torch.bincount(assigned.reshape(-1), minlength=num_clusters).double()
                 if preview is None and preview_images > 0:
                     shown = images[:preview_images]
                     plain = network(shown, return_features=True)
                     preview = (shown.float().cpu(), assign_pixels(plain, centroids[0]).cpu())
     finally:
-        network.train(was_training)
+        restore()
     if labels is None:
         raise ValueError("PiCIE clustering: the training loader gave no batch; there is nothing to cluster.")
-    shares = [c / c.sum().clamp_min(1) for c in counts]
+    shares = [c.cpu() / c.sum().cpu().clamp_min(1) for c in counts]  # one copy per view, at the end
     weights = [s.float().to(device) if cluster_weighting == "frequency" else None for s in shares]
     return ClusteringResult(
         centroids=centroids, labels=labels, weights=weights, shares=[s.float() for s in shares],

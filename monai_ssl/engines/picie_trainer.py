@@ -64,6 +64,9 @@ class PiCIETrainer(OptimizerStepTrainer):
         kmeans_init_iterations: Lloyd iterations of each initialisation (reference: 30).
         kmeans_pixels_per_image: pixel features per image fed to k-means (``None``: all).
         cluster_weighting: ``"frequency"`` (reference) or ``"none"``: the cross-entropy's per-cluster weights.
+        cluster_batch_statistics: the epochs' clustering steps normalise with batch statistics, as the training steps
+            (:func:`~monai_ssl.engines.picie_clustering.clustering_mode`); False: eval mode, as the reference. The
+            model's final clusters always use eval mode, as inference does.
         preview_images: un-augmented images labeled after each clustering step for the TensorBoard overlays.
         show_progress: progress bars for the clustering passes.
         run_name: the run's name in messages.
@@ -71,7 +74,7 @@ class PiCIETrainer(OptimizerStepTrainer):
             ``finite_check_interval``, ``max_grad_norm``, ...: as :class:`~monai_ssl.engines.OptimizerStepTrainer`.
 
     Raises:
-        ValueError: ``num_clusters`` below 2 or other than the network's, or a cluster loader with no length.
+        ValueError: ``num_clusters`` below 2 or other than the network's, or a cluster loader without a ``dataset``.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class PiCIETrainer(OptimizerStepTrainer):
         kmeans_init_iterations: int = 30,
         kmeans_pixels_per_image: int | None = None,
         cluster_weighting: str = "frequency",
+        cluster_batch_statistics: bool = True,
         preview_images: int = 8,
         show_progress: bool = True,
         run_name: str = "PiCIE",
@@ -106,7 +110,11 @@ class PiCIETrainer(OptimizerStepTrainer):
                          optimizers=optimizer, run_name=run_name, **trainer_kwargs)
         self.network = network
         self.cluster_data_loader = cluster_data_loader
-        self.num_items = len(getattr(cluster_data_loader, "dataset", cluster_data_loader))  # type: ignore[arg-type]
+        dataset = getattr(cluster_data_loader, "dataset", None)
+        if dataset is None or not hasattr(dataset, "__len__"):
+            raise ValueError("`cluster_data_loader` must be a DataLoader over the training items (its `dataset` gives the "
+                             "number of images whose cluster labels are kept).")
+        self.num_items = len(dataset)
         self.num_clusters = int(num_clusters)
         self.views = PiCIEViewFeatures(network, augmentation or PiCIEAugmentation(), seed)
         self.seed = int(seed)
@@ -114,6 +122,7 @@ class PiCIETrainer(OptimizerStepTrainer):
         self.kmeans_settings = {"init_points": int(kmeans_init_points), "init_iterations": int(kmeans_init_iterations),
                                 "pixels_per_image": kmeans_pixels_per_image}
         self.cluster_weighting = cluster_weighting
+        self.cluster_batch_statistics = bool(cluster_batch_statistics)
         self.preview_images = int(preview_images)
         self.show_progress = bool(show_progress)
         self.state.clustering = None
@@ -132,7 +141,8 @@ class PiCIETrainer(OptimizerStepTrainer):
             self.views, self.cluster_data_loader, self.num_items, self.state.epoch, self.num_clusters,
             torch.device(self.state.device), cluster_weighting=self.cluster_weighting, amp=self.amp,
             preview_images=self.preview_images, show_progress=self.show_progress,
-            labels=None if previous is None else previous.labels, **self.kmeans_settings,
+            labels=None if previous is None else previous.labels, batch_statistics=self.cluster_batch_statistics,
+            **self.kmeans_settings,
         )
         self.state.clustering = result
         shares = " | ".join(", ".join(f"{100 * s:.1f}%" for s in view.tolist()) for view in result.shares)

@@ -60,6 +60,7 @@ from .lesion_networks import (
     lesion_network_name,
     lesion_selection_split,
     lesion_trained_by,
+    served_architecture,
 )
 from .encoder_networks import byol_network, classifier_network
 from .encoders import ENCODERS, encoder_features
@@ -127,6 +128,7 @@ __all__ = [
     "resolve_cluster_map",
     "write_cluster_map",
     "lesion_trained_by",
+    "served_architecture",
     "saliency_run",
     "skin_lesion_prepare_batch",
     "skin_lesion_transforms",

@@ -18,6 +18,7 @@ network an evaluation report names.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from torch import nn
@@ -25,7 +26,7 @@ from torch import nn
 from monai_ssl.utils import choose
 
 __all__ = ["LESION_ARCHITECTURES", "LesionArchitecture", "lesion_model_file", "lesion_network", "lesion_network_name",
-           "lesion_selection_split", "lesion_trained_by"]
+           "lesion_selection_split", "lesion_trained_by", "served_architecture"]
 
 UNET_CHANNELS = (16, 32, 64, 128, 256)
 UNET_STRIDES = (2, 2, 2, 2)
@@ -62,7 +63,8 @@ def _architecture(name: str) -> LesionArchitecture:
 
 def lesion_network(architecture: str = "cross_teaching", in_channels: int = 3, num_classes: int = 2,
                    swin_feature_size: int = 24, output: str = "cnn", num_clusters: int = 2,
-                   picie_backbone: str = "resnet34", feature_size: int = 128) -> nn.Module:
+                   picie_backbone: str = "resnet34", feature_size: int = 128,
+                   pretrained_weights: str | None = None) -> nn.Module:
     """The network of ``architecture`` (see the module docstring), on the CPU.
 
     Args:
@@ -74,6 +76,9 @@ def lesion_network(architecture: str = "cross_teaching", in_channels: int = 3, n
         num_clusters: PiCIE's clusters (its output channels), at least 2.
         picie_backbone: PiCIE's ResNet, ``"resnet34"`` (S4MI) or ``"resnet18"``.
         feature_size: PiCIE's pixel-feature channels.
+        pretrained_weights: PiCIE only: an ImageNet checkpoint of its ResNet (torchvision or timm layout, e.g.
+            ``resnet34-b627a593.pth``) to start the backbone from, as the reference code does (``--pretrain``);
+            read with :func:`~monai_ssl.networks.load_imagenet_weights` (the report is logged). ``None``: random.
 
     Raises:
         ValueError: an unknown ``architecture`` or ``output`` (the message names the setting and the choices).
@@ -84,8 +89,16 @@ def lesion_network(architecture: str = "cross_teaching", in_channels: int = 3, n
 
     _architecture(architecture)
     if architecture == "picie":
-        return PiCIENet(spatial_dims=2, in_channels=in_channels, num_clusters=num_clusters, backbone=picie_backbone,
-                        feature_size=feature_size)
+        network = PiCIENet(spatial_dims=2, in_channels=in_channels, num_clusters=num_clusters, backbone=picie_backbone,
+                           feature_size=feature_size)
+        if pretrained_weights:
+            from monai_ssl.networks import load_imagenet_weights
+
+            load_imagenet_weights(network.backbone, pretrained_weights, log=logging.getLogger("monai_ssl").info)
+        return network
+    if pretrained_weights:
+        raise ValueError(f"`pretrained_weights` is for architecture 'picie' (its ResNet backbone); architecture "
+                         f"{architecture!r} starts from random weights.")
     if architecture == "supervised":
         return FlexibleUNet(in_channels=in_channels, out_channels=num_classes, backbone="resnet34", pretrained=False,
                             spatial_dims=2)
@@ -115,3 +128,23 @@ def lesion_selection_split(architecture: str) -> str | None:
     """The split the training of ``architecture`` selects its model on (``"val"``), or ``None`` when it selects none,
     so that evaluate.json refuses to report on a split only where the model was chosen on it."""
     return _architecture(architecture).selection_split
+
+
+def served_architecture(ckpt_dir: str, default: str = "cross_teaching") -> str:
+    """The architecture of the served model ``<ckpt_dir>/model.pt``, as its settings file records it (``default`` when
+    there is none, e.g. a model trained before architectures were recorded).
+
+    What ``inference.json`` (and so MONAI Label, which serves ``models/model.pt``) builds by default: the
+    cross-teaching pair after ``train.json``, or PiCIE's network once ``picie.json --publish True`` has made the
+    label-free model the served one.
+
+    Raises:
+        ValueError: the settings name an architecture this bundle does not know.
+    """
+    from monai_ssl.networks.model_settings import read_model_settings, settings_file
+
+    served = f"{ckpt_dir}/model.pt"
+    settings = read_model_settings(served) if settings_file(served).is_file() else {}
+    architecture = settings.get("architecture", default)
+    _architecture(architecture)
+    return architecture

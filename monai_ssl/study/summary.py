@@ -235,7 +235,7 @@ def markdown_report(rows: Sequence[Mapping[str, Any]], plan: StudyPlan, notes: S
     free = [p for p in plan.label_free if p in protocols]
     if free:
         lines += ["", f"Label-free protocol(s) {', '.join(f'`{p}`' for p in free)} train on no label (the 0 % "
-                  "column only); their evaluation uses the evaluated split's masks only to name the clusters, as "
+                  "column only) and select no epoch (with no label to validate on, their last one is evaluated); their evaluation uses the evaluated split's masks only to name the clusters, as "
                   "their evaluate config reports. `n/a`: no cell by design (a label-free protocol above 0 %, "
                   "the others at 0 %)."]
     if plan.descriptions:

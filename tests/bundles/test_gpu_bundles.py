@@ -384,6 +384,44 @@ def test_isic_verify_and_export_a_model_trained_on_the_device(isic_root, tmp_pat
     assert scripted(torch.rand(1, 3, 64, 64)).shape == (1, 2, 64, 64)
 
 
+# PiCIE in the ISIC bundle at its smallest: whole images at 64 px, a ResNet-18 with 16-channel pixel features
+TINY_PICIE = {"working_size": 64, "patch_size": 32, "picie_backbone": "resnet18", "feature_size": 16, "batch_size": 4,
+              "num_workers": 0}
+
+
+@pytest.fixture(scope="module")
+def isic_picie(tmp_path_factory, tiny_isic) -> Iterator[Path]:
+    """ISIC ``train.json`` + ``picie.json``: one epoch of PiCIE (clustering on the device, then training), published."""
+    root = tmp_path_factory.mktemp("gpu_picie")
+    _run([ISIC / "train.json", ISIC / "picie.json"], bundle_root=root, dataset_dir=tiny_isic, num_epochs=1, publish=True,
+         **TINY_PICIE)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_isic_picie_train(isic_picie):
+    models = isic_picie / "models"
+    _assert_saved_on_device(models / "picie_model.pt")  # weights and the centroids of the final clustering
+    checkpoint = torch.load(models / "picie" / "checkpoint_epoch=1.pt", weights_only=True)
+    assert checkpoint["trainer"]["optimizer_steps"] == 2  # 8 images, batch 4
+    _assert_saved_on_device(checkpoint["network"])
+    assert all(s["momentum_buffer"].device.type == DEVICE_TYPE for s in checkpoint["optimizer"]["state"].values())
+    assert {"train/within_loss", "train/cross_loss", "clusters/share/view1/cluster0",
+            "clusters/largest_share"} <= _scalar_tags(isic_picie / "runs" / "picie")
+
+
+def test_isic_picie_evaluate_and_infer(isic_picie, tiny_isic, tmp_path):
+    """The naming pass, the report and inference with the cluster map on the device (the served model is PiCIE)."""
+    _run(ISIC / "evaluate.json", bundle_root=isic_picie, dataset_dir=tiny_isic, output_dir=tmp_path / "eval", num_workers=0)
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["architecture"] == "picie" and sorted(report["cluster_map"]) == [0, 1] and report["n_images"] == 2
+    images = tiny_isic / "ISIC-2017_Test_v2_Data"
+    _run(ISIC / "inference.json", bundle_root=isic_picie, input_dir=images, output_dir=tmp_path / "masks", num_workers=0)
+    for case in ISIC_TEST_IDS:
+        mask = Image.open(tmp_path / "masks" / f"{case}_mask.png")
+        assert mask.size == Image.open(images / f"{case}.jpg").size and set(mask.getdata()) <= {0, 255}
+
+
 def test_isic_multi_gpu_train_with_torchrun(tiny_isic, tmp_path):
     """ISIC ``torchrun --nproc_per_node=1 ... "['train.json','multi_gpu_train.json']"``: DDP around each network."""
     result = _torchrun(ISIC, {"bundle_root": tmp_path, "dataset_dir": tiny_isic, **TINY_ISIC})

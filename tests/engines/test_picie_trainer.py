@@ -92,3 +92,27 @@ def test_num_clusters_must_match_the_network():
     with pytest.raises(ValueError, match="at least 2"):
         PiCIETrainer(device="cpu", max_epochs=1, train_data_loader=DataLoader(items), cluster_data_loader=DataLoader(items),
                      network=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), num_clusters=1)
+
+
+def test_clustering_with_batch_statistics_leaves_the_running_ones_and_the_mode():
+    from monai_ssl.engines.picie_clustering import clustering_mode
+
+    net = _net()
+    net.train()
+    bn = net.backbone.bn1
+    before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
+    restore = clustering_mode(net, batch_statistics=True)
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        z_batch = net.features(x)
+    assert net.training and bn.momentum == 0.0
+    restore()
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    assert int(bn.num_batches_tracked) == before[2] and bn.momentum == 0.1 and net.training
+    restore = clustering_mode(net, batch_statistics=False)
+    assert not net.training
+    with torch.no_grad():
+        z_running = net.features(x)
+    restore()
+    assert net.training
+    assert not torch.allclose(z_batch, z_running)  # an untrained network's running statistics are the initial 0 and 1

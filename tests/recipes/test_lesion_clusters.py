@@ -40,3 +40,19 @@ def test_names_become_the_mapping_and_report_entries():
 def test_picie_selects_on_no_split():
     assert lesion_selection_split("picie") is None
     assert lesion_selection_split("cross_teaching") == "val"
+
+
+def test_picie_backbone_starts_from_an_imagenet_checkpoint(tmp_path):
+    """A torchvision-layout ResNet-18 checkpoint (with its fc head) fills PiCIE's backbone; other architectures refuse."""
+    from monai_ssl.networks import resnet18_encoder
+    from monai_ssl.recipes import lesion_network
+
+    source = resnet18_encoder(in_channels=3, pool=False)
+    state = {**source.state_dict(), "fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+    torch.save(state, tmp_path / "resnet18.pth")
+    net = lesion_network("picie", picie_backbone="resnet18", feature_size=8, pretrained_weights=str(tmp_path / "resnet18.pth"))
+    assert torch.equal(net.backbone.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
+    with pytest.raises(ValueError, match="ResNet-18.*ResNet-34|ResNet-34"):
+        lesion_network("picie", picie_backbone="resnet34", pretrained_weights=str(tmp_path / "resnet18.pth"))
+    with pytest.raises(ValueError, match="pretrained_weights"):
+        lesion_network("supervised", pretrained_weights=str(tmp_path / "resnet18.pth"))

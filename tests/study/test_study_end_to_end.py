@@ -114,3 +114,26 @@ def test_study_on_tiny_isic_demo(tmp_path):
     assert "## iou" in text and "## dice" in text and "| 50% (4 labels) | 100% (8 labels) |" in text
     assert "| supervised | " in text and "| cross_teaching | " in text and "Gain over `supervised` in iou" in text
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.usefixtures("one_intra_op_thread")
+def test_isic_study_with_the_label_free_column(tmp_path):
+    """``--fractions 0,0.5``: PiCIE (no labels) in the 0% column, the supervised baseline at 50%, one table and plot."""
+    data = make_isic_demo(tmp_path / "ISIC2017", n_train=8, n_val=2, n_test=2, height=(64, 80), width=(80, 96))
+    out = tmp_path / "study"
+    tiny = {"patch_size": 32, "working_size": 64, "swin_feature_size": 12, "labeled_batch_size": 2,
+            "unlabeled_batch_size": 2, "picie_backbone": "resnet18", "feature_size": 16, "batch_size": 4,
+            "num_workers": 0}
+    args = ["--bundle", str(ISIC), "--dataset_dir", str(data), "--fractions", "0,0.5", "--seeds", "0",
+            "--protocols", "picie,supervised", "--num_epochs", "1", "--output_dir", str(out), "--override", json.dumps(tiny)]
+    assert main(args) == 0
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["protocol"], float(r["fraction"]), r["n_labeled"], r["status"]) for r in rows] == [
+        ("picie", 0.0, "0", "ok"), ("supervised", 0.5, "4", "ok")]
+    report = json.loads((out / rows[0]["cell_dir"] / "eval" / "metrics.json").read_text())
+    assert report["architecture"] == "picie" and "only to name the clusters" in report["cluster_naming"]
+    assert float(rows[0]["iou"]) == pytest.approx(report["mean_iou"])
+    text = (out / "results.md").read_text()
+    assert "| 0% (0 labels) | 50% (4 labels) |" in text and "| picie | " in text and "n/a" in text
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
