@@ -12,7 +12,7 @@ k-means ``init_points`` 300,000 and 30 Lloyd iterations) on random images alread
    against the same work written plainly (both views' forwards under ``no_grad``, k-means: collect
    ``init_points`` rows, Lloyd iterations, mini-batch updates; a second pass labelling into a preallocated uint8
    bank). Target: ``cluster_epoch`` <= 1.1 x the bare time.
-3. **Feature bank memory**: the bytes the clustering holds (k-means rows bounded by ``init_points``, one batch of
+3. **Feature bank memory** (``bench_picie_memory.py``): the bytes the clustering holds (k-means rows bounded by ``init_points``, one batch of
    features, the label bank) against all pixel features at once, computed at the bundle's 56x56 feature maps; and
    a measured peak of ``cluster_epoch`` over batches generated on the fly, in a fresh process per image count
    (CUDA: ``max_memory_allocated``; CPU: growth of the peak resident set, ``VmHWM``).
@@ -23,16 +23,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-import bench_ssl_memory as M
+import bench_picie_memory as MEM  # the memory part; it builds on this file's network and views
 import harness as H
 
 SECTION = "picie"
@@ -58,21 +54,6 @@ class Batches(list):
     def __init__(self, batches: list[dict[str, torch.Tensor]], num_items: int) -> None:
         super().__init__(batches)
         self.dataset = range(num_items)
-
-
-class SyntheticBatches:
-    """``num_items`` random images in batches made on the device as they are asked for (never all in memory)."""
-
-    def __init__(self, num_items: int, batch: int, size: int, device: torch.device) -> None:
-        self.num_items, self.batch, self.size, self.device = num_items, batch, size, device
-        self.dataset = range(num_items)
-
-    def __len__(self) -> int:
-        return -(-self.num_items // self.batch)
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for i, first in enumerate(range(0, self.num_items, self.batch)):
-            yield make_batch(min(self.batch, self.num_items - first), first, self.size, self.device, seed=i)
 
 
 def make_batch(count: int, first: int, size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -243,69 +224,7 @@ def measure_clustering(args: argparse.Namespace, session: H.Session) -> dict[str
     return H.interleave(variants, args.rounds, session.probe)
 
 
-# --------------------------------------------------------------------------------------------- 3. memory
-def bank_bytes(images: int, feature_size: int, side: int, init_points: int, batch: int) -> dict[str, int]:
-    """What the clustering holds (bytes), against one view's pixel features of every image at once (fp32).
-
-    ``kmeans``: per view at most ``init_points`` rows of ``feature_size`` float32 (``MiniBatchKMeans.stored_rows``);
-    at view 2's initialisation view 1's rows, view 2's collection and its concatenated copy: 3 x. ``batch``: both
-    views' feature maps of one batch (fp32). ``labels``: the uint8 bank ``(images, 2, side, side)``.
-    """
-    pixels = side * side
-    rows = min(init_points, images * pixels)
-    held = {"kmeans": 3 * rows * feature_size * 4, "batch": 2 * min(batch, images) * feature_size * pixels * 4,
-            "labels": images * 2 * pixels}
-    return {"images": images, "feature_size": feature_size, **held, "held": sum(held.values()),
-            "all_features": images * pixels * feature_size * 4}
-
-
-def measure_memory(images: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Peak memory of one ``cluster_epoch`` over ``images`` images made batch by batch (in this process)."""
-    from monai_ssl.engines.picie_clustering import PiCIEViewFeatures, cluster_epoch
-    from monai_ssl.transforms import PiCIEAugmentation
-
-    net, _ = build(args)
-    with torch.no_grad(), autocast(args):
-        view_features(net.eval(), make_batch(args.batch, 0, args.image_size, args.device))  # warm-up
-    H.sync(args.device)
-    cuda = args.device.type == "cuda"
-    if cuda:
-        before, how = torch.cuda.memory_allocated(args.device) / 2**20, "max_memory_allocated"
-        H.reset_peak_memory(args.device)
-    elif M.reset_rss_peak():
-        before, how = M.proc_status_mib("VmRSS"), "VmHWM"
-    else:
-        before, how = M.rss_peak_mib(), "ru_maxrss"
-    cluster_epoch(PiCIEViewFeatures(net, PiCIEAugmentation(), SEED),
-                  SyntheticBatches(images, args.batch, args.image_size, args.device), images, EPOCH, K, args.device,
-                  init_points=args.init_points, init_iterations=args.init_iterations, amp=args.amp, show_progress=False)
-    H.sync(args.device)
-    peak = H.peak_memory_mib(args.device) if cuda else M.rss_peak_mib()
-    computed = bank_bytes(images, args.feature_size, args.image_size // 4, args.init_points, args.batch)
-    return {**computed, "before_mib": before, "peak_mib": peak, "growth_mib": peak - before, "measure": how}
-
-
-def run_memory_child(images: int, args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`measure_memory` in a fresh process; its result, or ``error`` with the end of its output."""
-    argv = [sys.executable, str(Path(__file__).resolve()), "--memory-child", str(images), "--device",
-            args.device.type, "--backbone", args.backbone]
-    for key in ("batch", "image_size", "feature_size", "init_points", "init_iterations"):
-        argv += ["--" + key.replace("_", "-"), str(getattr(args, key))]
-    argv += (["--amp"] if args.amp else []) + (["--threads", str(args.threads)] if args.threads else [])
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith(MEMORY_MARK):
-            return json.loads(line[len(MEMORY_MARK):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-    return {"images": images, "growth_mib": None, "error": tail[0][:200]}
-
-
 # --------------------------------------------------------------------------------------------- the report
-def fmt_bytes(value: float) -> str:
-    """``12.3 MiB`` or ``4.56 GiB``."""
-    return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
-
-
 def ratio_text(values: list[float], reference: list[float]) -> tuple[float, str]:
     """The ratio of medians ``values / reference`` and the per-round ratios as text."""
     med = H.Stats.of(values).median / H.Stats.of(reference).median
@@ -328,21 +247,8 @@ def report(training: dict, clustering: dict, table: list[dict], measured: list[d
     lines += H.table(["variant", f"seconds per epoch ({args.cluster_images} images)", "min - max",
                       "per 1,000 images"], rows)
     lines += ["", f"- cluster_epoch / bare time: {text} {H.verdict(cluster_ratio <= TARGET_CLUSTER)}", "",
-              f"## Feature bank memory, computed at the bundle's sizes ({BUNDLE_SIDE}x{BUNDLE_SIDE} feature maps of "
-              f"224 px images, init_points {BUNDLE_INIT:,}, batch {BUNDLE_BATCH})", ""]
-    lines += H.table(["images", "feature size", "k-means rows (bound)", "one batch", "label bank", "held in all",
-                      "all features at once", "held / all"],
-                     [[f"{t['images']:,}", t["feature_size"], fmt_bytes(t["kmeans"]), fmt_bytes(t["batch"]),
-                       fmt_bytes(t["labels"]), f"**{fmt_bytes(t['held'])}**", fmt_bytes(t["all_features"]),
-                       f"{t['held'] / t['all_features']:.3f}"] for t in table])
-    what = "`torch.cuda.max_memory_allocated` - allocated before" if args.device.type == "cuda" else \
-        "growth of the peak resident set (`VmHWM`)"
-    lines += ["", f"## Feature bank memory, measured: one `cluster_epoch` at {args.image_size} px, feature size "
-              f"{args.feature_size}, init_points {args.init_points:,}, batch {args.batch}", ""]
-    lines += H.table(["images", what, "computed held", "all features at once"],
-                     [[f"{m['images']:,}", m.get("error") or M.fmt_mib(m["growth_mib"]),
-                       fmt_bytes(m["held"]) if "held" in m else "-",
-                       fmt_bytes(m["all_features"]) if "all_features" in m else "-"] for m in measured])
+              ]
+    lines += MEM.memory_lines(table, measured, args)
     lines += [
         "", "## What is measured", "",
         f"- Network: `PiCIENet(backbone=\"{args.backbone}\", feature_size={args.feature_size})`, K = {K}, SGD lr 1e-4 "
@@ -361,15 +267,7 @@ def report(training: dict, clustering: dict, table: list[dict], measured: list[d
         "updates on the rest, then a second pass writing every pixel's label into a preallocated uint8 bank and "
         "counting the shares on the device (read once). `cluster_epoch` does the same with k-means++ seeding, "
         "empty-cluster re-seeding and per-batch share counts, into the same preallocated bank.",
-        "- **Memory, computed**: k-means rows = 3 x min(init_points, images x h x w) x feature size x 4 bytes "
-        "(view 1's rows, view 2's collected rows and their concatenated copy at its initialisation); one batch = "
-        "both views' fp32 feature maps; label bank = images x 2 x h x w bytes; all features at once = images x h x "
-        "w x feature size x 4 bytes (one view; both views double it). The held bytes stop growing once images x h "
-        "x w passes init_points, except the label bank (2 bytes per pixel of the feature map).",
-        "- **Memory, measured**: a fresh process per image count, the network built and warmed up first, then one "
-        "`cluster_epoch` over batches generated on the device as they are asked for (never all at once); the "
-        "growth includes the network's activations of one batch" + (
-            "." if args.device.type == "cuda" else " and the CPU allocator's unreturned pages (an upper bound)."),
+        *MEM.memory_notes(args),
         "",
     ]
     return lines
@@ -399,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Measure, print the section and, with ``--write``, write it; the raw results."""
     args = parse_args(argv)
     if args.memory_child:
-        print(MEMORY_MARK + json.dumps(measure_memory(args.memory_child, args)), flush=True)
+        print(MEMORY_MARK + json.dumps(MEM.measure_memory(args.memory_child, args)), flush=True)
         return {}
     precision = "off"
     if args.amp:
@@ -407,9 +305,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     session = H.Session(args.device, precision)
     training = measure_training(args, session)
     clustering = measure_clustering(args, session)
-    table = [bank_bytes(n, d, BUNDLE_SIDE, BUNDLE_INIT, BUNDLE_BATCH)
+    table = [MEM.bank_bytes(n, d, BUNDLE_SIDE, BUNDLE_INIT, BUNDLE_BATCH)
              for d in args.table_features for n in args.table_images]
-    measured = [run_memory_child(n, args) for n in args.measure_images]
+    measured = [MEM.run_memory_child(n, args) for n in args.measure_images]
     sizes = (f"{args.backbone}, {args.image_size} px, batch {args.batch}, {args.rounds} rounds x ({args.warmup} "
              f"warm-up + {args.steps} steps); clustering {args.cluster_images} images; memory measured at "
              f"{', '.join(str(n) for n in args.measure_images)} images")

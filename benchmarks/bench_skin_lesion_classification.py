@@ -199,15 +199,8 @@ def measure_memory(encoder: str, args: argparse.Namespace) -> dict[str, Any]:
     opt, loss_fn = optimizer_of(net), nn.CrossEntropyLoss()
     x = torch.rand(args.memory_batch, 3, args.memory_size, args.memory_size, device=args.device)
     y = torch.randint(0, 3, (args.memory_batch,), device=args.device)
-    cuda = args.device.type == "cuda"
     H.sync(args.device)
-    if cuda:
-        before, how = torch.cuda.memory_allocated(args.device) / 2**20, "torch.cuda.max_memory_allocated"
-        H.reset_peak_memory(args.device)
-    elif M.reset_rss_peak():
-        before, how = M.proc_status_mib("VmRSS"), "VmHWM"
-    else:
-        before, how = M.rss_peak_mib(), "ru_maxrss"
+    before, how = M.start_peak_memory(args.device)
     net.train()
     for _ in range(2):
         opt.zero_grad(set_to_none=True)
@@ -216,7 +209,7 @@ def measure_memory(encoder: str, args: argparse.Namespace) -> dict[str, Any]:
         loss.backward()
         opt.step()
     H.sync(args.device)
-    peak = H.peak_memory_mib(args.device) if cuda else M.rss_peak_mib()
+    peak = M.peak_memory_now(args.device)
     return {"encoder": encoder, "before_mib": before, "peak_mib": peak, "growth_mib": peak - before, "measure": how}
 
 

@@ -68,6 +68,27 @@ def rss_peak_mib() -> float:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def start_peak_memory(device: torch.device) -> tuple[float, str]:
+    """Start measuring a peak on ``device``: the memory in use now (MiB) and how the peak will be read.
+
+    CUDA: ``torch.cuda.memory_allocated``, the allocator's peak reset; CPU: the resident set with the kernel's
+    high-water mark ``VmHWM`` restarted (:func:`reset_rss_peak`), else the process's ``ru_maxrss`` so far.
+    Read the peak with :func:`peak_memory_now`.
+    """
+    if device.type == "cuda":
+        before = torch.cuda.memory_allocated(device) / 2**20
+        H.reset_peak_memory(device)
+        return before, "torch.cuda.max_memory_allocated"
+    if reset_rss_peak():
+        return proc_status_mib("VmRSS"), "VmHWM"  # type: ignore[return-value]
+    return rss_peak_mib(), "ru_maxrss"
+
+
+def peak_memory_now(device: torch.device) -> float:
+    """The peak since :func:`start_peak_memory` (MiB): the CUDA allocator's, or the process's resident set."""
+    return H.peak_memory_mib(device) if device.type == "cuda" else rss_peak_mib()
+
+
 def measure(case_name: str, variant: str, batch: int, args: argparse.Namespace) -> dict[str, Any]:
     """Build ``case_name`` at ``batch`` images and run two steps of ``variant``; the memory before and at the peak.
 
@@ -78,15 +99,8 @@ def measure(case_name: str, variant: str, batch: int, args: argparse.Namespace) 
     args.batch = args.cass_batch = batch
     args.warmup, args.steps = 1, 1
     case = S.build_case(case_name, args)
-    cuda = args.device.type == "cuda"
     H.sync(args.device)
-    if cuda:
-        before, how = torch.cuda.memory_allocated(args.device) / 2**20, "torch.cuda.max_memory_allocated"
-        H.reset_peak_memory(args.device)
-    elif reset_rss_peak():
-        before, how = proc_status_mib("VmRSS"), "VmHWM"
-    else:
-        before, how = rss_peak_mib(), "ru_maxrss"
+    before, how = start_peak_memory(args.device)
     result: dict[str, Any] = {"case": case_name, "variant": variant, "batch": batch, "before_mib": before,
                               "measure": how}
     try:
@@ -99,7 +113,7 @@ def measure(case_name: str, variant: str, batch: int, args: argparse.Namespace) 
         H.sync(args.device)
     except torch.OutOfMemoryError:
         return {**result, "peak_mib": None, "growth_mib": None, "error": "out of memory"}
-    peak = H.peak_memory_mib(args.device) if cuda else rss_peak_mib()
+    peak = peak_memory_now(args.device)
     return {**result, "peak_mib": peak, "growth_mib": peak - before}
 
 

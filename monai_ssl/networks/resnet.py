@@ -60,6 +60,22 @@ def _stem_arguments(small_images: bool) -> dict:
     return {"conv1_t_size": 7, "conv1_t_stride": 2, "no_max_pool": False}
 
 
+def _basic_resnet(layers: list[int], spatial_dims: int, in_channels: int, pool: bool, small_images: bool) -> ResNetEncoder:
+    """A standard ResNet of basic blocks (ResNet-18/34): ``layers`` blocks per stage, 64-512 channels, type-B
+    shortcuts (1x1 convolution + batch norm, no bias), the stem of :func:`_stem_arguments`."""
+    return ResNetEncoder(
+        pool=pool,
+        block="basic",
+        layers=layers,
+        block_inplanes=[64, 128, 256, 512],
+        spatial_dims=spatial_dims,
+        n_input_channels=in_channels,
+        shortcut_type="B",
+        bias_downsample=False,
+        **_stem_arguments(small_images),
+    )
+
+
 def resnet18_encoder(
     spatial_dims: int = 2, in_channels: int = 1, pool: bool = True, small_images: bool = False
 ) -> ResNetEncoder:
@@ -81,17 +97,7 @@ def resnet18_encoder(
         pool: return pooled ``(N, 512)`` features; False returns ``(N, 512, h, w)`` feature maps.
         small_images: use the small-image stem (3x3 stride-1 convolution, no max pooling).
     """
-    return ResNetEncoder(
-        pool=pool,
-        block="basic",
-        layers=[2, 2, 2, 2],
-        block_inplanes=[64, 128, 256, 512],
-        spatial_dims=spatial_dims,
-        n_input_channels=in_channels,
-        shortcut_type="B",
-        bias_downsample=False,
-        **_stem_arguments(small_images),
-    )
+    return _basic_resnet([2, 2, 2, 2], spatial_dims, in_channels, pool, small_images)
 
 
 def resnet34_encoder(
@@ -108,17 +114,7 @@ def resnet34_encoder(
         pool: return pooled ``(N, 512)`` features; False returns ``(N, 512, h, w)`` feature maps.
         small_images: use the small-image stem (3x3 stride-1 convolution, no max pooling).
     """
-    return ResNetEncoder(
-        pool=pool,
-        block="basic",
-        layers=[3, 4, 6, 3],
-        block_inplanes=[64, 128, 256, 512],
-        spatial_dims=spatial_dims,
-        n_input_channels=in_channels,
-        shortcut_type="B",
-        bias_downsample=False,
-        **_stem_arguments(small_images),
-    )
+    return _basic_resnet([3, 4, 6, 3], spatial_dims, in_channels, pool, small_images)
 
 
 def resnet50_encoder(

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import bench_picie as B  # benchmarks/, on the path through setup.cfg's pytest `pythonpath`
+import bench_picie_memory as MEM
 
 SMALLEST = ["--device", "cpu", "--threads", "1", "--smallest"]
 
@@ -37,14 +38,14 @@ def test_smallest_case_measures_every_variant_and_writes_its_section(tmp_path: P
 
 def test_memory_table_all_features_grow_with_the_images_while_the_held_bytes_stay_bounded() -> None:
     # 56x56 = 3,136 pixels per image; init_points 300,000 is reached from 96 images on
-    rows = [B.bank_bytes(n, 128, 56, 300_000, 64) for n in (100, 1_000, 10_000)]
+    rows = [MEM.bank_bytes(n, 128, 56, 300_000, 64) for n in (100, 1_000, 10_000)]
     assert [r["all_features"] for r in rows] == [n * 3136 * 128 * 4 for n in (100, 1_000, 10_000)]
     assert all(r["kmeans"] == 3 * 300_000 * 128 * 4 for r in rows)  # bounded by init_points
     assert all(r["batch"] == 2 * 64 * 128 * 3136 * 4 for r in rows)
     assert [r["labels"] for r in rows] == [n * 2 * 3136 for n in (100, 1_000, 10_000)]  # uint8, both views
     assert rows[2]["held"] - rows[0]["held"] == 9_900 * 2 * 3136  # only the label bank grows
     assert rows[2]["held"] < rows[2]["all_features"] / 20
-    small = B.bank_bytes(2, 64, 4, 1_000, 8)  # 32 pixels < init_points: all rows held, batch of 2 images
+    small = MEM.bank_bytes(2, 64, 4, 1_000, 8)  # 32 pixels < init_points: all rows held, batch of 2 images
     assert (small["kmeans"], small["batch"], small["labels"]) == (3 * 32 * 64 * 4, 2 * 2 * 64 * 16 * 4, 2 * 2 * 16)
 
 
@@ -59,7 +60,7 @@ def test_bare_kmeans_separates_two_clusters() -> None:
 
 
 def test_synthetic_batches_are_made_on_demand_and_counted_like_a_loader() -> None:
-    batches = B.SyntheticBatches(10, 4, 32, torch.device("cpu"))
+    batches = MEM.SyntheticBatches(10, 4, 32, torch.device("cpu"))
     assert len(batches) == 3 and len(batches.dataset) == 10
     made = list(batches)
     assert [b["image"].shape[0] for b in made] == [4, 4, 2]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from pathlib import Path
@@ -11,17 +10,7 @@ import pytest
 
 from monai_ssl.study import bundle_study
 
-bundle_study_module = importlib.import_module("monai_ssl.study.bundle_study")  # the module, not the function
-
 OCT = Path(__file__).resolve().parents[2] / "bundles" / "oct_byol_pseudolabel"
-
-
-@pytest.fixture()
-def plans(monkeypatch):
-    """The plans ``bundle_study`` hands to ``run_study`` (nothing runs)."""
-    seen = []
-    monkeypatch.setattr(bundle_study_module, "run_study", lambda runner, plan, output_dir: seen.append(plan))
-    return seen
 
 
 def test_without_protocols_the_default_ones_run(tmp_path, plans):

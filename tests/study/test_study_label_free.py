@@ -19,7 +19,6 @@ from monai.bundle import ConfigParser
 from monai_ssl.study import StudyPlan, bundle_study, markdown_report, parse_fractions, run_study
 
 runner_module = importlib.import_module("monai_ssl.study.runner")
-bundle_study_module = importlib.import_module("monai_ssl.study.bundle_study")
 
 # made-up test IoU per protocol (+ fraction / 10 + seed / 100 for the others)
 BASE = {"picie": 0.40, "supervised": 0.50, "cross": 0.55}
@@ -164,14 +163,6 @@ def test_an_interrupted_study_with_a_zero_column_reuses_its_finished_cells(tmp_p
     assert (run.reused, run.ran, run.failed) == (6, 4, 0)
     assert fake.trainings_of("picie") == []  # both picie cells had finished
     assert [r["status"] for r in run.records] == ["ok"] * 10
-
-
-@pytest.fixture()
-def plans(monkeypatch):
-    """The plans ``bundle_study`` hands to ``run_study`` (nothing runs)."""
-    seen = []
-    monkeypatch.setattr(bundle_study_module, "run_study", lambda runner, plan, output_dir: seen.append(plan))
-    return seen
 
 
 def test_fraction_zero_needs_a_label_free_protocol(tmp_path, plans):
