@@ -33,11 +33,10 @@ class ResNetEncoder(ResNet):
         x = self.act(self.bn1(self.conv1(x)))
         if not self.no_max_pool:
             x = self.maxpool(x)
-        maps = []
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = stage(x)
-            maps.append(x)
-        return maps
+        c1 = self.layer1(x)
+        c2 = self.layer2(c1)
+        c3 = self.layer3(c2)
+        return [c1, c2, c3, self.layer4(c3)]  # written out, not a loop over the stages: TorchScript scripts it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         x = self.stage_maps(x)[-1]

@@ -21,4 +21,5 @@ from .lesion_mask import (
     reset_mask_threshold_summary,
 )
 from .red_channel import NormalizeRedChanneld, dermoscopy_intensity, normalize_red_channel, normalize_red_channel_batch
-from .picie_views import PiCIEAugmentation, PiCIEViewParams, geometric_transform, photometric_views, picie_view_params
+from .geometric_transform import geometric_transform
+from .picie_views import PiCIEAugmentation, PiCIEViewParams, photometric_views, picie_view_params

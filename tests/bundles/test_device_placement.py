@@ -227,16 +227,28 @@ def test_isic_validation_metrics_get_tensors_on_the_device(configs):
     assert misplaced_inverted_tensors([ISIC / c for c in configs], True, 2, section="validate") == []
 
 
-@pytest.mark.parametrize(("config", "labeled"), [("evaluate.json", True), ("inference.json", False)],
-                         ids=["isic-evaluate", "isic-inference"])
-def test_isic_evaluation_postprocessing_keeps_tensors_on_the_device(config, labeled):
-    assert misplaced_inverted_tensors([ISIC / config], labeled, 2) == []
+# evaluate.json names a cluster architecture's clusters (a pass of the trained model over the split) before it
+# builds the postprocessing; a class architecture names none, which is what these checks set
+NO_CLUSTERS = {"cluster_names": None}
+# PiCIE's postprocessing: cluster 0 is the lesion, cluster 1 the background
+SWAPPED_CLUSTERS = {"cluster_names": "$monai_ssl.recipes.ClusterNames(mapping=[1, 0], confusion=[[0, 5], [5, 0]], "
+                                     "pixel_accuracy=1.0)"}
+
+
+@pytest.mark.parametrize(("config", "labeled", "overrides"),
+                         [("evaluate.json", True, NO_CLUSTERS), ("evaluate.json", True, SWAPPED_CLUSTERS),
+                          ("inference.json", False, {}), ("inference.json", False, {"architecture": "picie",
+                                                                                     "cluster_map": [1, 0]})],
+                         ids=["isic-evaluate", "isic-evaluate-picie-map", "isic-inference", "isic-inference-picie-map"])
+def test_isic_evaluation_postprocessing_keeps_tensors_on_the_device(config, labeled, overrides):
+    assert misplaced_inverted_tensors([ISIC / config], labeled, 2, overrides) == []
 
 
 def test_the_segmentation_check_flags_a_prediction_made_anew_without_a_device():
     moved = {"_target_": "Lambdad", "keys": "pred", "func": "$lambda pred: torch.zeros(pred.shape)"}
     recipe = json.loads((ISIC / "evaluate.json").read_text())["postprocessing"]
-    overrides = {"lesion_postprocessing": recipe, "postprocessing": {"_target_": "Compose", "transforms": ["@lesion_postprocessing", moved]}}
+    overrides = {"lesion_postprocessing": recipe, "postprocessing": {"_target_": "Compose", "transforms": ["@lesion_postprocessing", moved]},
+                 **NO_CLUSTERS}
     problems = misplaced_inverted_tensors([ISIC / "evaluate.json"], True, 2, overrides)
     assert problems == [f"sample {i}['pred'] is on cpu, not on the evaluator's device" for i in range(2)]
 
