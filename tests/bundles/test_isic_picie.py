@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ignite.engine import Events
 from monai.bundle import ConfigParser, run
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -171,23 +172,31 @@ class _Kill(Exception):
     pass
 
 
-def test_a_run_killed_between_clustering_and_training_resumes_with_the_same_labels(tiny_isic, tmp_path):
-    """Killed after the clustering of epoch 2, before its first step; resumed from epoch 1's checkpoint, it clusters
-    the same images into the same labels (views drawn from seed, epoch and image) and finishes."""
+@pytest.mark.parametrize("kill", ["after_clustering", "mid_epoch"])
+def test_a_killed_run_resumes_from_its_last_epoch_with_the_same_labels(tiny_isic, tmp_path, kill):
+    """Killed in epoch 2, after its clustering step (before any training step) or after its first training step;
+    resumed from epoch 1's checkpoint, it clusters the same images into the same labels (the views come from the
+    seed, the epoch and the image) and finishes. No model file is written by the killed run."""
     root = tmp_path / "bundle"
     seen: dict[str, torch.Tensor] = {}
 
-    def kill_at_epoch_2(engine):
+    def record(engine):
         seen.setdefault(f"labels_{engine.state.epoch}", engine.state.clustering.labels.clone())
-        if engine.state.epoch == 2:
+        if kill == "after_clustering" and engine.state.epoch == 2:
+            raise _Kill
+
+    def kill_mid_epoch(engine):
+        if kill == "mid_epoch" and engine.state.epoch == 2:
             raise _Kill
 
     parser = _workflow(root, tiny_isic, num_epochs=3)
     trainer = parser.get_parsed_content("train#trainer")
-    trainer.add_event_handler(PiCIEEvents.CLUSTERING_COMPLETED, kill_at_epoch_2)
+    trainer.add_event_handler(PiCIEEvents.CLUSTERING_COMPLETED, record)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, kill_mid_epoch)
     with pytest.raises(_Kill):
         trainer.run()
     assert not (root / "models" / "picie_model.pt").exists()  # a killed run writes no model
+    assert sorted(p.name for p in (root / "models" / "picie").glob("checkpoint*.pt")) == ["checkpoint_epoch=1.pt"]
 
     resumed: dict[str, torch.Tensor] = {}
     parser = _workflow(root, tiny_isic, num_epochs=3, resume=True)
