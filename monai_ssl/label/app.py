@@ -39,7 +39,7 @@ from monai_ssl.label.infer import INFERENCE_LOCK, BundleInfer
 from monai_ssl.label.request_values import check_keys, device_name, strict_bool
 from monai_ssl.label.served_bundle import CLASSIFICATION, discover_bundles
 from monai_ssl.label.train_classifier import ClassifierTrain
-from monai_ssl.label.train_cross_teaching import CrossTeachingTrain
+from monai_ssl.label.train_cross_teaching import CrossTeachingTrain, trains_cross_teaching
 from monai_ssl.label.train_task import TRAIN_REQUEST_KEYS, RunSettings
 
 __all__ = ["DATASTORE_EXTENSIONS", "MonaiSSLApp"]
@@ -99,10 +99,11 @@ class MonaiSSLApp(MONAILabelApp):
         return infers
 
     def init_trainers(self) -> dict[str, Any]:
-        """Cross-teaching for segmentation pairs, fine-tuning for classifiers that have a ``finetune.json``."""
+        """Cross-teaching for segmentation pairs (and for a cross-teaching bundle that serves PiCIE as its zero-label
+        start), fine-tuning for classifiers that have a ``finetune.json``."""
         trainers: dict[str, Any] = {}
         for name, bundle in self.served.items():
-            if bundle.is_pair:
+            if trains_cross_teaching(bundle):
                 trainers[name] = CrossTeachingTrain(bundle, self.studies, self.max_megapixels)
             elif bundle.kind == CLASSIFICATION and (bundle.path / "configs" / "finetune.json").is_file():
                 trainers[name] = ClassifierTrain(bundle, self.studies, self.max_megapixels)

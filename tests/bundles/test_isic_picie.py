@@ -129,8 +129,11 @@ def test_inference_without_a_map_asks_for_evaluation(picie, tiny_isic, tmp_path)
 def test_monai_label_serves_the_published_picie_model_with_its_map(evaluated, picie, tiny_isic, tmp_path):
     """MONAI Label's infer task on the bundle whose served model.pt is PiCIE: the bundle's own inference chain,
     with the cluster map evaluation wrote, gives a 0/1 label image (a zero-label starting point)."""
+    pytest.importorskip("monailabel", reason="MONAI Label is installed by `bash scripts/setup.sh --label`")
     from monai_ssl.label.infer import BundleInfer
     from monai_ssl.label.served_bundle import read_served_bundle
+    from monai_ssl.label.train_cross_teaching import cross_teaching_overrides, trains_cross_teaching
+    from monai_ssl.label.train_task import RunSettings
 
     folder = tmp_path / "bundles" / "isic_cross_teaching"
     shutil.copytree(ISIC, folder / "configs")
@@ -141,6 +144,11 @@ def test_monai_label_serves_the_published_picie_model_with_its_map(evaluated, pi
     label_file, _ = BundleInfer(bundle)({"image": str(image), "device": "cpu"})
     label = np.asarray(Image.open(label_file))
     assert label.shape == np.asarray(Image.open(image)).shape[:2] and set(np.unique(label)) <= {0, 1}
+    # the annotations then train the bundle's cross-teaching pair, from random weights (PiCIE's do not fit it)
+    assert trains_cross_teaching(bundle)
+    items = [{"id": f"ISIC_{i}", "image": f"/d/{i}.jpg", "label": f"/d/{i}.png"} for i in range(4)]
+    overrides = cross_teaching_overrides(bundle, items, [], RunSettings(studies="/d", num_epochs=1))
+    assert "network" not in overrides and "monailabel_init_weights" not in overrides
 
 
 def test_evaluating_a_split_without_masks_is_one_clear_error(picie, tiny_isic, tmp_path):
