@@ -168,6 +168,14 @@ def test_fewer_than_two_clusters_is_refused(tiny_isic, tmp_path):
     assert "num_clusters" in " ".join(error_messages(info.value))
 
 
+@pytest.mark.parametrize("flag", ["publish", "cluster_batch_statistics"])
+def test_a_lowercase_flag_from_the_command_line_is_refused(tiny_isic, tmp_path, flag):
+    """Fire reads ``--publish false`` as the text 'false', which would count as true."""
+    with pytest.raises(Exception) as info:
+        run(config_file=PICIE, bundle_root=str(tmp_path), dataset_dir=str(tiny_isic), **{**TINY_PICIE, flag: "false"})
+    assert f"setting '{flag}' must be True or False" in " ".join(error_messages(info.value))
+
+
 def _workflow(root: Path, data: Path, **overrides) -> ConfigParser:
     parser = ConfigParser()
     parser.read_config(PICIE)
