@@ -13,6 +13,7 @@ import bench_picie_memory as MEM
 SMALLEST = ["--device", "cpu", "--threads", "1", "--smallest"]
 
 
+@pytest.mark.slow  # about 16 s, of which the two memory-measuring child processes take half; run with -m slow
 def test_smallest_case_measures_every_variant_and_writes_its_section(tmp_path: Path) -> None:
     page = tmp_path / "benchmarks.md"
     page.write_text("# Benchmarks\n\nhand-written text\n", encoding="utf-8")
