@@ -1,7 +1,8 @@
 """PiCIE's clustering step, run before each training epoch: k-means of both views' pixel features, then labels.
 
 Cho et al., CVPR 2021, Sec. 3.3 and Algorithm 1; the reference's ``run_mini_batch_kmeans`` and
-``compute_labels``. With the network in eval mode and no gradient:
+``compute_labels``. With no gradient, and batch norm on its running statistics (eval mode, the reference's) or on
+each batch's own (:func:`clustering_mode`, what :class:`~monai_ssl.engines.PiCIETrainer` uses by default):
 
 1. **Centroids.** One pass over the training images: the pixel features of view 1 and of view 2
    (:meth:`PiCIEViewFeatures.__call__`: the epoch's photometric views, both in the geometry of the epoch's
