@@ -292,6 +292,7 @@ def test_labeled_fraction_that_leaves_a_class_empty_is_a_clear_error(tmp_path, o
     assert any("fraction=0.01" in m and "class 0" in m and "no labeled item" in m for m in messages), messages
 
 
+@pytest.mark.slow  # about 70 s of real-data training: kept out of the default run, which must stay under 10 minutes
 @pytest.mark.skipif(not BREASTMNIST.is_file(), reason="../shared/data/breastmnist.npz is not present")
 def test_byol_then_finetune_beats_the_majority_class_on_breastmnist(tmp_path):
     """Real ultrasound images end to end: BYOL pre-training, fine-tuning on all labels, test accuracy."""
