@@ -12,16 +12,13 @@ features are never held at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import torch
 
 from .seeding import check_feature_rows, farthest_rows, kmeans_plus_plus, nearest_centroid
 
 __all__ = ["MiniBatchKMeans"]
-
-STATE_KEYS = ("num_clusters", "centroids", "counts", "reseeded", "initialised", "rows_seen")
 
 
 class MiniBatchKMeans:
@@ -226,48 +223,3 @@ class MiniBatchKMeans:
         self.centroids = torch.where((sizes > 0)[:, None], (1 - rate) * self.centroids + rate * means, self.centroids)
         self._inertia = dists.mean()
         self._last_rows = rows
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint needs: K, centroids, counts, ``reseeded``, ``initialised`` and ``rows_seen``.
-
-        Rows collected before initialisation are not saved (up to ``init_points`` x D floats): a state saved
-        before initialisation restarts the collection when loaded.
-        """
-        return {
-            "num_clusters": self.num_clusters,
-            "centroids": None if self.centroids is None else self.centroids.clone(),
-            "counts": None if self.counts is None else self.counts.clone(),
-            "reseeded": self.reseeded,
-            "initialised": self.initialised,
-            "rows_seen": self.rows_seen if self.initialised else 0,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a ``state_dict``; the tensors keep the device they were loaded on.
-
-        Raises:
-            ValueError: for missing keys, another ``num_clusters``, or centroids/counts of the wrong shape.
-        """
-        missing = [key for key in STATE_KEYS if key not in state]
-        if missing:
-            raise ValueError(f"MiniBatchKMeans state misses {missing}; expected the keys {list(STATE_KEYS)}")
-        if int(state["num_clusters"]) != self.num_clusters:
-            raise ValueError(
-                f"the MiniBatchKMeans state has num_clusters={state['num_clusters']}, this one {self.num_clusters}"
-            )
-        centroids, counts = state["centroids"], state["counts"]
-        if bool(state["initialised"]):
-            if not isinstance(centroids, torch.Tensor) or centroids.ndim != 2 or centroids.shape[0] != self.num_clusters:
-                shape = tuple(centroids.shape) if isinstance(centroids, torch.Tensor) else centroids
-                raise ValueError(f"MiniBatchKMeans state: centroids must be ({self.num_clusters}, D), got {shape}")
-            if not isinstance(counts, torch.Tensor) or tuple(counts.shape) != (self.num_clusters,):
-                shape = tuple(counts.shape) if isinstance(counts, torch.Tensor) else counts
-                raise ValueError(f"MiniBatchKMeans state: counts must be ({self.num_clusters},), got {shape}")
-        self.reset()
-        if bool(state["initialised"]):
-            self.centroids = centroids.detach().float().clone()
-            self.counts = counts.detach().long().clone().to(self.centroids.device)
-            self.initialised = True
-            self.rows_seen = int(state["rows_seen"])
-        self.reseeded = int(state["reseeded"])

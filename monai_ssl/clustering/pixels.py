@@ -81,7 +81,8 @@ def assign_pixels(features: torch.Tensor, centroids: torch.Tensor) -> torch.Tens
 
 
 def cluster_shares(labels: torch.Tensor, num_clusters: int) -> torch.Tensor:
-    """Share of the pixels in each cluster, (K,) float summing to 1 (a collapse shows as one share near 1).
+    """Share of the pixels in each cluster, (K,) float32 on the labels' device, summing to 1 (a collapse shows as one
+    share near 1).
 
     The reference's per-cluster counts (``utils.postprocess_label``), normalised as in ``compute_labels``.
 
@@ -98,8 +99,8 @@ def cluster_shares(labels: torch.Tensor, num_clusters: int) -> torch.Tensor:
         raise ValueError(f"labels must be an integer tensor of cluster indices, got dtype {labels.dtype}")
     if labels.numel() == 0:
         raise ValueError("cluster_shares: labels is empty (no pixels to count)")
-    flat = labels.flatten().long()
-    if bool((flat < 0).any()):
+    flat = labels.flatten()  # bincount counts any integer dtype: a uint8 label bank is not copied to int64
+    if flat.is_signed() and bool((flat < 0).any()):
         raise ValueError(f"cluster labels must lie in [0, {num_clusters}), got a negative label")
     counts = torch.bincount(flat, minlength=num_clusters)
     if counts.shape[0] > num_clusters:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from monai_ssl.clustering import MiniBatchKMeans, assign_pixels, sample_pixels
+from monai_ssl.clustering import MiniBatchKMeans, assign_pixels, cluster_shares, sample_pixels
 from monai_ssl.transforms import PiCIEAugmentation, geometric_transform, photometric_views, picie_view_params
 
 __all__ = ["ClusteringResult", "PiCIEViewFeatures", "batch_images_and_indices", "cluster_epoch", "cluster_plain_images",
@@ -217,7 +217,6 @@ def cluster_epoch(
                 for km, z in zip(kmeans, views(images, indices, epoch)):
                     km.partial_fit(sample_pixels(z, pixels_per_image, sampler))
             centroids = [km.finalize() for km in kmeans]
-            counts = [torch.zeros(num_clusters, dtype=torch.float64, device=device) for _ in (0, 1)]
             for batch in _progress(loader, f"cluster labels (epoch {epoch})", show_progress):
                 images, indices = batch_images_and_indices(batch, device)
                 z1, z2 = views(images, indices, epoch)
@@ -225,9 +224,7 @@ def cluster_epoch(
                     labels = torch.zeros((num_items, 2, *z1.shape[2:]), dtype=torch.uint8, device=z1.device)
                 _check_batch(indices, num_items, z1, labels)
                 for v, (z, c) in enumerate(((z1, centroids[0]), (z2, centroids[1]))):
-                    assigned = assign_pixels(z, c)
-                    labels[indices.to(labels.device), v] = assigned.to(torch.uint8)
-                    counts[v] += torch.bincount(assigned.reshape(-1), minlength=num_clusters).double()
+                    labels[indices.to(labels.device), v] = assign_pixels(z, c).to(torch.uint8)
                 if preview is None and preview_images > 0:
                     shown = images[:preview_images]
                     plain = network(shown, return_features=True)
@@ -236,10 +233,10 @@ def cluster_epoch(
         restore()
     if labels is None:
         raise ValueError("PiCIE clustering: the training loader gave no batch; there is nothing to cluster.")
-    shares = [c.cpu() / c.sum().cpu().clamp_min(1) for c in counts]  # one copy per view, at the end
-    weights = [s.float().to(device) if cluster_weighting == "frequency" else None for s in shares]
+    shares = [cluster_shares(labels[:, v], num_clusters) for v in (0, 1)]  # every image's labels of this epoch
+    weights = [share if cluster_weighting == "frequency" else None for share in shares]
     return ClusteringResult(
-        centroids=centroids, labels=labels, weights=weights, shares=[s.float() for s in shares],
+        centroids=centroids, labels=labels, weights=weights, shares=[share.cpu() for share in shares],
         reseeded=sum(km.reseeded for km in kmeans), inertia=[float(km.inertia) for km in kmeans],
         seconds=time.perf_counter() - start, preview=preview,
     )

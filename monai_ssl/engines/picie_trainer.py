@@ -56,7 +56,7 @@ class PiCIETrainer(OptimizerStepTrainer):
             clustering steps; it may use a larger batch (the reference's ``batch_size_cluster``).
         network: the PiCIE network.
         optimizer: its optimizer (S4MI: SGD, lr 1e-4, momentum 0.9).
-        num_clusters: K (at least 2); the network's ``num_clusters``.
+        num_clusters: K (at least 2); ``None`` (default): the network's ``num_clusters``.
         augmentation: the photometric views and the equivariant transform (default: the reference's).
         seed: draws the views of each image per epoch, and the k-means initialisations.
         loss_function: default :class:`~monai_ssl.losses.PiCIELoss`.
@@ -85,7 +85,7 @@ class PiCIETrainer(OptimizerStepTrainer):
         cluster_data_loader: Iterable,
         network: nn.Module,
         optimizer: Optimizer,
-        num_clusters: int = 2,
+        num_clusters: int | None = None,
         augmentation: PiCIEAugmentation | None = None,
         seed: int = 0,
         loss_function: PiCIELoss | None = None,
@@ -99,11 +99,12 @@ class PiCIETrainer(OptimizerStepTrainer):
         run_name: str = "PiCIE",
         **trainer_kwargs: Any,
     ) -> None:
-        if isinstance(num_clusters, bool) or int(num_clusters) != num_clusters or num_clusters < 2:
+        model_clusters = getattr(unwrap_parallel(network), "num_clusters", num_clusters)
+        num_clusters = model_clusters if num_clusters is None else num_clusters
+        if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 2:
             raise ValueError(f"`num_clusters` must be an integer of at least 2 (background and lesion), got "
                              f"{num_clusters!r}.")
-        model_clusters = getattr(unwrap_parallel(network), "num_clusters", num_clusters)
-        if model_clusters != num_clusters:
+        if model_clusters is not None and model_clusters != num_clusters:
             raise ValueError(f"`num_clusters` ({num_clusters}) differs from the network's ({model_clusters}).")
         handlers = list(trainer_kwargs.pop("train_handlers", None) or [])
         super().__init__(device=device, max_epochs=max_epochs, train_data_loader=train_data_loader,
@@ -117,7 +118,6 @@ class PiCIETrainer(OptimizerStepTrainer):
         self.num_items = len(dataset)
         self.num_clusters = int(num_clusters)
         self.views = PiCIEViewFeatures(network, augmentation or PiCIEAugmentation(), seed)
-        self.seed = int(seed)
         self.loss_function = loss_function or PiCIELoss()
         self.kmeans_settings = {"init_points": int(kmeans_init_points), "init_iterations": int(kmeans_init_iterations),
                                 "pixels_per_image": kmeans_pixels_per_image}
@@ -156,7 +156,7 @@ class PiCIETrainer(OptimizerStepTrainer):
         """Set the network's centroids from the un-augmented training images (when the run completes)."""
         centroids, reseeded = cluster_plain_images(
             unwrap_parallel(self.network), self.cluster_data_loader, self.num_clusters, torch.device(self.state.device),
-            seed=self.seed, amp=self.amp, show_progress=self.show_progress, **self.kmeans_settings,
+            seed=self.views.seed, amp=self.amp, show_progress=self.show_progress, **self.kmeans_settings,
         )
         model = unwrap_parallel(self.network)
         model.centroids.copy_(centroids.to(model.centroids.device, model.centroids.dtype))

@@ -33,7 +33,6 @@ from .cluster_naming import (
 from .lesion_evaluation import lesion_evaluation_datalist, lesion_postprocessing
 from .picie_preprocessing import picie_training_transforms
 from .lesion_clusters import (
-    CLUSTER_ARCHITECTURES,
     cluster_mapping,
     cluster_report_entries,
     inference_cluster_map,
@@ -58,6 +57,7 @@ from .lesion_networks import (
     lesion_model_file,
     lesion_network,
     lesion_network_name,
+    lesion_outputs_clusters,
     lesion_selection_split,
     lesion_trained_by,
     served_architecture,
@@ -109,11 +109,11 @@ __all__ = [
     "lesion_model_file",
     "lesion_network",
     "lesion_network_name",
+    "lesion_outputs_clusters",
     "lesion_selection_split",
     "lesion_evaluation_datalist",
     "lesion_postprocessing",
     "picie_training_transforms",
-    "CLUSTER_ARCHITECTURES",
     "cluster_mapping",
     "cluster_report_entries",
     "inference_cluster_map",

@@ -16,12 +16,9 @@ import torch
 from torch import nn
 
 from .cluster_naming import ClusterNames, cluster_map_file, name_clusters, resolve_cluster_map, write_cluster_map
+from .lesion_networks import lesion_outputs_clusters
 
-__all__ = ["CLUSTER_ARCHITECTURES", "cluster_mapping", "cluster_report_entries", "inference_cluster_map",
-           "lesion_cluster_names"]
-
-CLUSTER_ARCHITECTURES = ("picie",)
-"""The architectures of :mod:`~monai_ssl.recipes.lesion_networks` whose output channels are clusters."""
+__all__ = ["cluster_mapping", "cluster_report_entries", "inference_cluster_map", "lesion_cluster_names"]
 
 
 def lesion_cluster_names(
@@ -47,7 +44,7 @@ def lesion_cluster_names(
     Raises:
         ValueError: an item of the split without a mask (naming needs them; inference does not).
     """
-    if architecture not in CLUSTER_ARCHITECTURES:
+    if not lesion_outputs_clusters(architecture):
         return None
     names = name_clusters(network, dataloader, inferer, postprocessing, num_clusters, num_classes, device, amp=amp)
     if model_file:
@@ -75,6 +72,6 @@ def inference_cluster_map(architecture: str, cluster_map: Any, model_file: str) 
         FileNotFoundError: no map given and none beside the model (run evaluate.json first, or pass one).
         ValueError: a malformed map, or one made for another model file.
     """
-    if architecture not in CLUSTER_ARCHITECTURES:
+    if not lesion_outputs_clusters(architecture):
         return None
     return resolve_cluster_map(cluster_map_file(model_file) if cluster_map is None else cluster_map, model_file)

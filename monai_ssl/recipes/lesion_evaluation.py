@@ -21,7 +21,7 @@ import torch
 from monai.transforms import Activationsd, AsDiscreted, Compose, EnsureTyped, Invertd, MapLabelValued
 
 from .cluster_naming import checked_cluster_map
-from .lesion_clusters import CLUSTER_ARCHITECTURES
+from .lesion_networks import lesion_outputs_clusters
 
 __all__ = ["lesion_evaluation_datalist", "lesion_postprocessing"]
 
@@ -77,7 +77,7 @@ def lesion_evaluation_datalist(data_root: str | os.PathLike, split: str, archite
         if "mask" not in str(err).lower() and "ground-truth" not in str(err).lower():
             raise
         needs = ("names its clusters with the masks (the Hungarian match) and scores them"
-                 if architecture in CLUSTER_ARCHITECTURES else "scores the predictions against the masks")
+                 if lesion_outputs_clusters(architecture) else "scores the predictions against the masks")
         found = re.sub(r" \(pass require_masks=False[^)]*\)", "", str(err))  # a hint for another caller
         raise type(err)(f"evaluate.json on split {split!r} {needs}, and the masks are missing: {found}. Images without "
                         "masks can be segmented with inference.json.") from err

@@ -26,7 +26,7 @@ from torch import nn
 from monai_ssl.utils import choose
 
 __all__ = ["LESION_ARCHITECTURES", "LesionArchitecture", "lesion_model_file", "lesion_network", "lesion_network_name",
-           "lesion_selection_split", "lesion_trained_by", "served_architecture"]
+           "lesion_outputs_clusters", "lesion_selection_split", "lesion_trained_by", "served_architecture"]
 
 UNET_CHANNELS = (16, 32, 64, 128, 256)
 UNET_STRIDES = (2, 2, 2, 2)
@@ -42,18 +42,22 @@ class LesionArchitecture:
         report_name: the network named in an evaluation report; ``None`` names the pair's ``inference_network``.
         selection_split: the split its training selects the model on (``"val"``: the best epoch), or ``None``:
             it selects nothing (PiCIE keeps its last epoch, with no label to validate on).
+        outputs_clusters: its output channels are clusters, named with classes by a cluster-to-class map
+            (:mod:`~monai_ssl.recipes.lesion_clusters`), not classes.
     """
 
     model_name: str
     trained_by: str
     report_name: str | None
     selection_split: str | None = "val"
+    outputs_clusters: bool = False
 
 
 LESION_ARCHITECTURES = {
     "cross_teaching": LesionArchitecture("model.pt", "train.json", None),
     "supervised": LesionArchitecture("supervised_model.pt", "train.json + supervised_train.json", "resnet34_unet"),
-    "picie": LesionArchitecture("picie_model.pt", "train.json + picie.json", "picie", selection_split=None),
+    "picie": LesionArchitecture("picie_model.pt", "train.json + picie.json", "picie", selection_split=None,
+                                outputs_clusters=True),
 }
 
 
@@ -129,6 +133,11 @@ def lesion_selection_split(architecture: str) -> str | None:
     so that evaluate.json refuses to report on a split only where the model was chosen on it."""
     return _architecture(architecture).selection_split
 
+
+
+def lesion_outputs_clusters(architecture: str) -> bool:
+    """Whether the output channels of ``architecture`` are clusters (PiCIE), which a cluster-to-class map names."""
+    return _architecture(architecture).outputs_clusters
 
 def served_architecture(ckpt_dir: str, default: str = "cross_teaching") -> str:
     """The architecture of the served model ``<ckpt_dir>/model.pt``, as its settings file records it (``default`` when

@@ -66,7 +66,7 @@ def check_label_free(spec: StudySpec, chosen: Sequence[str], budgets: Sequence[B
             chosen protocol is label-free and there is no 0 among the budgets (``--fractions 0``).
     """
     free = [p for p in chosen if spec.protocols[p].label_free]
-    zero = any(b.kind == "fraction" and b.value == 0 for b in budgets)
+    zero = any(b.no_labels for b in budgets)
     if zero and not free:
         raise ValueError(f"{setting}: fraction 0 (no labels) is the column of a label-free protocol (study.json "
                          f"\"label_free\": true), and none of the chosen protocols {list(chosen)} is one; drop 0 "
@@ -78,7 +78,7 @@ def check_label_free(spec: StudySpec, chosen: Sequence[str], budgets: Sequence[B
         logger.info("label-free protocol(s) %s run only at fraction 0 (no labels), which is not among the budgets "
                     "(%s): they run no cell", ", ".join(free), ", ".join(b.label for b in budgets))
     others = [p for p in chosen if p not in free]
-    if zero and others and all(b.kind == "fraction" and b.value == 0 for b in budgets):
+    if zero and others and all(b.no_labels for b in budgets):
         logger.info("protocol(s) %s need labels and run only at budgets above 0, and the only budget is 0: they "
                     "run no cell", ", ".join(others))
     return free

@@ -50,6 +50,11 @@ class Budget:
         return "fraction" if self.kind == "fraction" else "shots_per_class"
 
     @property
+    def no_labels(self) -> bool:
+        """The fraction 0: the column where only label-free protocols run (study.json ``"label_free": true``)."""
+        return self.kind == "fraction" and self.value == 0
+
+    @property
     def name(self) -> str:
         """Folder-safe name, e.g. ``fraction_0.1`` or ``shots_5``."""
         return f"{self.kind}_{self.value:g}"
@@ -182,8 +187,7 @@ def runs_at(budget: Budget, label_free: bool) -> bool:
     A label-free protocol (study.json ``"label_free": true``) trains on no label, so it has one
     column, the 0 % one; every other protocol needs labels, so it has no cell there.
     """
-    empty = budget.kind == "fraction" and budget.value == 0
-    return empty if label_free else not empty
+    return budget.no_labels == bool(label_free)
 
 
 def build_grid(protocols: Sequence[str], budgets: Sequence[Budget], seeds: Sequence[int],

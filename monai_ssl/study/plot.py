@@ -59,7 +59,7 @@ def study_figure(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], titl
         return None
     protocols = list(dict.fromkeys(r["protocol"] for r in rows))
     budgets = sorted(dict.fromkeys(r["budget"] for r in rows), key=lambda b: b.value)
-    linear = budgets[0].kind == "fraction" and budgets[0].value == 0  # a 0 % column has no place on a log axis
+    linear = budgets[0].no_labels  # a 0 % column has no place on a log axis
     fig = Figure(figsize=(5.5 * len(panels), 4.5))
     FigureCanvasAgg(fig)
     palette = colormaps["tab10"]

@@ -125,7 +125,7 @@ def _fmt(stat: Stat | None, signed: bool = False, why: str = "—") -> str:
 
 def _header(rows: Sequence[Mapping[str, Any]], budget: Budget) -> str:
     """``10% (12 labels)``: the budget and the number of labeled training images it gave (``0% (0 labels)``)."""
-    if budget.kind == "fraction" and budget.value == 0:
+    if budget.no_labels:
         return f"{budget.label} (0 labels)"
     counts = sorted({r["n_labeled"] for r in rows if r["budget"] == budget and r["n_labeled"] is not None})
     if not counts:

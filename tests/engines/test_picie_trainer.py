@@ -42,6 +42,10 @@ def test_clustering_is_reproducible_and_fills_every_image():
     assert first.labels.shape == (6, 2, 8, 8) and first.labels.dtype == torch.uint8
     assert int(first.labels.max()) <= 1
     assert all(torch.isclose(s.sum(), torch.tensor(1.0)) for s in first.shares)
+    # the shares are those of the label bank: no cluster is empty, so an agreement below cannot come from one label
+    for v, share in enumerate(first.shares):
+        expected = torch.bincount(first.labels[:, v].flatten().long(), minlength=2).float() / first.labels[:, v].numel()
+        assert torch.allclose(share, expected) and float(share.min()) > 0
     assert first.preview[0].shape == (2, 3, 32, 32) and first.preview[1].shape == (2, 8, 8)
     # another batch order and size: the same views per image; k-means may name the clusters the other way round
     agree = (first.labels == again.labels).float().mean()
@@ -69,7 +73,8 @@ def test_trainer_clusters_each_epoch_trains_and_sets_the_model_clusters():
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     trainer = PiCIETrainer(device="cpu", max_epochs=2, train_data_loader=DataLoader(items, batch_size=3, shuffle=True),
                            cluster_data_loader=DataLoader(items, batch_size=6), network=net, optimizer=optimizer,
-                           num_clusters=2, seed=1, show_progress=False)
+                           seed=1, show_progress=False)
+    assert trainer.num_clusters == 2  # the network's
     clustered, losses = [], []
     trainer.add_event_handler(PiCIEEvents.CLUSTERING_COMPLETED, lambda e: clustered.append(e.state.iteration))
     trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output))
