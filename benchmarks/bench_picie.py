@@ -266,7 +266,7 @@ def report(training: dict, clustering: dict, table: list[dict], measured: list[d
         "per view K random rows + Lloyd iterations on the first `init_points` rows, the reference's mini-batch "
         "updates on the rest, then a second pass writing every pixel's label into a preallocated uint8 bank and "
         "counting the shares on the device (read once). `cluster_epoch` does the same with k-means++ seeding, "
-        "empty-cluster re-seeding and per-batch share counts, into the same preallocated bank.",
+        "empty-cluster re-seeding, into the same preallocated bank, and the shares counted from the bank at the end.",
         *MEM.memory_notes(args),
         "",
     ]
